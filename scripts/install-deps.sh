@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install the Debian packages this project needs, if any are missing.
+# Idempotent: with everything installed it only asks dpkg and exits.
+set -euo pipefail
+
+packages=(
+    build-essential cmake ninja-build pkg-config python3
+    libgtest-dev googletest libbenchmark-dev
+    liburing-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$status" = installed ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    sudo=sudo
+else
+    sudo=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

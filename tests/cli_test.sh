@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# cli_test.sh CASE TOOLDIR: one check of madvisev-info or madvisev-bench.
+# Exit 0 pass, 1 fail, 77 skip (liburing's convention).
+set -u
+case_name=$1
+tools=$2
+info=$tools/madvisev-info
+bench=$tools/madvisev-bench
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+fail() { echo "FAIL: $*"; exit 1; }
+one_line() { [ "$(wc -l < "$1")" -eq 1 ] || fail "expected one line on stderr, got: $(cat "$1")"; }
+
+unavailable_backend() {
+    env -u MADVISEV_BACKEND "$info" | awk '$2 == "unavailable" { print $1; exit }'
+}
+available_backend() {
+    env -u MADVISEV_BACKEND "$info" | awk '/^  / && $2 == "available" { print $1 }' | tail -n 1
+}
+
+case $case_name in
+info_help)
+    "$info" --help > "$tmp/out" || fail "--help exited $?"
+    grep -q '^Usage: madvisev-info' "$tmp/out" || fail "no usage text"
+    ;;
+info_runs)
+    env -u MADVISEV_BACKEND "$info" > "$tmp/out" || fail "exited $?: $(cat "$tmp/out")"
+    cat "$tmp/out"
+    grep -q "^kernel: *Linux $(uname -r)" "$tmp/out" || fail "kernel release missing"
+    for b in syscall process_madvise io_uring sequential; do
+        grep -Eq "^  $b +(available|unavailable) +[^ ]" "$tmp/out" || fail "no line for $b"
+    done
+    auto=$(awk '$1 == "auto:" { print $2 }' "$tmp/out")
+    sel=$(awk '$1 == "selected:" { print $2 }' "$tmp/out")
+    [ -n "$auto" ] && [ "$auto" = "$sel" ] || fail "auto '$auto' but selected '$sel'"
+    grep -q '^madvisev: .* bytes advised, page zeroed' "$tmp/out" || fail "probe call failed"
+    ;;
+info_bad_option)
+    "$info" --bogus > "$tmp/out" 2> "$tmp/err" && fail "accepted --bogus"
+    one_line "$tmp/err"
+    grep -q "unknown option '--bogus'" "$tmp/err" || fail "message: $(cat "$tmp/err")"
+    "$info" extra 2> "$tmp/err" > /dev/null && fail "accepted a stray argument"
+    one_line "$tmp/err"
+    ;;
+forced_unknown)
+    for v in bogus SYSCALL ' ' 'io_uring,sequential'; do
+        MADVISEV_BACKEND=$v "$info" > "$tmp/out" 2> "$tmp/err" && fail "accepted MADVISEV_BACKEND='$v'"
+        one_line "$tmp/err"
+        grep -q 'unknown backend' "$tmp/err" || fail "message: $(cat "$tmp/err")"
+        grep -q '^madvisev: -1 EINVAL' "$tmp/out" || fail "madvisev() did not fail with EINVAL"
+    done
+    ;;
+forced_unavailable)
+    b=$(unavailable_backend)
+    [ -n "$b" ] || { echo "SKIP: every backend is available on this kernel"; exit 77; }
+    MADVISEV_BACKEND=$b "$info" > "$tmp/out" 2> "$tmp/err" && fail "forced $b ran"
+    cat "$tmp/err"
+    one_line "$tmp/err"
+    grep -q "MADVISEV_BACKEND=$b: backend not available" "$tmp/err" || fail "message: $(cat "$tmp/err")"
+    grep -q '^madvisev: -1 ENOSYS' "$tmp/out" || fail "madvisev() did not fail with ENOSYS"
+    grep -q '^selected: none' "$tmp/out" || fail "another backend was used silently"
+    ;;
+forced_available)
+    b=$(available_backend)
+    MADVISEV_BACKEND=$b "$info" > "$tmp/out" 2> "$tmp/err" || fail "forced $b failed: $(cat "$tmp/err")"
+    grep -q "^selected: $b\$" "$tmp/out" || fail "selected is not $b"
+    [ ! -s "$tmp/err" ] || fail "stderr not empty: $(cat "$tmp/err")"
+    ;;
+bench_help)
+    "$bench" --help > "$tmp/out" || fail "--help exited $?"
+    grep -q '^Usage: madvisev-bench' "$tmp/out" || fail "no usage text"
+    ;;
+bench_bad_input)
+    for args in "--bogus" "--vlens" "--vlens 0" "--vlens -3" "--vlens 1,x" "--sizes 100" \
+                "--backends nope" "--ranges 12abc" "stray"; do
+        # shellcheck disable=SC2086
+        "$bench" $args > /dev/null 2> "$tmp/err" && fail "accepted '$args'"
+        one_line "$tmp/err"
+    done
+    ;;
+bench_json)
+    "$bench" --vlens 1,8 --sizes 4096 --ranges 64 --json "$tmp/out.json" > "$tmp/out" ||
+        fail "bench exited $?"
+    cat "$tmp/out"
+    python3 - "$tmp/out.json" <<'PY' || fail "bad JSON"
+import json, sys
+recs = json.load(open(sys.argv[1]))
+keys = {"backend", "vlen", "range_bytes", "calls", "ns_per_range", "shootdowns_per_call"}
+assert recs, "no records"
+for r in recs:
+    assert keys <= r.keys(), r
+    assert r["vlen"] in (1, 8) and r["range_bytes"] == 4096 and r["calls"] >= 8, r
+    assert r["ns_per_range"] > 0, r
+backends = {r["backend"] for r in recs}
+assert "sequential" in backends, backends
+assert len(recs) == 2 * len(backends), recs
+PY
+    ;;
+*)
+    fail "unknown case $case_name"
+    ;;
+esac
+echo "PASS: $case_name"
+exit 0
