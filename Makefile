@@ -1,10 +1,22 @@
 # Two commands do everything: `make demo` and `make test`.
 BUILD      ?= build
 BUILD_SAN  ?= build-asan
+BUILD_ST   ?= build-static
+VM         ?= $(BUILD)/vm
 JOBS       ?= $(shell nproc)
 CMAKE_GEN  := -G Ninja
+VM_SMP     ?= 2
+# Guest benchmark: fewer ranges per configuration than on the host, since
+# the guest runs under emulation.
+VM_BENCH   ?= --ranges:4096
 
-.PHONY: all deps build build-asan demo test test-unit test-asan install clean
+KERNEL_PATCHED   := $(VM)/obj-patched/arch/x86/boot/bzImage
+KERNEL_UNPATCHED := $(VM)/obj-unpatched/arch/x86/boot/bzImage
+INITRAMFS        := $(VM)/initramfs.cpio.gz
+KSELFTEST        := $(VM)/madvisev-kselftest
+
+.PHONY: all deps build build-asan build-static demo test test-unit test-asan \
+        vm-kernels vm-images vm-test vm-bench install clean FORCE
 
 all: build
 
@@ -23,15 +35,29 @@ $(BUILD_SAN)/build.ninja: | deps
 build-asan: deps $(BUILD_SAN)/build.ninja
 	cmake --build $(BUILD_SAN) -j $(JOBS)
 
-# The main job: what this kernel offers, and what each backend costs.
-demo: build
-	@echo "== madvisev-info"
+# Statically linked tools and tests for the guests' initramfs.
+$(BUILD_ST)/build.ninja: | deps
+	cmake -S . -B $(BUILD_ST) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DMADVISEV_STATIC=ON
+
+build-static: deps $(BUILD_ST)/build.ninja
+	cmake --build $(BUILD_ST) -j $(JOBS) --target madvisev-test madvisev-info madvisev-bench
+
+# The main job: what this kernel offers and what each backend costs, here
+# and in the patched 6.12 guest.
+demo: build vm-images
+	@echo "== host: madvisev-info"
 	@$(BUILD)/libmadvisev/madvisev-info
 	@echo
-	@echo "== madvisev-bench (JSON in $(BUILD)/madvisev-bench.json)"
+	@echo "== host: madvisev-bench (JSON in $(BUILD)/madvisev-bench.json)"
 	@$(BUILD)/libmadvisev/madvisev-bench --json $(BUILD)/madvisev-bench.json
+	@echo
+	@echo "== patched Linux 6.12 guest, $(VM_SMP) vCPUs under QEMU TCG: madvisev-bench"
+	@vm-images/run-vm.sh -q -k $(KERNEL_PATCHED) -i $(INITRAMFS) -j bench -s $(VM_SMP) \
+	    -t 1800 -l $(VM)/bench-patched.log -a "madvisev.bench=$(VM_BENCH)" || \
+	    { echo "guest benchmark failed; see $(VM)/bench-patched.log"; exit 1; }
+	@tr -d '\r' < $(VM)/bench-patched.log | sed -n '/^kernel:/,/^MADVISEV-VM-EXIT/p' | grep -v '^MADVISEV-VM-EXIT'
 
-test: test-unit test-asan
+test: test-unit test-asan vm-test
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
@@ -40,8 +66,34 @@ test-unit: build
 test-asan: build-asan
 	ctest --test-dir $(BUILD_SAN) --output-on-failure -j $(JOBS)
 
+# Kernels: make decides nothing here, build-kernel.sh knows what changed.
+vm-kernels: deps
+	vm-images/build-kernel.sh unpatched $(VM)
+	vm-images/build-kernel.sh patched $(VM)
+
+$(KSELFTEST): vm-kernels FORCE
+	gcc -static -O2 -Wall -pthread -isystem $(VM)/obj-patched/usr/include \
+	    -I $(VM)/src-patched/tools/testing/selftests \
+	    -o $@ $(VM)/src-patched/tools/testing/selftests/mm/madvisev.c
+
+vm-images: vm-kernels build-static $(KSELFTEST)
+	vm-images/build-initramfs.sh $(INITRAMFS) $(KSELFTEST) \
+	    $(BUILD_ST)/libmadvisev/madvisev-test $(BUILD_ST)/libmadvisev/madvisev-info \
+	    $(BUILD_ST)/libmadvisev/madvisev-bench
+
+# In the patched guest: the kselftest and the library's tests, detection
+# picking `syscall`.  In the unpatched one: the library's tests, detection
+# picking `sequential`.
+vm-test: vm-images
+	vm-images/run-vm.sh -q -k $(KERNEL_PATCHED) -i $(INITRAMFS) -j test-patched -s 2 \
+	    -t 1200 -l $(VM)/test-patched.log; rc=$$?; tr -d '\r' < $(VM)/test-patched.log | \
+	    grep -E '^\[guest\]|^# |^(not )?ok |tests? (passed|failed)|FAILED|PASSED' ; exit $$rc
+	vm-images/run-vm.sh -q -k $(KERNEL_UNPATCHED) -i $(INITRAMFS) -j test-unpatched -s 2 \
+	    -t 1200 -l $(VM)/test-unpatched.log; rc=$$?; tr -d '\r' < $(VM)/test-unpatched.log | \
+	    grep -E '^\[guest\]|FAILED|PASSED' ; exit $$rc
+
 install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_ST)

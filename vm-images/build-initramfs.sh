@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# build-initramfs.sh OUT.cpio.gz BIN...
+#   Pack busybox-static, the guest init, guest-run.sh and the given
+#   statically linked test binaries (into /tests) as a gzipped newc cpio.
+set -euo pipefail
+out=${1:?usage: build-initramfs.sh OUT.cpio.gz BIN...}
+shift
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
+step "pack $(basename "$out")"
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,tests}
+busybox=${BUSYBOX:-/bin/busybox}
+if ! file -L "$busybox" | grep -q 'statically linked'; then
+    echo "[vm-images] FAILED: $busybox is not a static busybox (package busybox-static)" >&2
+    exit 1
+fi
+cp "$busybox" "$root/bin/busybox"
+install -m 755 "$here/guest/init" "$root/init"
+install -m 755 "$here/guest/guest-run.sh" "$root/tests/guest-run.sh"
+for bin in "$@"; do
+    if ! file -L "$bin" | grep -Eq 'statically linked|static-pie linked'; then
+        echo "[vm-images] FAILED: $bin is not statically linked" >&2
+        exit 1
+    fi
+    install -m 755 "$bin" "$root/tests/"
+done
+mkdir -p "$(dirname "$out")"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out.tmp"
+mv "$out.tmp" "$out"
+echo "[vm-images] $out: $(du -h "$out" | cut -f1)"
+step_done

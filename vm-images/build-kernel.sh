@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# build-kernel.sh VARIANT OUT
+#   Build the guest kernel VARIANT (patched | unpatched) under OUT, out of
+#   tree (O=), with ccache, from Debian's linux-source-6.12 tarball and the
+#   config fragment in vm-images/config/guest.config.  The patched kernel
+#   has kernel-patch/*.patch applied with patch -p1.  Result:
+#   OUT/obj-VARIANT/arch/x86/boot/bzImage, and OUT/obj-VARIANT/usr/include
+#   with the uapi headers.
+set -euo pipefail
+variant=${1:?usage: build-kernel.sh patched|unpatched OUT}
+out=${2:?usage: build-kernel.sh patched|unpatched OUT}
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
+case $variant in patched|unpatched) ;; *) echo "build-kernel.sh: unknown variant '$variant'" >&2; exit 2;; esac
+tarball=${LINUX_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
+[ -r "$tarball" ] || { echo "build-kernel.sh: $tarball missing (package linux-source-6.12)" >&2; exit 1; }
+fragment=$here/config/guest.config
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+pristine=$out/src-unpatched
+src=$out/src-$variant
+obj=$out/obj-$variant
+log=$out/build-$variant.log
+: > "$log"
+
+# What the source tree is made of; a change to any of it rebuilds the tree.
+inputs_id() {
+    {
+        stat -c '%n %s %Y' "$tarball"
+        [ "$variant" = patched ] && cat "$top"/kernel-patch/*.patch
+    } | sha256sum | cut -c1-16
+}
+id=$(inputs_id)
+
+if [ ! -f "$pristine/.madvisev-extracted" ] || [ "$(cat "$pristine/.madvisev-extracted")" != "$(stat -c '%n %s %Y' "$tarball")" ]; then
+    step "extract $(basename "$tarball")"
+    rm -rf "$pristine" "$out/extract.tmp"
+    mkdir -p "$out/extract.tmp"
+    run_logged "$log" tar -xf "$tarball" -C "$out/extract.tmp"
+    mv "$out/extract.tmp"/linux-source-* "$pristine"
+    rmdir "$out/extract.tmp"
+    stat -c '%n %s %Y' "$tarball" > "$pristine/.madvisev-extracted"
+    step_done
+fi
+
+if [ "$variant" = patched ] && [ "$(cat "$src/.madvisev-id" 2>/dev/null)" != "$id" ]; then
+    step "apply kernel-patch/*.patch"
+    rm -rf "$src"
+    # Hard links share the pristine files; patch(1) writes new files, so
+    # the pristine tree stays untouched.
+    cp -al "$pristine" "$src"
+    for p in "$top"/kernel-patch/*.patch; do
+        echo "  $(basename "$p")"
+        run_logged "$log" patch -p1 --forward --batch -d "$src" -i "$p"
+    done
+    echo "$id" > "$src/.madvisev-id"
+    rm -rf "$obj" # new sources: no stale objects
+    step_done
+fi
+
+step "configure $variant kernel (tinyconfig + config/guest.config)"
+mkdir -p "$obj"
+kmake() { make -C "$src" O="$obj" ARCH=x86_64 "$@"; }
+if [ ! -f "$obj/.config" ] || [ "$fragment" -nt "$obj/.config" ]; then
+    run_logged "$log" kmake tinyconfig
+    run_logged "$log" "$src/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "$fragment"
+    run_logged "$log" kmake olddefconfig
+fi
+# Every option the fragment asks for must have survived olddefconfig.
+missing=$(grep -E '^CONFIG_[A-Z0-9_]+=y' "$fragment" | while read -r opt; do
+    grep -qx "$opt" "$obj/.config" || echo "$opt"
+done)
+if [ -n "$missing" ]; then
+    echo "[vm-images] FAILED: configure: options not set in $obj/.config:" $missing >&2
+    exit 1
+fi
+step_done
+
+step "build $variant kernel (make -j$(nproc) bzImage, ccache)"
+export CCACHE_BASEDIR=$out
+run_logged "$log" kmake -j"$(nproc)" CC="ccache gcc" bzImage
+run_logged "$log" kmake headers_install INSTALL_HDR_PATH="$obj/usr"
+step_done
+echo "[vm-images] $obj/arch/x86/boot/bzImage"

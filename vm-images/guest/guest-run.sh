@@ -1,0 +1,60 @@
+#!/bin/sh
+# guest-run.sh JOB: what the test guest runs.  Exit 0 pass, non-zero fail.
+#   test-patched    kselftest madvisev, the library's gtests; detection must pick syscall
+#   test-unpatched  the library's gtests; detection must pick sequential
+#   bench           madvisev-info and madvisev-bench (MADVISEV_BENCH_ARGS from the command line)
+#   info            madvisev-info only
+job=$1
+fail=0
+
+expect_backend() {
+    madvisev-info > /tmp/info.txt 2>&1
+    cat /tmp/info.txt
+    if ! grep -q "^selected: $1\$" /tmp/info.txt; then
+        echo "[guest] FAIL: detection did not pick $1"
+        fail=1
+    else
+        echo "[guest] detection picks $1, as it must"
+    fi
+}
+
+run_gtests() {
+    echo "[guest] libmadvisev gtests"
+    if ! madvisev-test --gtest_brief=1; then
+        echo "[guest] FAIL: libmadvisev gtests"
+        fail=1
+    fi
+}
+
+case $job in
+test-patched)
+    expect_backend syscall
+    echo "[guest] kselftest mm/madvisev"
+    ./madvisev-kselftest > /tmp/ksft.txt 2>&1
+    ksft=$?
+    cat /tmp/ksft.txt
+    if [ $ksft -ne 0 ] || grep -q '^not ok' /tmp/ksft.txt || grep -q '# SKIP' /tmp/ksft.txt; then
+        echo "[guest] FAIL: kselftest (exit $ksft; every case must pass, none skip)"
+        fail=1
+    fi
+    run_gtests
+    ;;
+test-unpatched)
+    expect_backend sequential
+    run_gtests
+    ;;
+bench)
+    madvisev-info
+    args=$(sed -n 's/.*madvisev\.bench=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    # shellcheck disable=SC2086
+    madvisev-bench $args || fail=1
+    ;;
+info)
+    madvisev-info || fail=1
+    ;;
+*)
+    echo "[guest] unknown job '$job'"
+    fail=2
+    ;;
+esac
+exit $fail

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# run-vm.sh -k KERNEL -i INITRAMFS -j JOB [options]
+#   Boot a test guest in QEMU, run JOB (see guest/guest-run.sh) and exit
+#   with the guest's exit status.  124 if the guest did not finish in time,
+#   125 if it died without reporting one.
+#   -s N      vCPUs (default 2)
+#   -m SIZE   memory (default 2G)
+#   -t SECS   time limit (default 600)
+#   -l LOG    serial console log (default: a temporary file)
+#   -a ARGS   extra kernel command-line arguments
+#   --kvm     use KVM instead of TCG (real hardware only; nested KVM on
+#             these development machines fails with emulation errors)
+#   -q        do not echo the console while it runs
+set -euo pipefail
+kernel= initrd= job= smp=2 mem=2G limit=600 log= extra= accel=tcg quiet=0
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+    case $1 in
+    -k) kernel=$2; shift 2 ;;
+    -i) initrd=$2; shift 2 ;;
+    -j) job=$2; shift 2 ;;
+    -s) smp=$2; shift 2 ;;
+    -m) mem=$2; shift 2 ;;
+    -t) limit=$2; shift 2 ;;
+    -l) log=$2; shift 2 ;;
+    -a) extra=$2; shift 2 ;;
+    --kvm) accel=kvm; shift ;;
+    -q) quiet=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "run-vm.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
+    esac
+done
+[ -n "$kernel" ] && [ -n "$initrd" ] && [ -n "$job" ] || { echo "run-vm.sh: -k, -i and -j are required (try --help)" >&2; exit 2; }
+for f in "$kernel" "$initrd"; do
+    [ -r "$f" ] || { echo "run-vm.sh: $f: not found" >&2; exit 2; }
+done
+case $smp in ''|*[!0-9]*) echo "run-vm.sh: bad -s '$smp'" >&2; exit 2 ;; esac
+case $limit in ''|*[!0-9]*) echo "run-vm.sh: bad -t '$limit'" >&2; exit 2 ;; esac
+[ -n "$log" ] || log=$(mktemp /tmp/madvisev-vm.XXXXXX.log)
+
+if [ "$accel" = kvm ]; then
+    accel_args=(-accel kvm -cpu host)
+else
+    accel_args=(-accel tcg,thread=multi -cpu max)
+fi
+start=$(date +%s)
+echo "[vm] boot $(basename "$kernel"), $smp vCPUs, $accel, job '$job' (log: $log)"
+set +e
+if [ "$quiet" = 1 ]; then
+    timeout --kill-after=10 "$limit" qemu-system-x86_64 "${accel_args[@]}" -smp "$smp" -m "$mem" \
+        -nographic -no-reboot -nodefaults -serial stdio -kernel "$kernel" -initrd "$initrd" \
+        -append "console=ttyS0 panic=-1 oops=panic madvisev.job=$job $extra" < /dev/null > "$log" 2>&1
+else
+    timeout --kill-after=10 "$limit" qemu-system-x86_64 "${accel_args[@]}" -smp "$smp" -m "$mem" \
+        -nographic -no-reboot -nodefaults -serial stdio -kernel "$kernel" -initrd "$initrd" \
+        -append "console=ttyS0 panic=-1 oops=panic madvisev.job=$job $extra" < /dev/null 2>&1 | tee "$log"
+fi
+qemu_rc=${PIPESTATUS[0]}
+set -e
+elapsed=$(( $(date +%s) - start ))
+rc=$(tr -d '\r' < "$log" | sed -n 's/^MADVISEV-VM-EXIT=\([0-9]*\)$/\1/p' | tail -n 1)
+if [ -z "$rc" ]; then
+    if [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then
+        echo "[vm] FAILED: guest did not finish within ${limit}s; see $log" >&2
+        exit 124
+    fi
+    echo "[vm] FAILED: guest ended (qemu exit $qemu_rc) without reporting a status; see $log" >&2
+    tail -n 20 "$log" >&2
+    exit 125
+fi
+echo "[vm] job '$job' exited $rc after ${elapsed}s"
+exit "$rc"
