@@ -30,7 +30,7 @@ log=$out/build-$variant.log
 inputs_id() {
     {
         stat -c '%n %s %Y' "$tarball"
-        [ "$variant" = patched ] && cat "$top"/kernel-patch/*.patch
+        if [ "$variant" = patched ]; then cat "$top"/kernel-patch/*.patch; fi
     } | sha256sum | cut -c1-16
 }
 id=$(inputs_id)
@@ -82,6 +82,6 @@ step_done
 step "build $variant kernel (make -j$(nproc) bzImage, ccache)"
 export CCACHE_BASEDIR=$out
 run_logged "$log" kmake -j"$(nproc)" CC="ccache gcc" bzImage
-run_logged "$log" kmake headers_install INSTALL_HDR_PATH="$obj/usr"
+run_logged "$log" kmake headers # uapi headers in $obj/usr/include
 step_done
 echo "[vm-images] $obj/arch/x86/boot/bzImage"

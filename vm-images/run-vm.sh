@@ -49,11 +49,11 @@ set +e
 if [ "$quiet" = 1 ]; then
     timeout --kill-after=10 "$limit" qemu-system-x86_64 "${accel_args[@]}" -smp "$smp" -m "$mem" \
         -nographic -no-reboot -nodefaults -serial stdio -kernel "$kernel" -initrd "$initrd" \
-        -append "console=ttyS0 panic=-1 oops=panic madvisev.job=$job $extra" < /dev/null > "$log" 2>&1
+        -append "console=ttyS0 loglevel=5 panic=-1 oops=panic madvisev.job=$job $extra" < /dev/null > "$log" 2>&1
 else
     timeout --kill-after=10 "$limit" qemu-system-x86_64 "${accel_args[@]}" -smp "$smp" -m "$mem" \
         -nographic -no-reboot -nodefaults -serial stdio -kernel "$kernel" -initrd "$initrd" \
-        -append "console=ttyS0 panic=-1 oops=panic madvisev.job=$job $extra" < /dev/null 2>&1 | tee "$log"
+        -append "console=ttyS0 loglevel=5 panic=-1 oops=panic madvisev.job=$job $extra" < /dev/null 2>&1 | tee "$log"
 fi
 qemu_rc=${PIPESTATUS[0]}
 set -e

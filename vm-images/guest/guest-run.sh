@@ -5,6 +5,7 @@
 #   bench           madvisev-info and madvisev-bench (MADVISEV_BENCH_ARGS from the command line)
 #   info            madvisev-info only
 job=$1
+export GTEST_COLOR=no
 fail=0
 
 expect_backend() {
