@@ -15,7 +15,7 @@ KERNEL_UNPATCHED := $(VM)/obj-unpatched/arch/x86/boot/bzImage
 INITRAMFS        := $(VM)/initramfs.cpio.gz
 KSELFTEST        := $(VM)/madvisev-kselftest
 
-.PHONY: all deps build build-asan build-static demo test test-unit test-asan \
+.PHONY: all deps build build-asan build-static demo test test-unit test-asan patch-check \
         vm-kernels vm-images vm-test vm-bench install clean FORCE
 
 all: build
@@ -57,7 +57,7 @@ demo: build vm-images
 	    { echo "guest benchmark failed; see $(VM)/bench-patched.log"; exit 1; }
 	@tr -d '\r' < $(VM)/bench-patched.log | sed -n '/^kernel:/,/^MADVISEV-VM-EXIT/p' | grep -v '^MADVISEV-VM-EXIT'
 
-test: test-unit test-asan vm-test
+test: test-unit test-asan patch-check vm-test
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
@@ -70,6 +70,10 @@ test-asan: build-asan
 vm-kernels: deps
 	vm-images/build-kernel.sh unpatched $(VM)
 	vm-images/build-kernel.sh patched $(VM)
+
+# The series must stay checkpatch --strict clean (kernel-patch/README.md).
+patch-check: vm-kernels
+	kernel-patch/checkpatch.sh $(VM)/src-unpatched
 
 $(KSELFTEST): vm-kernels FORCE
 	gcc -static -O2 -Wall -pthread -isystem $(VM)/obj-patched/usr/include \

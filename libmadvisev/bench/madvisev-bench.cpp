@@ -42,18 +42,17 @@ struct Record {
 };
 
 void usage(FILE *out) {
-    fprintf(out,
-            "Usage: madvisev-bench [options]\n"
-            "Time MADV_DONTNEED through each libmadvisev backend and count TLB shootdowns\n"
-            "(/proc/interrupts, TLB row, all CPUs) per call.  Each range is dirtied before\n"
-            "every call; a sibling thread spins on another CPU.\n"
-            "  -b, --backends LIST   comma-separated backends (default: all available)\n"
-            "  -v, --vlens LIST      ranges per call (default 1,16,64,256,1024)\n"
-            "  -s, --sizes LIST      bytes per range, page multiples (default 4096,65536)\n"
-            "  -r, --ranges N        ranges advised per configuration (default 16384)\n"
-            "      --no-sibling      no spinning sibling thread\n"
-            "  -j, --json FILE       also write the records as a JSON array\n"
-            "  -h, --help            this text\n");
+    fprintf(out, "Usage: madvisev-bench [options]\n"
+                 "Time MADV_DONTNEED through each libmadvisev backend and count TLB shootdowns\n"
+                 "(/proc/interrupts, TLB row, all CPUs) per call.  Each range is dirtied before\n"
+                 "every call; a sibling thread spins on another CPU.\n"
+                 "  -b, --backends LIST   comma-separated backends (default: all available)\n"
+                 "  -v, --vlens LIST      ranges per call (default 1,16,64,256,1024)\n"
+                 "  -s, --sizes LIST      bytes per range, page multiples (default 4096,65536)\n"
+                 "  -r, --ranges N        ranges advised per configuration (default 16384)\n"
+                 "      --no-sibling      no spinning sibling thread\n"
+                 "  -j, --json FILE       also write the records as a JSON array\n"
+                 "  -h, --help            this text\n");
 }
 
 [[noreturn]] void die_usage(const char *fmt, const char *arg) {
@@ -69,7 +68,8 @@ std::vector<size_t> parse_sizes(const char *arg, const char *what) {
     size_t pos = 0;
     while (pos <= s.size()) {
         size_t comma = s.find(',', pos);
-        std::string tok = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        std::string tok =
+            s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
         char *end = nullptr;
         errno = 0;
         unsigned long long v = strtoull(tok.c_str(), &end, 10);
@@ -138,9 +138,9 @@ Record run_one(int backend, size_t vlen, size_t range_bytes, const Options &o, s
     munmap(base, span);
     rec.calls = calls;
     rec.ns_per_range = static_cast<double>(spent.count()) / static_cast<double>(calls * vlen);
-    rec.shootdowns_per_call = tlb_before < 0 ? -1.0
-                                             : static_cast<double>(tlb_after - tlb_before) /
-                                                   static_cast<double>(calls);
+    rec.shootdowns_per_call =
+        tlb_before < 0 ? -1.0
+                       : static_cast<double>(tlb_after - tlb_before) / static_cast<double>(calls);
     rec.ok = true;
     return rec;
 }
@@ -149,14 +149,11 @@ Record run_one(int backend, size_t vlen, size_t range_bytes, const Options &o, s
 
 int main(int argc, char **argv) {
     Options o;
-    static const option opts[] = {{"backends", required_argument, nullptr, 'b'},
-                                  {"vlens", required_argument, nullptr, 'v'},
-                                  {"sizes", required_argument, nullptr, 's'},
-                                  {"ranges", required_argument, nullptr, 'r'},
-                                  {"no-sibling", no_argument, nullptr, 'n'},
-                                  {"json", required_argument, nullptr, 'j'},
-                                  {"help", no_argument, nullptr, 'h'},
-                                  {nullptr, 0, nullptr, 0}};
+    static const option opts[] = {
+        {"backends", required_argument, nullptr, 'b'}, {"vlens", required_argument, nullptr, 'v'},
+        {"sizes", required_argument, nullptr, 's'},    {"ranges", required_argument, nullptr, 'r'},
+        {"no-sibling", no_argument, nullptr, 'n'},     {"json", required_argument, nullptr, 'j'},
+        {"help", no_argument, nullptr, 'h'},           {nullptr, 0, nullptr, 0}};
     opterr = 0;
     int c;
     std::string backends_arg;
@@ -195,7 +192,8 @@ int main(int argc, char **argv) {
     const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     for (size_t s : o.sizes)
         if (s % page != 0)
-            die_usage("range size %s is not a multiple of the page size", std::to_string(s).c_str());
+            die_usage("range size %s is not a multiple of the page size",
+                      std::to_string(s).c_str());
 
     if (backends_arg.empty()) {
         for (int b = MADVISEV_BACKEND_SYSCALL; b <= MADVISEV_BACKEND_MAX; b++)
@@ -212,7 +210,8 @@ int main(int argc, char **argv) {
                 die_usage("unknown backend '%s'", name.c_str());
             const char *why = nullptr;
             if (madvisev_backend_probe(b, &why) != 1) {
-                fprintf(stderr, "madvisev-bench: backend %s not available: %s\n", name.c_str(), why);
+                fprintf(stderr, "madvisev-bench: backend %s not available: %s\n", name.c_str(),
+                        why);
                 return 1;
             }
             o.backends.push_back(b);

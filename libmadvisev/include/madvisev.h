@@ -20,6 +20,7 @@
 #define MADVISEV_H
 
 #include <stddef.h>
+#include <sys/mman.h> /* MADV_* */
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -53,11 +54,11 @@ extern "C" {
 
 /* Backends, best first.  MADVISEV_BACKEND_AUTO picks the best available. */
 enum madvisev_backend {
-	MADVISEV_BACKEND_AUTO = 0,
-	MADVISEV_BACKEND_SYSCALL = 1,
-	MADVISEV_BACKEND_PROCESS_MADVISE = 2,
-	MADVISEV_BACKEND_IO_URING = 3,
-	MADVISEV_BACKEND_SEQUENTIAL = 4,
+    MADVISEV_BACKEND_AUTO = 0,
+    MADVISEV_BACKEND_SYSCALL = 1,
+    MADVISEV_BACKEND_PROCESS_MADVISE = 2,
+    MADVISEV_BACKEND_IO_URING = 3,
+    MADVISEV_BACKEND_SEQUENTIAL = 4,
 };
 #define MADVISEV_BACKEND_MAX MADVISEV_BACKEND_SEQUENTIAL
 
@@ -77,8 +78,7 @@ enum madvisev_backend {
  * Zero-length ranges are skipped unexamined.  Any @iovcnt is accepted.
  * ENOSYS: the backend forced by MADVISEV_BACKEND is not available.
  */
-ssize_t madvisev(const struct iovec *iov, size_t iovcnt, int advice,
-		 unsigned int flags);
+ssize_t madvisev(const struct iovec *iov, size_t iovcnt, int advice, unsigned int flags);
 
 /* Name of the backend madvisev() uses: "syscall", "process_madvise",
  * "io_uring" or "sequential"; "none" if MADVISEV_BACKEND names an
@@ -91,8 +91,8 @@ int madvisev_backend(void);
 
 /* Like madvisev(), through one given backend (MADVISEV_BACKEND_AUTO is the
  * same as madvisev()).  ENOSYS if the kernel lacks it; no fallback. */
-ssize_t madvisev_via(int backend, const struct iovec *iov, size_t iovcnt,
-		     int advice, unsigned int flags);
+ssize_t madvisev_via(int backend, const struct iovec *iov, size_t iovcnt, int advice,
+                     unsigned int flags);
 
 /*
  * Probe one backend (cached after the first call).  Returns 1 if available,

@@ -137,6 +137,8 @@ class batch {
 };
 
 // The backend madvisev() uses, by name.
-inline const char *backend_name() noexcept { return ::madvisev_backend_name(); }
+inline const char *backend_name() noexcept {
+    return ::madvisev_backend_name();
+}
 
 } // namespace madv

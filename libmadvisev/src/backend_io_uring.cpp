@@ -132,8 +132,8 @@ int uring_probe(const char **reason) {
 
 const Backend &backend_io_uring() {
     // sqe->len is 32 bits wide; a chunk is what the ring holds.
-    static const Backend b{"io_uring", uring_chunk, uring_probe,
-                           {kRingEntries, size_t{1} << 31, 0, true}};
+    static const Backend b{
+        "io_uring", uring_chunk, uring_probe, {kRingEntries, size_t{1} << 31, 0, true}};
     return b;
 }
 

@@ -94,10 +94,12 @@ int pm_probe(const char **reason) {
     switch (err) {
     case 0:
         if (kernel_at_least(6, 16))
-            *reason = pidfd ? "process_madvise(2) on a pidfd of the process: one TLB flush per vector"
-                            : "process_madvise(PIDFD_SELF): one TLB flush per vector";
+            *reason = pidfd
+                          ? "process_madvise(2) on a pidfd of the process: one TLB flush per vector"
+                          : "process_madvise(PIDFD_SELF): one TLB flush per vector";
         else
-            *reason = pidfd ? "process_madvise(2) on a pidfd of the process: one TLB flush per range (Linux < 6.16)"
+            *reason = pidfd ? "process_madvise(2) on a pidfd of the process: one TLB flush per "
+                              "range (Linux < 6.16)"
                             : "process_madvise(PIDFD_SELF): one TLB flush per range (Linux < 6.16)";
         return 1;
     case ENOSYS:
@@ -125,8 +127,8 @@ const Backend &backend_process_madvise() {
     // import_iovec() caps a vector at MAX_RW_COUNT bytes (silently
     // truncating the rest), so ranges and chunks stay at 1 GiB, and an
     // empty range would still have its start checked for alignment.
-    static const Backend b{"process_madvise", pm_chunk, pm_probe,
-                           {1024, size_t{1} << 30, size_t{1} << 30, true}};
+    static const Backend b{
+        "process_madvise", pm_chunk, pm_probe, {1024, size_t{1} << 30, size_t{1} << 30, true}};
     return b;
 }
 

@@ -17,10 +17,10 @@ using ChunkFn = ssize_t (*)(const iovec *iov, size_t n, int advice);
 using ProbeFn = int (*)(const char **reason);
 
 struct Limits {
-    size_t max_iov;      // ranges per call
-    size_t max_seg;      // bytes per range (page multiple), 0 = unlimited
-    size_t max_total;    // bytes per call, 0 = unlimited
-    bool drop_empty;     // zero-length ranges must not reach the kernel
+    size_t max_iov;   // ranges per call
+    size_t max_seg;   // bytes per range (page multiple), 0 = unlimited
+    size_t max_total; // bytes per call, 0 = unlimited
+    bool drop_empty;  // zero-length ranges must not reach the kernel
 };
 
 struct Backend {

@@ -204,8 +204,8 @@ ssize_t run_shaped(const Backend &be, const iovec *iov, size_t iovcnt, int advic
     thread_local std::vector<Piece> pieces;
     thread_local std::vector<iovec> vec;
     const Limits &lim = be.limits;
-    size_t done = 0;      // bytes of whole caller ranges advised
-    size_t partial = 0;   // bytes of the current caller range advised so far
+    size_t done = 0;       // bytes of whole caller ranges advised
+    size_t partial = 0;    // bytes of the current caller range advised so far
     size_t i = 0, off = 0; // next caller range and offset in it
 
     while (i < iovcnt) {

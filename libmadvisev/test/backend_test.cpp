@@ -29,8 +29,8 @@ TEST(Backend, AutoPicksBestAvailable) {
     if (getenv("MADVISEV_BACKEND"))
         GTEST_SKIP() << "MADVISEV_BACKEND is set";
     int want = -1;
-    for (int b : {MADVISEV_BACKEND_SYSCALL, MADVISEV_BACKEND_PROCESS_MADVISE,
-                  MADVISEV_BACKEND_SEQUENTIAL})
+    for (int b :
+         {MADVISEV_BACKEND_SYSCALL, MADVISEV_BACKEND_PROCESS_MADVISE, MADVISEV_BACKEND_SEQUENTIAL})
         if (madvisev_backend_probe(b, nullptr) == 1) {
             want = b;
             break;

@@ -25,8 +25,11 @@ TEST_P(Semantics, DontneedZeroesNonContiguousRangesAcrossVmas) {
     ASSERT_TRUE(a.get() && b.get() && c.get());
     for (Mapping *m : {&a, &b, &c})
         fill(m->get(), m->size(), 0xab);
-    std::vector<iovec> iov = {
-        {a.page(0), ps}, {a.page(2), 3 * ps}, {b.page(1), ps}, {c.page(4), 4 * ps}, {b.page(7), ps}};
+    std::vector<iovec> iov = {{a.page(0), ps},
+                              {a.page(2), 3 * ps},
+                              {b.page(1), ps},
+                              {c.page(4), 4 * ps},
+                              {b.page(7), ps}};
     ssize_t r = call(iov.data(), iov.size(), MADV_DONTNEED);
     ASSERT_EQ(r, static_cast<ssize_t>(10 * ps)) << strerror(errno);
     for (const iovec &v : iov)
@@ -209,8 +212,8 @@ TEST_P(Semantics, LockedMemory) {
 TEST_P(Semantics, EveryAdviceMatchesMadvise) {
     const size_t ps = page_size();
     // HWPOISON and SOFT_OFFLINE damage real pages: not exercised.
-    for (int advice : {0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23,
-                       24, 25, 102, 103}) {
+    for (int advice : {0,  1,  2,  3,  4,  8,  9,  10, 11, 12, 13,  14, 15,
+                       16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 102, 103}) {
         Mapping ref(4 * ps), mine(4 * ps);
         fill(ref.get(), ref.size(), 7);
         fill(mine.get(), mine.size(), 7);
@@ -257,7 +260,9 @@ void expect_fork_isolated(int backend) {
     EXPECT_TRUE(all_equal(m.get(), ps, 'P')) << "the child's call reached the parent";
 }
 
-TEST_P(Semantics, ForkedChildAdvisesOnlyItself) { expect_fork_isolated(GetParam()); }
+TEST_P(Semantics, ForkedChildAdvisesOnlyItself) {
+    expect_fork_isolated(GetParam());
+}
 
 // Many threads advising their own ranges at once, each checking zero-fill.
 TEST_P(Semantics, ManyThreadsAtOnce) {

@@ -13,7 +13,9 @@
 
 namespace mvtest {
 
-inline size_t page_size() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
+inline size_t page_size() {
+    return static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
 
 // An anonymous mapping that unmaps itself.
 class Mapping {
@@ -40,7 +42,9 @@ class Mapping {
     size_t len_;
 };
 
-inline void fill(void *p, size_t len, unsigned char v) { memset(p, v, len); }
+inline void fill(void *p, size_t len, unsigned char v) {
+    memset(p, v, len);
+}
 
 // True if every byte of [p, p+len) equals v.
 inline bool all_equal(const void *p, size_t len, unsigned char v) {

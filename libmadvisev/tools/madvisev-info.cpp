@@ -15,11 +15,10 @@
 namespace {
 
 void usage(FILE *out) {
-    fprintf(out,
-            "Usage: madvisev-info [--help]\n"
-            "Print the kernel release, each libmadvisev backend with whether it is\n"
-            "available and why, the backend auto-detection picks, and the one in use\n"
-            "(MADVISEV_BACKEND forces one).  Exit status 1 if madvisev() cannot run.\n");
+    fprintf(out, "Usage: madvisev-info [--help]\n"
+                 "Print the kernel release, each libmadvisev backend with whether it is\n"
+                 "available and why, the backend auto-detection picks, and the one in use\n"
+                 "(MADVISEV_BACKEND forces one).  Exit status 1 if madvisev() cannot run.\n");
 }
 
 } // namespace

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# checkpatch.sh KERNEL_SRC: run scripts/checkpatch.pl --strict from a 6.12
+# source tree over the series.  Fails on any error or check, and on any
+# warning not justified in README.md ("checkpatch" section).
+set -euo pipefail
+src=${1:?usage: checkpatch.sh KERNEL_SRC}
+here=$(cd "$(dirname "$0")" && pwd)
+# Justified in README.md: the new selftest file is covered by the existing
+# MEMORY MANAGEMENT entry of MAINTAINERS.
+allowed='added, moved or deleted file\(s\), does MAINTAINERS need updating\?'
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+bad=0
+for p in "$here"/*.patch; do
+    (cd "$src" && ./scripts/checkpatch.pl --strict --quiet --show-types "$p") > "$out" 2>&1 || true
+    issues=$(grep -E '^(ERROR|WARNING|CHECK):' "$out" | grep -Ev "$allowed" || true)
+    if [ -n "$issues" ]; then
+        echo "checkpatch: $(basename "$p"):"
+        cat "$out"
+        bad=1
+    else
+        echo "checkpatch: $(basename "$p"): clean"
+    fi
+done
+exit $bad
