@@ -1,0 +1,488 @@
+// SPDX-License-Identifier: MIT
+#include "wasmpool/pool.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "madvisev.h"
+
+namespace wasmpool {
+
+const char *kind_name(Kind k) {
+    switch (k) {
+    case Kind::memory:
+        return "memory";
+    case Kind::table:
+        return "table";
+    case Kind::stack:
+        return "stack";
+    }
+    return "?";
+}
+
+const char *reset_name(Reset r) {
+    switch (r) {
+    case Reset::decommit:
+        return "decommit";
+    case Reset::keep_resident:
+        return "keep-resident";
+    case Reset::adaptive:
+        return "adaptive";
+    case Reset::none:
+        return "none";
+    }
+    return "?";
+}
+
+namespace {
+
+const size_t kPage = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+
+size_t page_up(size_t n) { return (n + kPage - 1) & ~(kPage - 1); }
+
+enum class State : uint8_t { free, leased, queued, quarantined };
+
+// Per-slot bookkeeping.  A slot belongs to exactly one party at a time (a
+// shard's free list or queue, under that shard's lock, or the thread that
+// leased it), so the fields need no atomics: hand-offs go through a mutex.
+struct Slot {
+    uint64_t key = ~uint64_t{0};
+    size_t accessible = 0; // bytes read-write now
+    size_t extent = 0;     // bytes that may be dirty: [0, extent) is reset
+    size_t resident = 0;   // bytes kept resident, counted in the budget
+    uint32_t shard = 0;    // where it goes when free
+    State state = State::free;
+};
+
+struct Area {
+    std::byte *map = nullptr; // the reservation
+    size_t map_bytes = 0;
+    size_t stride = 0;   // bytes per slot, guards included
+    size_t offset = 0;   // from slot start to usable base (stack guard)
+    size_t capacity = 0; // usable bytes per slot
+    std::vector<Slot> slots;
+    std::byte *base(uint32_t i) const { return map + i * stride + offset; }
+};
+
+struct Pending {
+    Kind kind;
+    uint32_t index;
+    iovec range;
+};
+
+struct alignas(64) Shard {
+    std::mutex lock;
+    std::vector<uint32_t> free[kKinds];
+    std::vector<Pending> queue;
+};
+
+std::atomic<uint32_t> g_next_thread{0};
+thread_local uint32_t t_thread = g_next_thread.fetch_add(1, std::memory_order_relaxed);
+
+} // namespace
+
+struct Pool::Impl {
+    Config cfg;
+    Area area[kKinds];
+    std::vector<std::unique_ptr<Shard>> shards;
+    size_t budget = 0;
+    std::atomic<size_t> resident{0};
+
+    struct Counters {
+        std::atomic<uint64_t> acquired{0}, released{0}, zeroed{0}, decommitted{0},
+            decommit_calls{0}, flushes_on_empty{0}, steals{0}, quarantined{0}, exhausted{0};
+    } n;
+
+    explicit Impl(Config c);
+    ~Impl();
+
+    Shard &my_shard() { return *shards[t_thread % shards.size()]; }
+    Area &of(Kind k) { return area[static_cast<int>(k)]; }
+
+    bool take_free(Shard &s, Kind k, uint64_t key, uint32_t *out);
+    size_t flush_shard(Shard &s);
+    void enqueue(Kind k, uint32_t i, iovec range);
+    void make_free(Kind k, uint32_t i);
+    ssize_t decommit(const iovec *iov, size_t n);
+    bool zero_resident_in_place(Kind k, uint32_t i, size_t extent);
+};
+
+Pool::Impl::Impl(Config c) : cfg(std::move(c)) {
+    if (cfg.memory_slots == 0 || cfg.table_slots == 0 || cfg.stack_slots == 0)
+        throw std::invalid_argument("wasmpool: every kind needs at least one slot");
+    if (cfg.batch_size == 0)
+        throw std::invalid_argument("wasmpool: batch_size must be at least 1");
+    if (cfg.memory_reservation < 2 * kPage || cfg.table_bytes == 0 || cfg.stack_bytes == 0)
+        throw std::invalid_argument("wasmpool: slot sizes too small");
+
+    size_t nshards = 1;
+    if (cfg.sharded) {
+        nshards = cfg.shards ? cfg.shards : std::max(1u, std::thread::hardware_concurrency());
+        nshards = std::min<size_t>(nshards, 16);
+    }
+    for (size_t i = 0; i < nshards; i++)
+        shards.push_back(std::make_unique<Shard>());
+
+    budget = cfg.resident_budget_bytes;
+    if (budget == 0) {
+        size_t ram = static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * kPage;
+        budget = std::clamp(ram / 16, size_t{16} << 20, size_t{1} << 30);
+    }
+
+    // Memories: half of each reservation usable (at most 4 GiB, wasm32's
+    // limit), the rest a guard.  Tables: a guard page after each.
+    // Stacks: a guard page below each, the stack itself read-write.
+    size_t mres = page_up(cfg.memory_reservation);
+    Area &mem = area[0], &tab = area[1], &stk = area[2];
+    mem.stride = mres;
+    mem.capacity = std::min(mres / 2, size_t{4} << 30);
+    mem.slots.resize(cfg.memory_slots);
+    tab.stride = page_up(cfg.table_bytes) + kPage;
+    tab.capacity = page_up(cfg.table_bytes);
+    tab.slots.resize(cfg.table_slots);
+    stk.stride = kPage + page_up(cfg.stack_bytes);
+    stk.offset = kPage;
+    stk.capacity = page_up(cfg.stack_bytes);
+    stk.slots.resize(cfg.stack_slots);
+
+    for (int k = 0; k < kKinds; k++) {
+        Area &a = area[k];
+        a.map_bytes = a.stride * a.slots.size();
+        void *p = mmap(nullptr, a.map_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+        if (p == MAP_FAILED) {
+            int err = errno;
+            for (int j = 0; j < k; j++)
+                munmap(area[j].map, area[j].map_bytes);
+            throw std::system_error(err, std::generic_category(),
+                                    std::string("wasmpool: reserving ") +
+                                        kind_name(static_cast<Kind>(k)) + " slots");
+        }
+        a.map = static_cast<std::byte *>(p);
+        for (uint32_t i = 0; i < a.slots.size(); i++) {
+            Slot &s = a.slots[i];
+            s.shard = i % shards.size();
+            shards[s.shard]->free[k].push_back(i);
+            if (static_cast<Kind>(k) == Kind::stack) {
+                if (mprotect(a.base(i), a.capacity, PROT_READ | PROT_WRITE) != 0) {
+                    int err = errno;
+                    for (int j = 0; j <= k; j++)
+                        munmap(area[j].map, area[j].map_bytes);
+                    throw std::system_error(err, std::generic_category(), "wasmpool: stacks");
+                }
+                s.accessible = s.extent = a.capacity;
+            }
+        }
+        // LIFO free lists: the most recently used slot goes out first.
+        for (auto &sh : shards)
+            std::reverse(sh->free[k].begin(), sh->free[k].end());
+    }
+}
+
+Pool::Impl::~Impl() {
+    for (Area &a : area)
+        if (a.map)
+            munmap(a.map, a.map_bytes);
+}
+
+bool Pool::Impl::take_free(Shard &s, Kind k, uint64_t key, uint32_t *out) {
+    std::lock_guard<std::mutex> g(s.lock);
+    auto &list = s.free[static_cast<int>(k)];
+    if (list.empty())
+        return false;
+    // Affinity: a recent slot that last held this module, else the newest.
+    size_t pick = list.size() - 1;
+    size_t look = std::min<size_t>(list.size(), 16);
+    for (size_t j = 0; j < look; j++) {
+        size_t at = list.size() - 1 - j;
+        if (of(k).slots[list[at]].key == key) {
+            pick = at;
+            break;
+        }
+    }
+    *out = list[pick];
+    list.erase(list.begin() + static_cast<std::ptrdiff_t>(pick));
+    return true;
+}
+
+void Pool::Impl::make_free(Kind k, uint32_t i) {
+    Slot &s = of(k).slots[i];
+    Shard &sh = *shards[s.shard];
+    std::lock_guard<std::mutex> g(sh.lock);
+    s.state = State::free;
+    sh.free[static_cast<int>(k)].push_back(i);
+}
+
+ssize_t Pool::Impl::decommit(const iovec *iov, size_t cnt) {
+    n.decommit_calls.fetch_add(1, std::memory_order_relaxed);
+    if (cfg.decommit_hook)
+        return cfg.decommit_hook(iov, cnt);
+    return madvisev_via(cfg.backend, iov, cnt, MADV_DONTNEED, 0);
+}
+
+// Reset every queued slot of @s with one madvisev() call; slots whose
+// range the call did not reach get one retry alone, and a slot that still
+// cannot be reset is quarantined: its stale data must never reach anyone.
+size_t Pool::Impl::flush_shard(Shard &s) {
+    std::vector<Pending> work;
+    {
+        std::lock_guard<std::mutex> g(s.lock);
+        work.swap(s.queue);
+    }
+    if (work.empty())
+        return 0;
+    std::vector<iovec> iov;
+    iov.reserve(work.size());
+    for (const Pending &p : work)
+        iov.push_back(p.range);
+    ssize_t r = decommit(iov.data(), iov.size());
+    size_t done = r < 0 ? 0 : static_cast<size_t>(r);
+    size_t freed = 0;
+    for (const Pending &p : work) {
+        bool ok = false;
+        if (done >= p.range.iov_len) {
+            done -= p.range.iov_len;
+            ok = true;
+        } else {
+            done = 0; // a short count ends at a whole range
+            ok = decommit(&p.range, 1) == static_cast<ssize_t>(p.range.iov_len);
+        }
+        Slot &slot = of(p.kind).slots[p.index];
+        if (!ok) {
+            slot.state = State::quarantined;
+            n.quarantined.fetch_add(1, std::memory_order_relaxed);
+            continue;
+        }
+        if (p.range.iov_base == of(p.kind).base(p.index)) {
+            // The whole slot went (keep_resident decommits only its tail).
+            resident.fetch_sub(slot.resident, std::memory_order_relaxed);
+            slot.resident = 0;
+        }
+        slot.extent = slot.accessible;
+        n.decommitted.fetch_add(1, std::memory_order_relaxed);
+        make_free(p.kind, p.index);
+        freed++;
+    }
+    return freed;
+}
+
+void Pool::Impl::enqueue(Kind k, uint32_t i, iovec range) {
+    Slot &s = of(k).slots[i];
+    Shard &sh = *shards[s.shard];
+    size_t queued;
+    {
+        std::lock_guard<std::mutex> g(sh.lock);
+        s.state = State::queued;
+        sh.queue.push_back({k, i, range});
+        queued = sh.queue.size();
+    }
+    if (queued >= cfg.batch_size)
+        flush_shard(sh);
+}
+
+// Adaptive reset: zero the resident pages of [0, extent) in place if the
+// pool's resident memory stays within budget.  False: decommit instead.
+bool Pool::Impl::zero_resident_in_place(Kind k, uint32_t i, size_t extent) {
+    thread_local std::vector<unsigned char> vec;
+    Area &a = of(k);
+    Slot &s = a.slots[i];
+    std::byte *base = a.base(i);
+    size_t pages = extent / kPage;
+    vec.resize(pages);
+    if (pages == 0)
+        return true;
+    if (mincore(base, extent, vec.data()) != 0)
+        return false;
+    size_t res = 0;
+    for (size_t p = 0; p < pages; p++)
+        res += vec[p] & 1;
+    size_t bytes = res * kPage;
+    size_t now = resident.load(std::memory_order_relaxed);
+    if (now - s.resident + bytes > budget)
+        return false;
+    for (size_t p = 0; p < pages;) {
+        if (!(vec[p] & 1)) {
+            p++;
+            continue;
+        }
+        size_t q = p;
+        while (q < pages && (vec[q] & 1))
+            q++;
+        memset(base + p * kPage, 0, (q - p) * kPage);
+        p = q;
+    }
+    resident.fetch_add(bytes - s.resident, std::memory_order_relaxed);
+    s.resident = bytes;
+    return true;
+}
+
+Pool::Pool(Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {}
+Pool::~Pool() = default;
+
+std::optional<Pool::Lease> Pool::acquire(Kind kind, uint64_t key, size_t bytes) {
+    Impl &m = *impl_;
+    Area &a = m.of(kind);
+    if (bytes > a.capacity) {
+        errno = EINVAL;
+        return std::nullopt;
+    }
+    Shard &mine = m.my_shard();
+    uint32_t idx = 0;
+    bool got = m.take_free(mine, kind, key, &idx);
+    if (!got && m.flush_shard(mine) > 0) {
+        m.n.flushes_on_empty.fetch_add(1, std::memory_order_relaxed);
+        got = m.take_free(mine, kind, key, &idx);
+    }
+    for (int pass = 0; pass < 2 && !got; pass++) {
+        // Steal a free slot from another shard; on the second pass, flush
+        // the other shards' queues first.
+        for (auto &sh : m.shards) {
+            if (sh.get() == &mine)
+                continue;
+            if (pass == 1)
+                m.flush_shard(*sh);
+            if (m.take_free(*sh, kind, key, &idx)) {
+                m.n.steals.fetch_add(1, std::memory_order_relaxed);
+                got = true;
+                break;
+            }
+        }
+    }
+    if (!got) {
+        m.n.exhausted.fetch_add(1, std::memory_order_relaxed);
+        errno = ENOMEM;
+        return std::nullopt;
+    }
+    Slot &s = a.slots[idx];
+    std::byte *base = a.base(idx);
+    if (kind != Kind::stack) {
+        size_t want = page_up(bytes);
+        int rc = 0;
+        // Same size as the last user: nothing to change.
+        if (want > s.accessible)
+            rc = mprotect(base + s.accessible, want - s.accessible, PROT_READ | PROT_WRITE);
+        else if (want < s.accessible)
+            rc = mprotect(base + want, s.accessible - want, PROT_NONE);
+        if (rc != 0) {
+            int err = errno;
+            m.make_free(kind, idx);
+            errno = err;
+            return std::nullopt;
+        }
+        s.accessible = want;
+        // A free slot is clean over its whole range: only what this lease
+        // makes accessible can get dirty.
+        s.extent = want;
+    }
+    s.key = key;
+    s.state = State::leased;
+    m.n.acquired.fetch_add(1, std::memory_order_relaxed);
+    return Lease{kind, idx, base, a.capacity};
+}
+
+bool Pool::grow(Kind kind, uint32_t index, size_t bytes) {
+    Impl &m = *impl_;
+    Area &a = m.of(kind);
+    if (kind == Kind::stack || index >= a.slots.size() || bytes > a.capacity)
+        return false;
+    Slot &s = a.slots[index];
+    size_t want = page_up(bytes);
+    if (want <= s.accessible)
+        return true;
+    if (mprotect(a.base(index) + s.accessible, want - s.accessible, PROT_READ | PROT_WRITE) != 0)
+        return false;
+    s.accessible = want;
+    s.extent = std::max(s.extent, want);
+    return true;
+}
+
+void Pool::release(Kind kind, uint32_t index) {
+    Impl &m = *impl_;
+    Area &a = m.of(kind);
+    Slot &s = a.slots[index];
+    std::byte *base = a.base(index);
+    size_t extent = s.extent;
+    m.n.released.fetch_add(1, std::memory_order_relaxed);
+    switch (m.cfg.reset) {
+    case Reset::none:
+        m.make_free(kind, index);
+        return;
+    case Reset::decommit:
+        m.enqueue(kind, index, {base, extent});
+        return;
+    case Reset::keep_resident: {
+        size_t keep = std::min(page_up(m.cfg.keep_resident_bytes), extent);
+        memset(base, 0, keep);
+        m.resident.fetch_add(keep - std::min(keep, s.resident), std::memory_order_relaxed);
+        s.resident = std::max(s.resident, keep);
+        m.n.zeroed.fetch_add(1, std::memory_order_relaxed);
+        if (keep < extent) {
+            m.enqueue(kind, index, {base + keep, extent - keep});
+        } else {
+            s.extent = s.accessible;
+            m.make_free(kind, index);
+        }
+        return;
+    }
+    case Reset::adaptive:
+        if (m.zero_resident_in_place(kind, index, extent)) {
+            m.n.zeroed.fetch_add(1, std::memory_order_relaxed);
+            s.extent = s.accessible;
+            m.make_free(kind, index);
+        } else {
+            m.enqueue(kind, index, {base, extent});
+        }
+        return;
+    }
+}
+
+void Pool::flush(bool all) {
+    if (all) {
+        for (auto &sh : impl_->shards)
+            impl_->flush_shard(*sh);
+    } else {
+        impl_->flush_shard(impl_->my_shard());
+    }
+}
+
+std::optional<uint32_t> Pool::locate(Kind kind, const void *p) const {
+    const Area &a = impl_->area[static_cast<int>(kind)];
+    auto *b = static_cast<const std::byte *>(p);
+    if (b < a.map || b >= a.map + a.map_bytes)
+        return std::nullopt;
+    return static_cast<uint32_t>(static_cast<size_t>(b - a.map) / a.stride);
+}
+
+Stats Pool::stats() const {
+    const Impl &m = *impl_;
+    Stats st;
+    st.acquired = m.n.acquired.load();
+    st.released = m.n.released.load();
+    st.zeroed_in_place = m.n.zeroed.load();
+    st.decommitted = m.n.decommitted.load();
+    st.decommit_calls = m.n.decommit_calls.load();
+    st.flushes_on_empty = m.n.flushes_on_empty.load();
+    st.steals = m.n.steals.load();
+    st.quarantined = m.n.quarantined.load();
+    st.exhausted = m.n.exhausted.load();
+    st.resident_bytes = m.resident.load();
+    st.resident_budget = m.budget;
+    return st;
+}
+
+const Config &Pool::config() const { return impl_->cfg; }
+
+size_t Pool::slot_count(Kind kind) const {
+    return impl_->area[static_cast<int>(kind)].slots.size();
+}
+
+} // namespace wasmpool

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: MIT
+// The pool's one promise: no user ever sees another's data, whatever the
+// reset policy (but the insecure one), threads, sizes and failures.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "madvisev.h"
+#include "wasmpool/pool.h"
+
+using wasmpool::Config;
+using wasmpool::Kind;
+using wasmpool::Pool;
+using wasmpool::Reset;
+
+namespace {
+
+const size_t kPage = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+
+bool all_zero(const std::byte *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != std::byte{0})
+            return false;
+    return true;
+}
+
+void canary(std::byte *p, size_t n) {
+    for (size_t off = 0; off < n; off += kPage)
+        memset(p + off, 0xc5, std::min(kPage, n - off));
+}
+
+struct Strategy {
+    const char *name;
+    Config cfg;
+};
+
+Config small(Config c) {
+    c.memory_slots = 24;
+    c.memory_reservation = size_t{1} << 20; // tests need no 8 GiB guards
+    c.table_slots = 24;
+    c.table_bytes = 4 * kPage;
+    c.stack_slots = 24;
+    c.stack_bytes = 8 * kPage;
+    return c;
+}
+
+std::vector<Strategy> safe_strategies() {
+    std::vector<Strategy> s;
+    Config c;
+    c.reset = Reset::decommit;
+    c.batch_size = 1;
+    c.backend = MADVISEV_BACKEND_SEQUENTIAL;
+    s.push_back({"immediate", small(c)});
+    c.batch_size = 8;
+    c.backend = MADVISEV_BACKEND_AUTO;
+    s.push_back({"sharded", small(c)});
+    c.sharded = false;
+    s.push_back({"global_queue", small(c)});
+    c = Config{};
+    c.reset = Reset::keep_resident;
+    c.keep_resident_bytes = 2 * kPage; // memset two pages, decommit the rest
+    c.batch_size = 4;
+    s.push_back({"keep_resident", small(c)});
+    c = Config{};
+    s.push_back({"adaptive", small(c)});
+    c.resident_budget_bytes = 4 * kPage; // mostly over budget: decommits
+    c.batch_size = 4;
+    s.push_back({"adaptive_tight_budget", small(c)});
+    return s;
+}
+
+class Isolation : public ::testing::TestWithParam<Strategy> {};
+
+// One round of use: every kind, random size, checked zero, dirtied whole.
+bool use_once(Pool &pool, std::mt19937 &rng, uint64_t key) {
+    bool ok = true;
+    size_t cap = pool.config().memory_reservation / 2;
+    size_t bytes = (1 + rng() % (cap / kPage)) * kPage;
+    auto mem = pool.acquire(Kind::memory, key, bytes);
+    if (!mem)
+        return false;
+    ok &= all_zero(mem->base, bytes);
+    canary(mem->base, bytes);
+    if (rng() % 3 == 0 && bytes < cap) { // grow, dirty the new part too
+        size_t more = bytes + kPage;
+        ok &= pool.grow(Kind::memory, mem->index, more);
+        ok &= all_zero(mem->base + bytes, kPage);
+        canary(mem->base + bytes, kPage);
+    }
+    auto tab = pool.acquire(Kind::table, key, (1 + rng() % 4) * kPage - 8);
+    auto stk = pool.acquire(Kind::stack, key, 0);
+    if (!tab || !stk)
+        return false;
+    ok &= all_zero(tab->base, kPage);
+    canary(tab->base, kPage);
+    ok &= all_zero(stk->base, stk->capacity);
+    canary(stk->base + stk->capacity - 3 * kPage, 3 * kPage); // a stack's top
+    pool.release(Kind::stack, stk->index);
+    pool.release(Kind::table, tab->index);
+    pool.release(Kind::memory, mem->index);
+    return ok;
+}
+
+TEST_P(Isolation, EveryReuseReadsZeroSingleThread) {
+    Pool pool(GetParam().cfg);
+    std::mt19937 rng(1);
+    for (int round = 0; round < 300; round++)
+        ASSERT_TRUE(use_once(pool, rng, rng() % 3)) << "round " << round;
+    pool.flush(true);
+    EXPECT_EQ(pool.stats().quarantined, 0u);
+    EXPECT_EQ(pool.stats().exhausted, 0u);
+}
+
+TEST_P(Isolation, EveryReuseReadsZeroManyThreads) {
+    Pool pool(GetParam().cfg);
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; t++)
+        threads.emplace_back([&, t] {
+            std::mt19937 rng(100 + t);
+            for (int round = 0; round < 300; round++)
+                if (!use_once(pool, rng, rng() % 3))
+                    failures++;
+        });
+    for (auto &th : threads)
+        th.join();
+    EXPECT_EQ(failures.load(), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Strategies, Isolation, ::testing::ValuesIn(safe_strategies()),
+                         [](const auto &info) { return std::string(info.param.name); });
+
+// The check above can fail: without a reset, stale data comes back.
+TEST(Pool, NoResetHandsOutStaleData) {
+    Config c = small(Config{});
+    c.reset = Reset::none;
+    c.sharded = false;
+    Pool pool(c);
+    auto a = pool.acquire(Kind::memory, 1, kPage);
+    ASSERT_TRUE(a);
+    canary(a->base, kPage);
+    pool.release(Kind::memory, a->index);
+    auto b = pool.acquire(Kind::memory, 1, kPage);
+    ASSERT_TRUE(b);
+    EXPECT_EQ(b->index, a->index);
+    EXPECT_FALSE(all_zero(b->base, kPage));
+}
+
+// A slot whose decommit fails is never handed out again, and counted.
+TEST(Pool, FailedDecommitQuarantinesSlot) {
+    Config c = small(Config{});
+    c.reset = Reset::decommit;
+    c.batch_size = 3;
+    c.sharded = false;
+    c.memory_slots = 4;
+    std::byte *poisoned = nullptr;
+    c.decommit_hook = [&](const iovec *iov, size_t n) -> ssize_t {
+        ssize_t done = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (iov[i].iov_base == poisoned) {
+                errno = EIO;
+                return done ? done : -1;
+            }
+            if (madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED) != 0)
+                return done ? done : -1;
+            done += static_cast<ssize_t>(iov[i].iov_len);
+        }
+        return done;
+    };
+    Pool pool(c);
+    std::vector<Pool::Lease> leases;
+    for (int i = 0; i < 3; i++) {
+        auto l = pool.acquire(Kind::memory, 1, kPage);
+        ASSERT_TRUE(l);
+        canary(l->base, kPage);
+        leases.push_back(*l);
+    }
+    poisoned = leases[1].base; // the middle one of the batch
+    for (auto &l : leases)
+        pool.release(Kind::memory, l.index); // the third release flushes
+    EXPECT_EQ(pool.stats().quarantined, 1u);
+    std::set<uint32_t> seen;
+    while (auto l = pool.acquire(Kind::memory, 1, kPage)) {
+        EXPECT_NE(l->index, leases[1].index) << "a quarantined slot came back";
+        EXPECT_TRUE(all_zero(l->base, kPage));
+        seen.insert(l->index);
+    }
+    EXPECT_EQ(errno, ENOMEM);
+    EXPECT_EQ(seen.size(), 3u); // 4 slots, one quarantined
+}
+
+// With every slot waiting in a queue, acquire flushes and succeeds.
+TEST(Pool, ExhaustionFlushesThenRetries) {
+    Config c = small(Config{});
+    c.reset = Reset::decommit;
+    c.batch_size = 100; // never flushed by size
+    c.memory_slots = 4;
+    c.sharded = false;
+    Pool pool(c);
+    std::vector<uint32_t> held;
+    for (int i = 0; i < 4; i++) {
+        auto l = pool.acquire(Kind::memory, 1, kPage);
+        ASSERT_TRUE(l);
+        canary(l->base, kPage);
+        held.push_back(l->index);
+    }
+    EXPECT_FALSE(pool.acquire(Kind::memory, 1, kPage));
+    for (uint32_t i : held)
+        pool.release(Kind::memory, i);
+    auto again = pool.acquire(Kind::memory, 1, kPage);
+    ASSERT_TRUE(again);
+    EXPECT_TRUE(all_zero(again->base, kPage));
+    EXPECT_GE(pool.stats().flushes_on_empty, 1u);
+    EXPECT_EQ(pool.stats().decommit_calls, 1u) << "the 4 queued slots go in one call";
+}
+
+// Grown pages are reset too, and a smaller next user cannot reach them
+// until it grows, when they read zero.
+TEST(Pool, GrowThenShrinkThenGrow) {
+    for (Reset r : {Reset::decommit, Reset::adaptive, Reset::keep_resident}) {
+        Config c = small(Config{});
+        c.reset = r;
+        c.batch_size = 1;
+        c.sharded = false;
+        c.memory_slots = 1;
+        Pool pool(c);
+        auto a = pool.acquire(Kind::memory, 7, kPage);
+        ASSERT_TRUE(a);
+        ASSERT_TRUE(pool.grow(Kind::memory, a->index, 3 * kPage));
+        canary(a->base, 3 * kPage);
+        pool.release(Kind::memory, a->index);
+        auto b = pool.acquire(Kind::memory, 7, kPage);
+        ASSERT_TRUE(b);
+        EXPECT_TRUE(all_zero(b->base, kPage));
+        unsigned char v;
+        EXPECT_EQ(mincore(b->base + 2 * kPage, kPage, &v), 0);
+        ASSERT_TRUE(pool.grow(Kind::memory, b->index, 3 * kPage));
+        EXPECT_TRUE(all_zero(b->base, 3 * kPage)) << wasmpool::reset_name(r);
+        EXPECT_FALSE(pool.grow(Kind::memory, b->index, pool.config().memory_reservation));
+        pool.release(Kind::memory, b->index);
+    }
+}
+
+// Adaptive: in-place resets never push the pool past its resident budget.
+TEST(Pool, AdaptiveStaysWithinResidentBudget) {
+    Config c = small(Config{});
+    c.resident_budget_bytes = 10 * kPage;
+    c.batch_size = 2;
+    Pool pool(c);
+    std::mt19937 rng(7);
+    for (int round = 0; round < 200; round++) {
+        std::vector<uint32_t> held;
+        for (int i = 0; i < 4; i++) {
+            size_t pages = 1 + rng() % 8;
+            auto l = pool.acquire(Kind::memory, i, pages * kPage);
+            ASSERT_TRUE(l);
+            ASSERT_TRUE(all_zero(l->base, pages * kPage));
+            canary(l->base, pages * kPage);
+            held.push_back(l->index);
+        }
+        for (uint32_t i : held) {
+            pool.release(Kind::memory, i);
+            ASSERT_LE(pool.stats().resident_bytes, c.resident_budget_bytes);
+        }
+    }
+    auto st = pool.stats();
+    EXPECT_GT(st.zeroed_in_place, 0u);
+    EXPECT_GT(st.decommitted, 0u) << "the budget never forced a decommit";
+}
+
+// Slot affinity: a module gets back the slot it last used.
+TEST(Pool, SameModuleGetsItsSlotBack) {
+    Config c = small(Config{});
+    c.sharded = false;
+    Pool pool(c);
+    auto a = pool.acquire(Kind::memory, 11, 2 * kPage);
+    auto b = pool.acquire(Kind::memory, 22, 3 * kPage);
+    ASSERT_TRUE(a && b);
+    pool.release(Kind::memory, a->index);
+    pool.release(Kind::memory, b->index);
+    auto a2 = pool.acquire(Kind::memory, 11, 2 * kPage);
+    ASSERT_TRUE(a2);
+    EXPECT_EQ(a2->index, a->index);
+}
+
+TEST(Pool, BadInput) {
+    Pool pool(small(Config{}));
+    errno = 0;
+    EXPECT_FALSE(pool.acquire(Kind::memory, 1, pool.config().memory_reservation));
+    EXPECT_EQ(errno, EINVAL);
+    EXPECT_FALSE(pool.grow(Kind::memory, 9999, kPage));
+    EXPECT_FALSE(pool.locate(Kind::memory, nullptr));
+    Config bad = small(Config{});
+    bad.batch_size = 0;
+    EXPECT_THROW(Pool{bad}, std::invalid_argument);
+    bad = small(Config{});
+    bad.memory_slots = 0;
+    EXPECT_THROW(Pool{bad}, std::invalid_argument);
+}
+
+} // namespace
