@@ -1,2 +1,397 @@
+// SPDX-License-Identifier: MIT
+// instantiate-bench: the seed's workload.  Each thread loops: instantiate
+// the wasm2c-compiled echo module, run its init (dirtying N pages of
+// linear memory) and echo() on a fiber, free.  Every allocation strategy
+// runs in the same process, one after the other, side by side.
+#include <getopt.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/context/protected_fixedsize_stack.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
 #include <cstdio>
-int main(){return 0;}
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "echo.h"
+#include "madvisev.h"
+#include "tlb_stat.h"
+#include "wasmpool/fiber.h"
+#include "wasmpool/pool.h"
+#include "wasmpool/wasm-rt-pooled.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr size_t kStackBytes = 64 << 10;
+constexpr size_t kMemoryBytes = 17 * 65536; // echo.wat's memory
+
+struct Strategy {
+    std::string name;
+    bool stock = false;
+    wasmpool::Config cfg;
+    bool insecure = false;
+};
+
+struct Options {
+    std::vector<size_t> threads{1, 2};
+    std::vector<size_t> dirty{4, 16, 256};
+    double seconds = 1.0;
+    size_t batch = 32;
+    std::vector<std::string> strategies; // empty: all
+    std::string json;
+};
+
+struct Result {
+    std::string strategy;
+    size_t threads, dirty, batch;
+    double per_s, shootdowns, efficiency = -1;
+    long long resident;
+    size_t pool_resident = 0, budget = 0;
+    double p50, p99;
+    uint64_t instances, quarantined = 0;
+    bool insecure;
+};
+
+void usage(FILE *out) {
+    fprintf(out,
+            "Usage: instantiate-bench [options]\n"
+            "Instantiate, init and call the wasm2c echo module on N threads, per allocation\n"
+            "strategy; print instantiations/s, scaling, TLB shootdowns per instantiation,\n"
+            "resident memory and latency.\n"
+            "  -t, --threads LIST      thread counts (default 1,2)\n"
+            "  -d, --dirty-pages LIST  4 KiB pages init() dirties (default 4,16,256; at most 272)\n"
+            "  -s, --seconds S         per measurement (default 1)\n"
+            "  -b, --batch-size N      instances per decommit batch (default 32)\n"
+            "  -S, --strategy LIST     strategies (default: all the kernel supports):\n"
+            "                          stock, pool-immediate, pool-global-queue,\n"
+            "                          pool-sharded-<backend>, pool-keep-resident,\n"
+            "                          pool-adaptive, unsafe-no-reset\n"
+            "  -j, --json FILE         also write the records as JSON\n"
+            "  -h, --help              this text\n");
+}
+
+[[noreturn]] void die(const std::string &msg) {
+    fprintf(stderr, "instantiate-bench: %s (try --help)\n", msg.c_str());
+    exit(2);
+}
+
+std::vector<std::string> split(const std::string &s) {
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while (true) {
+        size_t c = s.find(',', pos);
+        out.push_back(s.substr(pos, c == std::string::npos ? c : c - pos));
+        if (c == std::string::npos)
+            return out;
+        pos = c + 1;
+    }
+}
+
+std::vector<size_t> parse_list(const char *arg, const char *what, size_t max) {
+    std::vector<size_t> out;
+    for (const std::string &tok : split(arg)) {
+        char *end = nullptr;
+        errno = 0;
+        unsigned long long v = strtoull(tok.c_str(), &end, 10);
+        if (tok.empty() || tok[0] == '-' || *end || errno || v == 0 || v > max)
+            die(std::string("bad ") + what + " '" + arg + "'");
+        out.push_back(v);
+    }
+    return out;
+}
+
+std::vector<Strategy> all_strategies(size_t batch) {
+    std::vector<Strategy> s;
+    s.push_back({"stock", true, {}, false});
+    wasmpool::Config c;
+    c.stack_bytes = kStackBytes;
+    c.reset = wasmpool::Reset::decommit;
+    c.batch_size = 1;
+    c.backend = MADVISEV_BACKEND_SEQUENTIAL;
+    s.push_back({"pool-immediate", false, c, false});
+    c.batch_size = batch;
+    c.backend = MADVISEV_BACKEND_AUTO;
+    c.sharded = false;
+    s.push_back({"pool-global-queue", false, c, false});
+    c.sharded = true;
+    for (int b = MADVISEV_BACKEND_SYSCALL; b <= MADVISEV_BACKEND_MAX; b++) {
+        if (madvisev_backend_probe(b, nullptr) != 1)
+            continue;
+        c.backend = b;
+        std::string name = madvisev_backend_str(b);
+        std::replace(name.begin(), name.end(), '_', '-');
+        s.push_back({"pool-sharded-" + name, false, c, false});
+    }
+    wasmpool::Config k;
+    k.stack_bytes = kStackBytes;
+    k.reset = wasmpool::Reset::keep_resident;
+    k.keep_resident_bytes = kMemoryBytes; // all of it: memset only
+    k.stack_keep_resident_bytes = kStackBytes;
+    k.batch_size = batch;
+    s.push_back({"pool-keep-resident", false, k, false});
+    wasmpool::Config a;
+    a.stack_bytes = kStackBytes;
+    a.batch_size = batch;
+    s.push_back({"pool-adaptive", false, a, false});
+    wasmpool::Config n;
+    n.stack_bytes = kStackBytes;
+    n.reset = wasmpool::Reset::none;
+    s.push_back({"unsafe-no-reset", false, n, true});
+    return s;
+}
+
+long long rss_bytes() {
+    std::ifstream f("/proc/self/statm");
+    long long size = 0, resident = 0;
+    f >> size >> resident;
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+struct ThreadOut {
+    uint64_t count = 0, wrong = 0;
+    std::vector<uint32_t> lat_ns;
+};
+
+Result run(const Strategy &st, size_t threads, size_t dirty, double seconds) {
+    std::unique_ptr<wasmpool::Pool> pool;
+    if (st.stock) {
+        wasm_rt_pooled_use_stock();
+    } else {
+        wasmpool::Config c = st.cfg;
+        size_t per_thread = c.batch_size + 8;
+        c.memory_slots = c.table_slots = c.stack_slots = threads * per_thread + 8;
+        c.shards = threads;
+        pool = std::make_unique<wasmpool::Pool>(c);
+        wasm_rt_pooled_set_pool(pool.get());
+    }
+    long long rss0 = rss_bytes();
+    std::atomic<bool> go{false}, stop{false};
+    std::atomic<size_t> ready{0};
+    std::vector<ThreadOut> out(threads);
+    std::vector<std::thread> ts;
+    for (size_t t = 0; t < threads; t++)
+        ts.emplace_back([&, t] {
+            ThreadOut &o = out[t];
+            o.lat_ns.reserve(1 << 20);
+            wasm_rt_pooled_set_module(1);
+            ready++;
+            while (!go.load())
+                ;
+            while (!stop.load(std::memory_order_relaxed)) {
+                auto t0 = Clock::now();
+                Z_echo_instance_t inst;
+                Z_echo_instantiate(&inst);
+                // No look at the memory before init writes it: reading a
+                // decommitted page maps the zero page, and the write after
+                // it would cost a copy-on-write TLB flush (an IPI) that the
+                // strategies themselves do not cause.  The tests check
+                // isolation instead.
+                uint32_t r = 0;
+                auto body = [&] {
+                    Z_echoZ_init(&inst, static_cast<uint32_t>(dirty));
+                    r = Z_echoZ_echo(&inst, 1, 2);
+                };
+                if (pool)
+                    wasmpool::run_on_fiber(wasmpool::PooledStack(*pool, 1), body);
+                else
+                    wasmpool::run_on_fiber(boost::context::protected_fixedsize_stack(kStackBytes),
+                                           body);
+                o.wrong += r != 1;
+                Z_echo_free(&inst);
+                auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
+                if (o.lat_ns.size() < (size_t{4} << 20))
+                    o.lat_ns.push_back(static_cast<uint32_t>(std::min<int64_t>(ns.count(), UINT32_MAX)));
+                o.count++;
+            }
+        });
+    while (ready.load() < threads)
+        std::this_thread::yield();
+    int64_t tlb0 = madvisev_tools::tlb_shootdowns();
+    auto start = Clock::now();
+    go = true;
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    stop = true;
+    for (auto &t : ts)
+        t.join();
+    double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    int64_t tlb1 = madvisev_tools::tlb_shootdowns();
+
+    Result r{};
+    r.strategy = st.name;
+    r.threads = threads;
+    r.dirty = dirty;
+    r.batch = st.stock ? 0 : st.cfg.batch_size;
+    r.insecure = st.insecure;
+    std::vector<uint32_t> lat;
+    uint64_t wrong = 0;
+    for (auto &o : out) {
+        r.instances += o.count;
+        wrong += o.wrong;
+        lat.insert(lat.end(), o.lat_ns.begin(), o.lat_ns.end());
+    }
+    if (wrong) {
+        fprintf(stderr, "instantiate-bench: %s: echo() returned other than 1 %llu times\n",
+                st.name.c_str(), static_cast<unsigned long long>(wrong));
+        exit(1);
+    }
+    r.per_s = static_cast<double>(r.instances) / elapsed;
+    r.shootdowns = tlb0 < 0 || r.instances == 0
+                       ? -1
+                       : static_cast<double>(tlb1 - tlb0) / static_cast<double>(r.instances);
+    r.resident = std::max(0LL, rss_bytes() - rss0);
+    auto pct = [&](double q) -> double {
+        if (lat.empty())
+            return 0;
+        size_t k = std::min(lat.size() - 1, static_cast<size_t>(q * static_cast<double>(lat.size())));
+        std::nth_element(lat.begin(), lat.begin() + static_cast<std::ptrdiff_t>(k), lat.end());
+        return lat[k];
+    };
+    r.p50 = pct(0.50);
+    r.p99 = pct(0.99);
+    if (pool) {
+        pool->flush(true);
+        auto s = pool->stats();
+        r.quarantined = s.quarantined;
+        r.pool_resident = s.resident_bytes;
+        r.budget = s.resident_budget;
+    }
+    wasm_rt_pooled_use_stock();
+    return r;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    Options o;
+    static const option opts[] = {{"threads", required_argument, nullptr, 't'},
+                                  {"dirty-pages", required_argument, nullptr, 'd'},
+                                  {"seconds", required_argument, nullptr, 's'},
+                                  {"batch-size", required_argument, nullptr, 'b'},
+                                  {"strategy", required_argument, nullptr, 'S'},
+                                  {"json", required_argument, nullptr, 'j'},
+                                  {"help", no_argument, nullptr, 'h'},
+                                  {nullptr, 0, nullptr, 0}};
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":t:d:s:b:S:j:h", opts, nullptr)) != -1) {
+        switch (c) {
+        case 't':
+            o.threads = parse_list(optarg, "--threads", 1024);
+            break;
+        case 'd':
+            o.dirty = parse_list(optarg, "--dirty-pages", kMemoryBytes / 4096);
+            break;
+        case 's': {
+            char *end = nullptr;
+            o.seconds = strtod(optarg, &end);
+            if (*end || !(o.seconds > 0) || o.seconds > 3600)
+                die(std::string("bad --seconds '") + optarg + "'");
+            break;
+        }
+        case 'b':
+            o.batch = parse_list(optarg, "--batch-size", 4096).at(0);
+            break;
+        case 'S':
+            o.strategies = split(optarg);
+            break;
+        case 'j':
+            o.json = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case ':':
+            die(std::string("option '") + argv[optind - 1] + "' needs a value");
+        default:
+            die(std::string("unknown option '") + argv[optind - 1] + "'");
+        }
+    }
+    if (optind < argc)
+        die(std::string("unexpected argument '") + argv[optind] + "'");
+
+    std::vector<Strategy> all = all_strategies(o.batch), chosen;
+    if (o.strategies.empty()) {
+        chosen = all;
+    } else {
+        for (const std::string &name : o.strategies) {
+            auto it = std::find_if(all.begin(), all.end(), [&](auto &s) { return s.name == name; });
+            if (it == all.end())
+                die("unknown or unavailable strategy '" + name + "'");
+            chosen.push_back(*it);
+        }
+    }
+
+    wasm_rt_init();
+    Z_echo_init_module();
+    printf("# instantiate-bench: wasm2c echo module, init dirties N pages, %.1fs per row, "
+           "madvisev backend auto = %s\n",
+           o.seconds, madvisev_backend_name());
+    printf("# stock = Debian wabt 1.0.32 runtime built with its unmap-size bug fixed\n");
+    printf("%-26s %5s %3s %5s %12s %11s %6s %10s %9s %9s %9s\n", "strategy", "dirty", "thr",
+           "batch", "inst/s", "per-thread", "eff", "tlb/inst", "rss-MiB", "p50-us", "p99-us");
+    std::vector<Result> results;
+    for (size_t dirty : o.dirty)
+        for (const Strategy &st : chosen)
+            for (size_t t : o.threads) {
+                Result r = run(st, t, dirty, o.seconds);
+                if (r.quarantined)
+                    fprintf(stderr, "instantiate-bench: %s quarantined %llu slots\n",
+                            st.name.c_str(), static_cast<unsigned long long>(r.quarantined));
+                for (const Result &base : results)
+                    if (base.strategy == r.strategy && base.dirty == r.dirty && base.threads == 1)
+                        r.efficiency = r.per_s / (static_cast<double>(r.threads) * base.per_s);
+                if (r.threads == 1)
+                    r.efficiency = 1.0;
+                results.push_back(r);
+                char eff[16] = "-";
+                if (r.efficiency >= 0)
+                    snprintf(eff, sizeof(eff), "%.2f", r.efficiency);
+                printf("%-26s %5zu %3zu %5zu %12.0f %11.0f %6s %10.3f %9.1f %9.1f %9.1f%s\n",
+                       r.strategy.c_str(), r.dirty, r.threads, r.batch, r.per_s,
+                       r.per_s / static_cast<double>(r.threads), eff, r.shootdowns,
+                       static_cast<double>(r.resident) / (1 << 20), r.p50 / 1000, r.p99 / 1000,
+                       r.insecure ? "  INSECURE: no reset, upper bound only" : "");
+                fflush(stdout);
+            }
+
+    if (!o.json.empty()) {
+        FILE *f = fopen(o.json.c_str(), "w");
+        if (!f) {
+            fprintf(stderr, "instantiate-bench: %s: %s\n", o.json.c_str(), strerror(errno));
+            return 1;
+        }
+        fprintf(f, "[\n");
+        for (size_t i = 0; i < results.size(); i++) {
+            const Result &r = results[i];
+            fprintf(f,
+                    "  {\"strategy\": \"%s\", \"threads\": %zu, \"dirty_pages\": %zu, "
+                    "\"batch_size\": %zu, \"instantiations\": %llu, "
+                    "\"instantiations_per_s\": %.1f, \"efficiency\": %s, "
+                    "\"shootdowns_per_instantiation\": %.4f, \"resident_bytes\": %lld, "
+                    "\"pool_resident_bytes\": %zu, \"resident_budget\": %zu, "
+                    "\"p50_ns\": %.0f, \"p99_ns\": %.0f, \"insecure\": %s}%s\n",
+                    r.strategy.c_str(), r.threads, r.dirty, r.batch,
+                    static_cast<unsigned long long>(r.instances), r.per_s,
+                    r.efficiency >= 0 ? std::to_string(r.efficiency).c_str() : "null",
+                    r.shootdowns, r.resident, r.pool_resident, r.budget, r.p50, r.p99,
+                    r.insecure ? "true" : "false", i + 1 < results.size() ? "," : "");
+        }
+        fprintf(f, "]\n");
+        if (fclose(f) != 0) {
+            fprintf(stderr, "instantiate-bench: %s: %s\n", o.json.c_str(), strerror(errno));
+            return 1;
+        }
+    }
+    wasm_rt_free();
+    return 0;
+}

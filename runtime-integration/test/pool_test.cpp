@@ -67,6 +67,7 @@ std::vector<Strategy> safe_strategies() {
     c = Config{};
     c.reset = Reset::keep_resident;
     c.keep_resident_bytes = 2 * kPage; // memset two pages, decommit the rest
+    c.stack_keep_resident_bytes = 2 * kPage;
     c.batch_size = 4;
     s.push_back({"keep_resident", small(c)});
     c = Config{};

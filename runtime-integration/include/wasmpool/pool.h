@@ -49,13 +49,16 @@ struct Config {
     size_t stack_bytes = size_t{256} << 10; // a guard page lies below each
 
     Reset reset = Reset::adaptive;
-    size_t keep_resident_bytes = 0;
+    size_t keep_resident_bytes = 0;       // memories and tables
+    size_t stack_keep_resident_bytes = 0; // stacks (from their top)
     // Budget for memory kept resident in idle slots by Reset::adaptive; 0
     // means the default (RAM / 16, between 16 MiB and 1 GiB).
     size_t resident_budget_bytes = 0;
 
-    // Slots per decommit flush: the queue is flushed with one madvisev()
-    // call when it holds this many.  1 means decommit at release.
+    // Instances per decommit flush: a shard's queue is flushed with one
+    // madvisev() call when it holds this many memories (the tables and
+    // stacks queued with them go in the same call), or 3x as many slots of
+    // any kind.  1 means decommit at release.
     size_t batch_size = 32;
     // Per-thread shards of queues and free lists (at most 16, as in
     // Wasmtime); false is one queue and one free list under one lock.
