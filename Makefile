@@ -6,9 +6,11 @@ VM         ?= $(BUILD)/vm
 JOBS       ?= $(shell nproc)
 CMAKE_GEN  := -G Ninja
 VM_SMP     ?= 2
-# Guest benchmark: fewer ranges per configuration than on the host, since
-# the guest runs under emulation.
+# Guest benchmarks: shorter than on the host, since the guest runs under
+# emulation (':' stands for ' ' on the kernel command line).
 VM_BENCH   ?= --ranges:4096
+VM_IBENCH  ?= --seconds:0.5
+IBENCH     ?= --seconds 1
 
 KERNEL_PATCHED   := $(VM)/obj-patched/arch/x86/boot/bzImage
 KERNEL_UNPATCHED := $(VM)/obj-unpatched/arch/x86/boot/bzImage
@@ -40,7 +42,8 @@ $(BUILD_ST)/build.ninja: | deps
 	cmake -S . -B $(BUILD_ST) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DMADVISEV_STATIC=ON
 
 build-static: deps $(BUILD_ST)/build.ninja
-	cmake --build $(BUILD_ST) -j $(JOBS) --target madvisev-test madvisev-info madvisev-bench
+	cmake --build $(BUILD_ST) -j $(JOBS) --target madvisev-test madvisev-info madvisev-bench \
+	    wasmpool-test instantiate-bench
 
 # The main job: what this kernel offers and what each backend costs, here
 # and in the patched 6.12 guest.
@@ -51,9 +54,12 @@ demo: build vm-images
 	@echo "== host: madvisev-bench (JSON in $(BUILD)/madvisev-bench.json)"
 	@$(BUILD)/libmadvisev/madvisev-bench --json $(BUILD)/madvisev-bench.json
 	@echo
-	@echo "== patched Linux 6.12 guest, $(VM_SMP) vCPUs under QEMU TCG: madvisev-bench"
-	@vm-images/run-vm.sh -q -k $(KERNEL_PATCHED) -i $(INITRAMFS) -j bench -s $(VM_SMP) \
-	    -t 1800 -l $(VM)/bench-patched.log -a "madvisev.bench=$(VM_BENCH)" || \
+	@echo "== host: instantiate-bench (JSON in $(BUILD)/instantiate-bench.json)"
+	@$(BUILD)/runtime-integration/instantiate-bench $(IBENCH) --json $(BUILD)/instantiate-bench.json
+	@echo
+	@echo "== patched Linux 6.12 guest, $(VM_SMP) vCPUs under QEMU TCG: madvisev-bench, instantiate-bench"
+	@vm-images/run-vm.sh -q -k $(KERNEL_PATCHED) -i $(INITRAMFS) -j bench -s $(VM_SMP) -t 1800 \
+	    -l $(VM)/bench-patched.log -a "madvisev.bench=$(VM_BENCH) madvisev.ibench=$(VM_IBENCH)" || \
 	    { echo "guest benchmark failed; see $(VM)/bench-patched.log"; exit 1; }
 	@tr -d '\r' < $(VM)/bench-patched.log | sed -n '/^kernel:/,/^MADVISEV-VM-EXIT/p' | grep -v '^MADVISEV-VM-EXIT'
 
@@ -83,7 +89,8 @@ $(KSELFTEST): vm-kernels FORCE
 vm-images: vm-kernels build-static $(KSELFTEST)
 	vm-images/build-initramfs.sh $(INITRAMFS) $(KSELFTEST) \
 	    $(BUILD_ST)/libmadvisev/madvisev-test $(BUILD_ST)/libmadvisev/madvisev-info \
-	    $(BUILD_ST)/libmadvisev/madvisev-bench
+	    $(BUILD_ST)/libmadvisev/madvisev-bench $(BUILD_ST)/runtime-integration/wasmpool-test \
+	    $(BUILD_ST)/runtime-integration/instantiate-bench
 
 # In the patched guest: the kselftest and the library's tests, detection
 # picking `syscall`.  In the unpatched one: the library's tests, detection

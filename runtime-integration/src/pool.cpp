@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -60,10 +61,45 @@ const size_t kPage = static_cast<size_t>(sysconf(_SC_PAGESIZE));
 
 size_t page_up(size_t n) { return (n + kPage - 1) & ~(kPage - 1); }
 
-// Up to this size the adaptive reset zeroes a whole extent rather than ask
-// mincore() which pages are resident: on the development machine one
-// mincore() call over 16 pages took 780 ns, a memset() of 64 KiB 380 ns.
-constexpr size_t kSmallExtent = size_t{64} << 10;
+// Up to how many bytes the adaptive reset zeroes a whole extent rather than
+// ask mincore() which pages are resident: the size a memset() takes as long
+// as one mincore() call, measured once per process, since it differs by
+// machine (on the development host a mincore() over 16 pages took 780 ns
+// and a memset() of 64 KiB 380 ns; under QEMU's emulation memset() is far
+// slower).
+size_t calibrate_small_extent() {
+    constexpr size_t kProbe = size_t{64} << 10;
+    void *m = mmap(nullptr, kProbe, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return kProbe;
+    auto *p = static_cast<std::byte *>(m);
+    memset(p, 1, kProbe);
+    std::vector<unsigned char> vec(kProbe / kPage);
+    using clk = std::chrono::steady_clock;
+    auto best = [](auto &&fn) {
+        auto b = clk::duration::max();
+        for (int i = 0; i < 8; i++) {
+            auto t0 = clk::now();
+            fn();
+            b = std::min(b, clk::now() - t0);
+        }
+        return std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::nanoseconds>(b).count());
+    };
+    int64_t look = best([&] { mincore(p, kProbe, vec.data()); });
+    int64_t zero = best([&] {
+        memset(p, 0, kProbe);
+        asm volatile("" ::"r"(p) : "memory");
+    });
+    munmap(m, kProbe);
+    size_t bytes = static_cast<size_t>(static_cast<double>(kProbe) * static_cast<double>(look) /
+                                       static_cast<double>(zero));
+    return std::clamp(bytes & ~(kPage - 1), kPage, size_t{256} << 10);
+}
+
+size_t small_extent() {
+    static const size_t bytes = calibrate_small_extent();
+    return bytes;
+}
 
 enum class State : uint8_t { free, leased, queued, quarantined };
 
@@ -337,7 +373,7 @@ bool Pool::Impl::zero_resident_in_place(Kind k, uint32_t i, size_t extent) {
     size_t pages = extent / kPage;
     if (pages == 0)
         return true;
-    if ((s.skip_looks > 0 && s.resident == extent) || extent <= kSmallExtent) {
+    if ((s.skip_looks > 0 && s.resident == extent) || extent <= small_extent()) {
         // Learned: this slot's users dirty (nearly) all of it, or it is so
         // small that looking costs more than zeroing.  Zero all of it; look
         // again now and then.

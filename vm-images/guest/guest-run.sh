@@ -1,8 +1,9 @@
 #!/bin/sh
 # guest-run.sh JOB: what the test guest runs.  Exit 0 pass, non-zero fail.
-#   test-patched    kselftest madvisev, the library's gtests; detection must pick syscall
-#   test-unpatched  the library's gtests; detection must pick sequential
-#   bench           madvisev-info and madvisev-bench (MADVISEV_BENCH_ARGS from the command line)
+#   test-patched    kselftest madvisev, the gtests; detection must pick syscall
+#   test-unpatched  the gtests; detection must pick sequential
+#   bench           madvisev-info, madvisev-bench and instantiate-bench (their
+#                   arguments from madvisev.bench= and madvisev.ibench=)
 #   info            madvisev-info only
 job=$1
 export GTEST_COLOR=no
@@ -23,6 +24,11 @@ run_gtests() {
     echo "[guest] libmadvisev gtests"
     if ! madvisev-test --gtest_brief=1; then
         echo "[guest] FAIL: libmadvisev gtests"
+        fail=1
+    fi
+    echo "[guest] pool and wasm2c gtests"
+    if ! wasmpool-test --gtest_brief=1; then
+        echo "[guest] FAIL: pool and wasm2c gtests"
         fail=1
     fi
 }
@@ -49,6 +55,10 @@ bench)
     args=$(sed -n 's/.*madvisev\.bench=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
     # shellcheck disable=SC2086
     madvisev-bench $args || fail=1
+    echo
+    args=$(sed -n 's/.*madvisev\.ibench=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    # shellcheck disable=SC2086
+    instantiate-bench $args || fail=1
     ;;
 info)
     madvisev-info || fail=1
