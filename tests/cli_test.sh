@@ -6,6 +6,7 @@ case_name=$1
 tools=$2
 info=$tools/madvisev-info
 bench=$tools/madvisev-bench
+ibench=${3:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -95,6 +96,39 @@ for r in recs:
 backends = {r["backend"] for r in recs}
 assert "sequential" in backends, backends
 assert len(recs) == 2 * len(backends), recs
+PY
+    ;;
+ibench_help)
+    "$ibench" --help > "$tmp/out" || fail "--help exited $?"
+    grep -q '^Usage: instantiate-bench' "$tmp/out" || fail "no usage text"
+    ;;
+ibench_bad_input)
+    for args in "--bogus" "--threads" "--threads 0" "--dirty-pages 273" "--dirty-pages x" \
+                "--seconds -1" "--seconds abc" "--strategy pool-nope" "--batch-size 0" "stray"; do
+        # shellcheck disable=SC2086
+        "$ibench" $args > /dev/null 2> "$tmp/err" && fail "accepted '$args'"
+        one_line "$tmp/err"
+    done
+    ;;
+ibench_json)
+    "$ibench" --threads 1,2 --dirty-pages 4 --seconds 0.2 \
+        --strategy stock,pool-immediate,pool-adaptive,unsafe-no-reset --json "$tmp/out.json" > "$tmp/out" ||
+        fail "instantiate-bench exited $?"
+    cat "$tmp/out"
+    grep -q 'unsafe-no-reset .*INSECURE' "$tmp/out" || fail "unsafe-no-reset not labelled insecure"
+    python3 - "$tmp/out.json" <<'PY' || fail "bad JSON"
+import json, sys
+recs = json.load(open(sys.argv[1]))
+keys = {"strategy", "threads", "dirty_pages", "batch_size", "instantiations_per_s", "efficiency",
+        "shootdowns_per_instantiation", "resident_bytes", "p50_ns", "p99_ns", "insecure"}
+assert len(recs) == 8, len(recs)
+for r in recs:
+    assert keys <= r.keys(), r
+    assert r["instantiations_per_s"] > 0 and r["p99_ns"] >= r["p50_ns"] > 0, r
+    assert r["insecure"] == (r["strategy"] == "unsafe-no-reset"), r
+    assert r["efficiency"] is not None and r["efficiency"] > 0, r
+    if r["threads"] == 1:
+        assert r["efficiency"] == 1.0, r
 PY
     ;;
 *)
