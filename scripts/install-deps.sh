@@ -7,9 +7,11 @@ packages=(
     build-essential cmake ninja-build pkg-config python3
     libgtest-dev googletest libbenchmark-dev
     liburing-dev
+    # the runtime integration: wasm2c and its runtime, fibers
+    wabt libboost-context-dev
     # the test guests: kernel source and build tools, QEMU, busybox
     linux-source-6.12 ccache flex bison bc libelf-dev libssl-dev
-    cpio xz-utils file patch qemu-system-x86 busybox-static
+    cpio xz-utils file patch perl qemu-system-x86 busybox-static
 )
 
 missing=()
