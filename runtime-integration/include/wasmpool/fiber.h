@@ -7,7 +7,12 @@
 #include <boost/context/stack_context.hpp>
 
 #include <new>
+#include <type_traits>
 #include <utility>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include "wasmpool/pool.h"
 
@@ -40,10 +45,30 @@ class PooledStack {
     uint64_t key_;
 };
 
+// Debian's Boost.Context switches stacks without telling AddressSanitizer,
+// so a finished fiber's stack keeps the poison of its last frames, and
+// whoever gets that memory next (the pool, or a later mmap at the same
+// address) would trip over it.  Clear it as the stack is given back.
+template <class StackAlloc> class UnpoisonOnFree {
+  public:
+    explicit UnpoisonOnFree(StackAlloc inner) : inner_(std::move(inner)) {}
+    boost::context::stack_context allocate() { return inner_.allocate(); }
+    void deallocate(boost::context::stack_context &sctx) noexcept {
+#if defined(__SANITIZE_ADDRESS__)
+        ASAN_UNPOISON_MEMORY_REGION(static_cast<char *>(sctx.sp) - sctx.size, sctx.size);
+#endif
+        inner_.deallocate(sctx);
+    }
+
+  private:
+    StackAlloc inner_;
+};
+
 // Run @fn to completion on a fiber allocated by @salloc.
 template <class StackAlloc, class Fn> void run_on_fiber(StackAlloc &&salloc, Fn &&fn) {
     namespace ctx = boost::context;
-    ctx::fiber f(std::allocator_arg, std::forward<StackAlloc>(salloc),
+    using Alloc = std::decay_t<StackAlloc>;
+    ctx::fiber f(std::allocator_arg, UnpoisonOnFree<Alloc>(std::forward<StackAlloc>(salloc)),
                  [&fn](ctx::fiber &&caller) {
                      fn();
                      return std::move(caller);
