@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
 # build-kernel.sh VARIANT OUT
-#   Build the guest kernel VARIANT (patched | unpatched) under OUT, out of
-#   tree (O=), with ccache, from Debian's linux-source-6.12 tarball and the
-#   config fragment in vm-images/config/guest.config.  The patched kernel
-#   has kernel-patch/*.patch applied with patch -p1.  Result:
+#   Build the guest kernel VARIANT (patched | unpatched | debug) under OUT,
+#   out of tree (O=), with ccache, from Debian's linux-source-6.12 tarball
+#   and the config fragment in vm-images/config/guest.config.  The patched
+#   kernel has kernel-patch/*.patch applied with patch -p1; debug is the
+#   patched source with config/debug.config on top.  Result:
 #   OUT/obj-VARIANT/arch/x86/boot/bzImage, and OUT/obj-VARIANT/usr/include
 #   with the uapi headers.
 set -euo pipefail
-variant=${1:?usage: build-kernel.sh patched|unpatched OUT}
-out=${2:?usage: build-kernel.sh patched|unpatched OUT}
+variant=${1:?usage: build-kernel.sh patched|unpatched|debug OUT}
+out=${2:?usage: build-kernel.sh patched|unpatched|debug OUT}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 
-case $variant in patched|unpatched) ;; *) echo "build-kernel.sh: unknown variant '$variant'" >&2; exit 2;; esac
+case $variant in patched|unpatched|debug) ;; *) echo "build-kernel.sh: unknown variant '$variant'" >&2; exit 2;; esac
+# The debug kernel is built from the patched source tree.
+source_variant=$variant
+if [ "$variant" = debug ]; then source_variant=patched; fi
 tarball=${LINUX_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
 [ -r "$tarball" ] || { echo "build-kernel.sh: $tarball missing (package linux-source-6.12)" >&2; exit 1; }
-fragment=$here/config/guest.config
+fragments=("$here/config/guest.config")
+if [ "$variant" = debug ]; then fragments+=("$here/config/debug.config"); fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 pristine=$out/src-unpatched
-src=$out/src-$variant
+src=$out/src-$source_variant
 obj=$out/obj-$variant
 log=$out/build-$variant.log
 : > "$log"
@@ -30,7 +35,7 @@ log=$out/build-$variant.log
 inputs_id() {
     {
         stat -c '%n %s %Y' "$tarball"
-        if [ "$variant" = patched ]; then cat "$top"/kernel-patch/*.patch; fi
+        if [ "$source_variant" = patched ]; then cat "$top"/kernel-patch/*.patch; fi
     } | sha256sum | cut -c1-16
 }
 id=$(inputs_id)
@@ -46,7 +51,7 @@ if [ ! -f "$pristine/.madvisev-extracted" ] || [ "$(cat "$pristine/.madvisev-ext
     step_done
 fi
 
-if [ "$variant" = patched ] && [ "$(cat "$src/.madvisev-id" 2>/dev/null)" != "$id" ]; then
+if [ "$source_variant" = patched ] && [ "$(cat "$src/.madvisev-id" 2>/dev/null)" != "$id" ]; then
     step "apply kernel-patch/*.patch"
     rm -rf "$src"
     # Hard links share the pristine files; patch(1) writes new files, so
@@ -57,20 +62,25 @@ if [ "$variant" = patched ] && [ "$(cat "$src/.madvisev-id" 2>/dev/null)" != "$i
         run_logged "$log" patch -p1 --forward --batch -d "$src" -i "$p"
     done
     echo "$id" > "$src/.madvisev-id"
-    rm -rf "$obj" # new sources: no stale objects
+    rm -rf "$out/obj-patched" "$out/obj-debug" # new sources: no stale objects
     step_done
 fi
 
-step "configure $variant kernel (tinyconfig + config/guest.config)"
+step "configure $variant kernel (tinyconfig + ${fragments[*]##*/})"
 mkdir -p "$obj"
 kmake() { make -C "$src" O="$obj" ARCH=x86_64 "$@"; }
-if [ ! -f "$obj/.config" ] || [ "$fragment" -nt "$obj/.config" ]; then
+stale=0
+[ -f "$obj/.config" ] || stale=1
+for f in "${fragments[@]}"; do
+    if [ "$f" -nt "$obj/.config" ]; then stale=1; fi
+done
+if [ $stale = 1 ]; then
     run_logged "$log" kmake tinyconfig
-    run_logged "$log" "$src/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "$fragment"
+    run_logged "$log" "$src/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "${fragments[@]}"
     run_logged "$log" kmake olddefconfig
 fi
-# Every option the fragment asks for must have survived olddefconfig.
-missing=$(grep -E '^CONFIG_[A-Z0-9_]+=y' "$fragment" | while read -r opt; do
+# Every option the fragments ask for must have survived olddefconfig.
+missing=$(cat "${fragments[@]}" | grep -E '^CONFIG_[A-Z0-9_]+=y' | while read -r opt; do
     grep -qx "$opt" "$obj/.config" || echo "$opt"
 done)
 if [ -n "$missing" ]; then

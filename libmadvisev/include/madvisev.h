@@ -71,8 +71,8 @@ enum madvisev_backend {
  * itself have been partly advised (as with madvise(2) over a hole).
  *
  * The arguments are checked before any range is touched:
- *   EINVAL  @flags != 0, @advice unknown, an iov_base not page-aligned, or a
- *           range that wraps the address space;
+ *   EINVAL  @flags != 0, @advice unknown, an iov_base not page-aligned, a
+ *           range that wraps the address space, or an iov_len above SSIZE_MAX;
  *   EFAULT  @iov == NULL with @iovcnt > 0.
  * Then, per range: ENOMEM (not mapped) and every error madvise(2) gives.
  * Zero-length ranges are skipped unexamined.  Any @iovcnt is accepted.

@@ -157,8 +157,10 @@ int check_args(const iovec *iov, size_t iovcnt, int advice, unsigned int flags) 
             continue;
         if (start & (page - 1))
             return EINVAL;
-        // start + len rounded up to a page must not wrap.
-        if (len > UINTPTR_MAX - start || ((start + len + page - 1) & ~(page - 1)) == 0)
+        // start + len rounded up to a page must not wrap, and, as for any
+        // iovec the kernel copies, len must fit in an ssize_t.
+        if (len > static_cast<size_t>(SSIZE_MAX) || len > UINTPTR_MAX - start ||
+            ((start + len + page - 1) & ~(page - 1)) == 0)
             return EINVAL;
     }
     return 0;

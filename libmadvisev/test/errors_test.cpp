@@ -50,6 +50,14 @@ TEST_P(Errors, LengthWrapsAddressSpace) {
     expect_refused(round, 2, MADV_DONTNEED, 0, EINVAL);
 }
 
+// Above SSIZE_MAX a length is invalid even where it does not wrap (the
+// kernel refuses such an iovec).
+TEST_P(Errors, LengthAboveSsizeMax) {
+    iovec v[] = {{m_.get(), page_size()},
+                 {reinterpret_cast<void *>(page_size()), static_cast<size_t>(SSIZE_MAX) + 1}};
+    expect_refused(v, 2, MADV_DONTNEED, 0, EINVAL);
+}
+
 TEST_P(Errors, NullVector) {
     errno = 0;
     EXPECT_EQ(call(nullptr, 1, MADV_DONTNEED), -1);

@@ -5,6 +5,7 @@
 #   bench           madvisev-info, madvisev-bench and instantiate-bench (their
 #                   arguments from madvisev.bench= and madvisev.ibench=)
 #   info            madvisev-info only
+#   fuzz            madvisev-fuzz and madvisev-race (debug kernel)
 job=$1
 export GTEST_COLOR=no
 fail=0
@@ -62,6 +63,18 @@ bench)
     ;;
 info)
     madvisev-info || fail=1
+    ;;
+fuzz)
+    # Debug kernel: the syscall fuzzer, then the race tests; their
+    # arguments from madvisev.fuzz= and madvisev.race=.
+    args=$(sed -n 's/.*madvisev\.fuzz=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    # shellcheck disable=SC2086
+    madvisev-fuzz $args || { echo "[guest] FAIL: madvisev-fuzz"; fail=1; }
+    if [ -x /tests/madvisev-race ]; then
+        args=$(sed -n 's/.*madvisev\.race=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+        # shellcheck disable=SC2086
+        madvisev-race $args || { echo "[guest] FAIL: madvisev-race"; fail=1; }
+    fi
     ;;
 *)
     echo "[guest] unknown job '$job'"
