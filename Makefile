@@ -14,11 +14,19 @@ IBENCH     ?= --seconds 1
 
 KERNEL_PATCHED   := $(VM)/obj-patched/arch/x86/boot/bzImage
 KERNEL_UNPATCHED := $(VM)/obj-unpatched/arch/x86/boot/bzImage
+KERNEL_DEBUG     := $(VM)/obj-debug/arch/x86/boot/bzImage
 INITRAMFS        := $(VM)/initramfs.cpio.gz
 KSELFTEST        := $(VM)/madvisev-kselftest
+FUZZER           := $(VM)/madvisev-fuzz
+RACER            := $(VM)/madvisev-race
+# make test's short fuzz and race passes; make fuzz SECONDS=N runs longer.
+FUZZ_SECONDS     ?= 60
+RACE_SECONDS     ?= 30
+SECONDS          ?= 600
+SEED             ?= $(shell date +%s)
 
 .PHONY: all deps build build-asan build-static demo test test-unit test-asan patch-check \
-        vm-kernels vm-images vm-test vm-bench install clean FORCE
+        vm-kernels vm-images vm-test vm-fuzz fuzz install clean FORCE
 
 all: build
 
@@ -63,7 +71,7 @@ demo: build vm-images
 	    { echo "guest benchmark failed; see $(VM)/bench-patched.log"; exit 1; }
 	@tr -d '\r' < $(VM)/bench-patched.log | sed -n '/^kernel:/,/^MADVISEV-VM-EXIT/p' | grep -v '^MADVISEV-VM-EXIT'
 
-test: test-unit test-asan patch-check vm-test
+test: test-unit test-asan patch-check vm-test vm-fuzz
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
@@ -76,6 +84,7 @@ test-asan: build-asan
 vm-kernels: deps
 	vm-images/build-kernel.sh unpatched $(VM)
 	vm-images/build-kernel.sh patched $(VM)
+	vm-images/build-kernel.sh debug $(VM)
 
 # The series must stay checkpatch --strict clean (kernel-patch/README.md).
 patch-check: vm-kernels
@@ -86,8 +95,11 @@ $(KSELFTEST): vm-kernels FORCE
 	    -I $(VM)/src-patched/tools/testing/selftests \
 	    -o $@ $(VM)/src-patched/tools/testing/selftests/mm/madvisev.c
 
-vm-images: vm-kernels build-static $(KSELFTEST)
-	vm-images/build-initramfs.sh $(INITRAMFS) $(KSELFTEST) \
+$(FUZZER) $(RACER): $(VM)/madvisev-%: tests/fuzz/madvisev-%.c vm-kernels FORCE
+	gcc -static -O2 -Wall -Wextra -pthread -isystem $(VM)/obj-patched/usr/include -o $@ $<
+
+vm-images: vm-kernels build-static $(KSELFTEST) $(FUZZER) $(RACER)
+	vm-images/build-initramfs.sh $(INITRAMFS) $(KSELFTEST) $(FUZZER) $(RACER) \
 	    $(BUILD_ST)/libmadvisev/madvisev-test $(BUILD_ST)/libmadvisev/madvisev-info \
 	    $(BUILD_ST)/libmadvisev/madvisev-bench $(BUILD_ST)/runtime-integration/wasmpool-test \
 	    $(BUILD_ST)/runtime-integration/instantiate-bench
@@ -102,6 +114,17 @@ vm-test: vm-images
 	vm-images/run-vm.sh -q -k $(KERNEL_UNPATCHED) -i $(INITRAMFS) -j test-unpatched -s 2 \
 	    -t 1200 -l $(VM)/test-unpatched.log; rc=$$?; tr -d '\r' < $(VM)/test-unpatched.log | \
 	    grep -E '^\[guest\]|FAILED|PASSED' ; exit $$rc
+
+# In the debug kernel (KASAN, lockdep, DEBUG_VM, ..., panic_on_warn) with
+# 4 vCPUs: the syscall fuzzer, then the race tests.  Any splat fails it.
+vm-fuzz: vm-images
+	vm-images/run-vm.sh -q -k $(KERNEL_DEBUG) -i $(INITRAMFS) -j fuzz -s 4 -m 3G \
+	    -t $$(( $(FUZZ_SECONDS) + $(RACE_SECONDS) + 600 )) -l $(VM)/fuzz-debug.log \
+	    -a "panic_on_warn=1 madvisev.fuzz=--seconds:$(FUZZ_SECONDS):--seed:$(SEED) madvisev.race=--seconds:$(RACE_SECONDS):--seed:$(SEED)"; \
+	    rc=$$?; tr -d '\r' < $(VM)/fuzz-debug.log | grep -E '^madvisev-(fuzz|race)|MISMATCH|FAIL'; exit $$rc
+
+fuzz:
+	$(MAKE) vm-fuzz FUZZ_SECONDS=$(SECONDS) RACE_SECONDS=$(SECONDS)
 
 install: build
 	cmake --install $(BUILD)

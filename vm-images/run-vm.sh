@@ -2,7 +2,8 @@
 # run-vm.sh -k KERNEL -i INITRAMFS -j JOB [options]
 #   Boot a test guest in QEMU, run JOB (see guest/guest-run.sh) and exit
 #   with the guest's exit status.  124 if the guest did not finish in time,
-#   125 if it died without reporting one.
+#   125 if it died without reporting one, 126 if the kernel splatted (BUG,
+#   WARNING, KASAN, lockdep, Oops, panic, hung task, soft lockup).
 #   -s N      vCPUs (default 2)
 #   -m SIZE   memory (default 2G)
 #   -t SECS   time limit (default 600)
@@ -13,7 +14,7 @@
 #   -q        do not echo the console while it runs
 set -euo pipefail
 kernel= initrd= job= smp=2 mem=2G limit=600 log= extra= accel=tcg quiet=0
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case $1 in
     -k) kernel=$2; shift 2 ;;
@@ -58,6 +59,13 @@ fi
 qemu_rc=${PIPESTATUS[0]}
 set -e
 elapsed=$(( $(date +%s) - start ))
+# Any kernel splat fails the run, whatever the guest reported.
+splats=$(tr -d '\r' < "$log" | grep -E 'BUG:|WARNING:|KASAN:|UBSAN:|possible circular locking|Oops|Kernel panic|INFO: task .* blocked|soft lockup|rcu_sched self-detected|general protection fault' || true)
+if [ -n "$splats" ]; then
+    echo "[vm] FAILED: the kernel splatted during job '$job'; see $log:" >&2
+    echo "$splats" | head -n 20 >&2
+    exit 126
+fi
 rc=$(tr -d '\r' < "$log" | sed -n 's/^MADVISEV-VM-EXIT=\([0-9]*\)$/\1/p' | tail -n 1)
 if [ -z "$rc" ]; then
     if [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then
