@@ -1,7 +1,10 @@
 # Two commands do everything: `make demo` and `make test`.
+SHELL      := /bin/bash
 BUILD      ?= build
 BUILD_SAN  ?= build-asan
 BUILD_ST   ?= build-static
+BUILD_TSAN ?= build-tsan
+LIBFUZZ_SECONDS ?= 30
 VM         ?= $(BUILD)/vm
 JOBS       ?= $(shell nproc)
 CMAKE_GEN  := -G Ninja
@@ -25,7 +28,8 @@ RACE_SECONDS     ?= 30
 SECONDS          ?= 600
 SEED             ?= $(shell date +%s)
 
-.PHONY: all deps build build-asan build-static demo test test-unit test-asan patch-check \
+.PHONY: all deps build build-asan build-static build-tsan demo test test-unit test-asan \
+        test-tsan test-libfuzzer patch-check \
         vm-kernels vm-images vm-test vm-fuzz fuzz install clean FORCE
 
 all: build
@@ -71,7 +75,7 @@ demo: build vm-images
 	    { echo "guest benchmark failed; see $(VM)/bench-patched.log"; exit 1; }
 	@tr -d '\r' < $(VM)/bench-patched.log | sed -n '/^kernel:/,/^MADVISEV-VM-EXIT/p' | grep -v '^MADVISEV-VM-EXIT'
 
-test: test-unit test-asan patch-check vm-test vm-fuzz
+test: test-unit test-asan test-tsan test-libfuzzer patch-check vm-test vm-fuzz
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
@@ -126,8 +130,31 @@ vm-fuzz: vm-images
 fuzz:
 	$(MAKE) vm-fuzz FUZZ_SECONDS=$(SECONDS) RACE_SECONDS=$(SECONDS)
 
+$(BUILD_TSAN)/build.ninja: | deps
+	cmake -S . -B $(BUILD_TSAN) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DMADVISEV_TSAN=ON
+
+build-tsan: deps $(BUILD_TSAN)/build.ninja
+	cmake --build $(BUILD_TSAN) -j $(JOBS)
+
+# The same tests under ThreadSanitizer.
+test-tsan: build-tsan
+	ctest --test-dir $(BUILD_TSAN) --output-on-failure -j $(JOBS)
+
+# libFuzzer (clang) on the library's argument validation, every backend.
+$(BUILD)/madvisev-args-fuzz: tests/fuzz/madvisev-args-fuzz.cpp libmadvisev/src/*.cpp libmadvisev/src/*.h \
+        libmadvisev/include/madvisev.h | deps
+	mkdir -p $(BUILD)
+	clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -Ilibmadvisev/include \
+	    -Ilibmadvisev/src libmadvisev/src/*.cpp $< -luring -o $@
+
+test-libfuzzer: $(BUILD)/madvisev-args-fuzz
+	mkdir -p $(BUILD)/args-fuzz-corpus
+	$(BUILD)/madvisev-args-fuzz -max_total_time=$(LIBFUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)/args-fuzz-corpus 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|^==' ; \
+	    exit $${PIPESTATUS[0]}
+
 install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_ST)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_ST) $(BUILD_TSAN)

@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
     build-essential cmake ninja-build pkg-config python3
     libgtest-dev googletest libbenchmark-dev
+    # libFuzzer
+    clang libclang-rt-14-dev
     liburing-dev
     # the runtime integration: wasm2c and its runtime, fibers
     wabt libboost-context-dev

@@ -3,7 +3,8 @@
 #   Boot a test guest in QEMU, run JOB (see guest/guest-run.sh) and exit
 #   with the guest's exit status.  124 if the guest did not finish in time,
 #   125 if it died without reporting one, 126 if the kernel splatted (BUG,
-#   WARNING, KASAN, lockdep, Oops, panic, hung task, soft lockup).
+#   WARNING, KASAN, lockdep, Oops, panic, hung task, soft lockup, or any
+#   other stack dump).
 #   -s N      vCPUs (default 2)
 #   -m SIZE   memory (default 2G)
 #   -t SECS   time limit (default 600)
@@ -60,7 +61,7 @@ qemu_rc=${PIPESTATUS[0]}
 set -e
 elapsed=$(( $(date +%s) - start ))
 # Any kernel splat fails the run, whatever the guest reported.
-splats=$(tr -d '\r' < "$log" | grep -E 'BUG:|WARNING:|KASAN:|UBSAN:|possible circular locking|Oops|Kernel panic|INFO: task .* blocked|soft lockup|rcu_sched self-detected|general protection fault' || true)
+splats=$(tr -d '\r' < "$log" | grep -E 'BUG:|WARNING:|KASAN:|UBSAN:|possible circular locking|Oops|Kernel panic|INFO: task .* blocked|soft lockup|rcu_sched self-detected|general protection fault|Call Trace:' || true)
 if [ -n "$splats" ]; then
     echo "[vm] FAILED: the kernel splatted during job '$job'; see $log:" >&2
     echo "$splats" | head -n 20 >&2
