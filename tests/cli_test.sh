@@ -131,6 +131,21 @@ for r in recs:
         assert r["efficiency"] == 1.0, r
 PY
     ;;
+vm_scripts_bad_input)
+    top=$(cd "$(dirname "$0")/.." && pwd)
+    run_vm=$top/vm-images/run-vm.sh
+    for args in "--bogus" "-k" "-k /nonexistent -i /nonexistent -j info" "-j info" \
+                "-k $0 -i $0 -j info -s x" "-k $0 -i $0 -j info -t -5"; do
+        # shellcheck disable=SC2086
+        bash "$run_vm" $args > /dev/null 2> "$tmp/err"
+        rc=$?
+        [ $rc -eq 2 ] || fail "run-vm.sh $args exited $rc, not 2"
+        one_line "$tmp/err"
+    done
+    bash "$run_vm" --help | grep -q 'run-vm.sh -k KERNEL' || fail "run-vm.sh --help"
+    bash "$top/vm-images/build-kernel.sh" nope "$tmp/out" > /dev/null 2> "$tmp/err" && fail "build-kernel.sh accepted 'nope'"
+    one_line "$tmp/err"
+    ;;
 *)
     fail "unknown case $case_name"
     ;;

@@ -18,6 +18,13 @@ kernel= initrd= job= smp=2 mem=2G limit=600 log= extra= accel=tcg quiet=0
 usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case $1 in
+    -k|-i|-j|-s|-m|-t|-l|-a)
+        if [ $# -lt 2 ]; then
+            echo "run-vm.sh: option '$1' needs a value (try --help)" >&2
+            exit 2
+        fi ;;
+    esac
+    case $1 in
     -k) kernel=$2; shift 2 ;;
     -i) initrd=$2; shift 2 ;;
     -j) job=$2; shift 2 ;;
