@@ -210,7 +210,8 @@ Result run(const Strategy &st, size_t threads, size_t dirty, double seconds) {
                 Z_echo_free(&inst);
                 auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
                 if (o.lat_ns.size() < (size_t{4} << 20))
-                    o.lat_ns.push_back(static_cast<uint32_t>(std::min<int64_t>(ns.count(), UINT32_MAX)));
+                    o.lat_ns.push_back(
+                        static_cast<uint32_t>(std::min<int64_t>(ns.count(), UINT32_MAX)));
                 o.count++;
             }
         });
@@ -252,7 +253,8 @@ Result run(const Strategy &st, size_t threads, size_t dirty, double seconds) {
     auto pct = [&](double q) -> double {
         if (lat.empty())
             return 0;
-        size_t k = std::min(lat.size() - 1, static_cast<size_t>(q * static_cast<double>(lat.size())));
+        size_t k =
+            std::min(lat.size() - 1, static_cast<size_t>(q * static_cast<double>(lat.size())));
         std::nth_element(lat.begin(), lat.begin() + static_cast<std::ptrdiff_t>(k), lat.end());
         return lat[k];
     };
@@ -382,8 +384,8 @@ int main(int argc, char **argv) {
                     "\"p50_ns\": %.0f, \"p99_ns\": %.0f, \"insecure\": %s}%s\n",
                     r.strategy.c_str(), r.threads, r.dirty, r.batch,
                     static_cast<unsigned long long>(r.instances), r.per_s,
-                    r.efficiency >= 0 ? std::to_string(r.efficiency).c_str() : "null",
-                    r.shootdowns, r.resident, r.pool_resident, r.budget, r.p50, r.p99,
+                    r.efficiency >= 0 ? std::to_string(r.efficiency).c_str() : "null", r.shootdowns,
+                    r.resident, r.pool_resident, r.budget, r.p50, r.p99,
                     r.insecure ? "true" : "false", i + 1 < results.size() ? "," : "");
         }
         fprintf(f, "]\n");

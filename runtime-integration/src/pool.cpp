@@ -59,7 +59,9 @@ namespace {
 
 const size_t kPage = static_cast<size_t>(sysconf(_SC_PAGESIZE));
 
-size_t page_up(size_t n) { return (n + kPage - 1) & ~(kPage - 1); }
+size_t page_up(size_t n) {
+    return (n + kPage - 1) & ~(kPage - 1);
+}
 
 // Up to how many bytes the adaptive reset zeroes a whole extent rather than
 // ask mincore() which pages are resident: the size a memset() takes as long
@@ -83,7 +85,8 @@ size_t calibrate_small_extent() {
             fn();
             b = std::min(b, clk::now() - t0);
         }
-        return std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::nanoseconds>(b).count());
+        return std::max<int64_t>(1,
+                                 std::chrono::duration_cast<std::chrono::nanoseconds>(b).count());
     };
     int64_t look = best([&] { mincore(p, kProbe, vec.data()); });
     int64_t zero = best([&] {
@@ -114,7 +117,7 @@ struct Slot {
     // Adaptive: how many more in-place resets may skip mincore() because
     // the last look found (nearly) every page of the extent resident.
     uint8_t skip_looks = 0;
-    uint32_t shard = 0;    // where it goes when free
+    uint32_t shard = 0; // where it goes when free
     State state = State::free;
 };
 
@@ -150,7 +153,9 @@ struct alignas(64) Shard {
     Counters n;
 };
 
-void bump(std::atomic<uint64_t> &c) { c.fetch_add(1, std::memory_order_relaxed); }
+void bump(std::atomic<uint64_t> &c) {
+    c.fetch_add(1, std::memory_order_relaxed);
+}
 
 std::atomic<uint32_t> g_next_thread{0};
 thread_local uint32_t t_thread = g_next_thread.fetch_add(1, std::memory_order_relaxed);
@@ -163,7 +168,6 @@ struct Pool::Impl {
     std::vector<std::unique_ptr<Shard>> shards;
     size_t budget = 0;
     std::atomic<size_t> resident{0};
-
 
     explicit Impl(Config c);
     ~Impl();
@@ -585,7 +589,9 @@ Stats Pool::stats() const {
     return st;
 }
 
-const Config &Pool::config() const { return impl_->cfg; }
+const Config &Pool::config() const {
+    return impl_->cfg;
+}
 
 size_t Pool::slot_count(Kind kind) const {
     return impl_->area[static_cast<int>(kind)].slots.size();

@@ -70,8 +70,7 @@ bool pooled_table_alloc(Table *t, uint32_t elements, uint32_t max_elements) {
     return true;
 }
 
-template <class Table, class Elem>
-bool pooled_table_free(Table *t) {
+template <class Table, class Elem> bool pooled_table_free(Table *t) {
     wasmpool::Pool *p = g_pool.load(std::memory_order_acquire);
     if (!p || !t->data)
         return false;
@@ -84,8 +83,7 @@ bool pooled_table_free(Table *t) {
 }
 
 // Same contract as the stock runtime's grow: the old size, or -1.
-template <class Table, class Elem>
-int64_t pooled_table_grow(Table *t, uint32_t delta, Elem init) {
+template <class Table, class Elem> int64_t pooled_table_grow(Table *t, uint32_t delta, Elem init) {
     wasmpool::Pool *p = g_pool.load(std::memory_order_acquire);
     if (!p || !t->data)
         return -2; // not ours
@@ -113,11 +111,17 @@ void wasm_rt_pooled_set_pool(void *p) {
     g_mode.store(p ? kPool : kStock, std::memory_order_release);
 }
 
-void wasm_rt_pooled_use_stock(void) { wasm_rt_pooled_set_pool(nullptr); }
+void wasm_rt_pooled_use_stock(void) {
+    wasm_rt_pooled_set_pool(nullptr);
+}
 
-void wasm_rt_pooled_set_module(uint64_t key) { t_key = key; }
+void wasm_rt_pooled_set_module(uint64_t key) {
+    t_key = key;
+}
 
-uint64_t wasm_rt_pooled_fallbacks(void) { return g_fallbacks.load(); }
+uint64_t wasm_rt_pooled_fallbacks(void) {
+    return g_fallbacks.load();
+}
 
 void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, uint32_t max_pages) {
     wasmpool::Pool *p = pool();

@@ -42,7 +42,9 @@ struct Strategy {
     Config cfg;
 };
 // Test names and messages show the strategy's name, not its bytes.
-void PrintTo(const Strategy &s, std::ostream *os) { *os << s.name; }
+void PrintTo(const Strategy &s, std::ostream *os) {
+    *os << s.name;
+}
 
 Config small(Config c) {
     c.memory_slots = 24;

@@ -47,8 +47,8 @@ bool advice_known(int a) {
 
 extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     g_page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    void *p = mmap(nullptr, kPages * g_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+    void *p =
+        mmap(nullptr, kPages * g_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         abort();
     g_area = static_cast<char *>(p);
@@ -74,13 +74,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint64_t len = in.take<uint32_t>() % (8 * g_page);
         uintptr_t base = reinterpret_cast<uintptr_t>(g_area) + (a % kPages) * g_page;
         switch (kind % 8) {
-        case 0: base += 1 + a % (g_page - 1); break;             // unaligned
-        case 1: base = 0; break;                                  // NULL page
-        case 2: base = 0xffff888000000000ull + (a % 64) * g_page; break; // kernel
-        case 3: len = UINT64_MAX - in.take<uint16_t>(); break;     // wraps
-        case 4: len = (uint64_t{1} << 63) + in.take<uint32_t>(); break; // > SSIZE_MAX
-        case 5: len = 0; base = in.take<uint64_t>(); break;       // empty anywhere
-        default: break;
+        case 0:
+            base += 1 + a % (g_page - 1);
+            break; // unaligned
+        case 1:
+            base = 0;
+            break; // NULL page
+        case 2:
+            base = 0xffff888000000000ull + (a % 64) * g_page;
+            break; // kernel
+        case 3:
+            len = UINT64_MAX - in.take<uint16_t>();
+            break; // wraps
+        case 4:
+            len = (uint64_t{1} << 63) + in.take<uint32_t>();
+            break; // > SSIZE_MAX
+        case 5:
+            len = 0;
+            base = in.take<uint64_t>();
+            break; // empty anywhere
+        default:
+            break;
         }
         iov[i] = {reinterpret_cast<void *>(base), static_cast<size_t>(len)};
     }

@@ -195,6 +195,23 @@ static void *forker(void *arg)
 	return NULL;
 }
 
+/* Read one userfaultfd message and serve it: a missing page gets zeroes,
+ * a remove event needs nothing but reading.  False if none was queued. */
+static bool uffd_serve_one(int uffd)
+{
+	struct uffd_msg msg;
+
+	if (read(uffd, &msg, sizeof(msg)) != sizeof(msg))
+		return false;
+	if (msg.event == UFFD_EVENT_PAGEFAULT) {
+		struct uffdio_zeropage z = {
+			.range = { msg.arg.pagefault.address & ~(page - 1), page },
+		};
+		ioctl(uffd, UFFDIO_ZEROPAGE, &z);
+	}
+	return true;
+}
+
 /* Register chunks with userfaultfd (missing faults and remove events),
  * serve what comes, unregister again. */
 static void *uffd_racer(void *arg)
@@ -216,30 +233,15 @@ static void *uffd_racer(void *arg)
 		if (ioctl(uffd, UFFDIO_REGISTER, &reg) == 0) {
 			for (int k = 0; k < 20; k++) {
 				struct pollfd pfd = { .fd = uffd, .events = POLLIN };
-				struct uffd_msg msg;
 
-				if (poll(&pfd, 1, 1) <= 0)
-					continue;
-				if (read(uffd, &msg, sizeof(msg)) != sizeof(msg))
-					continue;
-				if (msg.event == UFFD_EVENT_PAGEFAULT) {
-					struct uffdio_zeropage z = {
-						.range = { msg.arg.pagefault.address & ~(page - 1), page },
-					};
-					ioctl(uffd, UFFDIO_ZEROPAGE, &z);
-				}
+				if (poll(&pfd, 1, 1) > 0)
+					uffd_serve_one(uffd);
 			}
 			ioctl(uffd, UFFDIO_UNREGISTER, &reg.range);
 		}
 		/* Serve what is still queued, so nobody waits on us. */
-		struct uffd_msg msg;
-		while (read(uffd, &msg, sizeof(msg)) == sizeof(msg))
-			if (msg.event == UFFD_EVENT_PAGEFAULT) {
-				struct uffdio_zeropage z = {
-					.range = { msg.arg.pagefault.address & ~(page - 1), page },
-				};
-				ioctl(uffd, UFFDIO_ZEROPAGE, &z);
-			}
+		while (uffd_serve_one(uffd))
+			;
 		atomic_fetch_add(&ops[5], 1);
 	}
 	close(uffd);

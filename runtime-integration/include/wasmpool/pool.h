@@ -74,14 +74,14 @@ struct Config {
 struct Stats {
     uint64_t acquired = 0;
     uint64_t released = 0;
-    uint64_t zeroed_in_place = 0;    // resets done by memset
-    uint64_t decommitted = 0;        // slots reset by MADV_DONTNEED
-    uint64_t decommit_calls = 0;     // madvisev() calls made
-    uint64_t flushes_on_empty = 0;   // queue flushed because no slot was free
-    uint64_t steals = 0;             // slots taken from another shard
-    uint64_t quarantined = 0;        // slots whose reset failed: never reused
-    uint64_t exhausted = 0;          // acquire() found nothing
-    size_t resident_bytes = 0;       // kept resident by in-place resets
+    uint64_t zeroed_in_place = 0;  // resets done by memset
+    uint64_t decommitted = 0;      // slots reset by MADV_DONTNEED
+    uint64_t decommit_calls = 0;   // madvisev() calls made
+    uint64_t flushes_on_empty = 0; // queue flushed because no slot was free
+    uint64_t steals = 0;           // slots taken from another shard
+    uint64_t quarantined = 0;      // slots whose reset failed: never reused
+    uint64_t exhausted = 0;        // acquire() found nothing
+    size_t resident_bytes = 0;     // kept resident by in-place resets
     size_t resident_budget = 0;
 };
 
@@ -97,8 +97,8 @@ class Pool {
     struct Lease {
         Kind kind;
         uint32_t index;
-        std::byte *base;  // for a stack: its lowest usable address
-        size_t capacity;  // bytes the slot can make accessible
+        std::byte *base; // for a stack: its lowest usable address
+        size_t capacity; // bytes the slot can make accessible
     };
 
     // A slot of @kind with the first @bytes accessible (read-write) and
