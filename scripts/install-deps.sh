@@ -6,8 +6,8 @@ set -euo pipefail
 packages=(
     build-essential cmake ninja-build pkg-config python3
     libgtest-dev googletest libbenchmark-dev
-    # libFuzzer
-    clang libclang-rt-14-dev
+    # libFuzzer, and the BPF tracer
+    clang libclang-rt-14-dev bpftool libbpf-dev
     liburing-dev
     # the runtime integration: wasm2c and its runtime, fibers
     wabt libboost-context-dev
