@@ -9,6 +9,7 @@ VM         ?= $(BUILD)/vm
 JOBS       ?= $(shell nproc)
 CMAKE_GEN  := -G Ninja
 VM_SMP     ?= 2
+RESULTS    ?= $(BUILD)/results
 # Guest benchmarks: shorter than on the host, since the guest runs under
 # emulation (':' stands for ' ' on the kernel command line).
 VM_BENCH   ?= --ranges:4096
@@ -30,7 +31,7 @@ SEED             ?= $(shell date +%s)
 
 .PHONY: all deps build build-asan build-static build-tsan demo test test-unit test-asan \
         test-tsan test-libfuzzer patch-check \
-        vm-kernels vm-images vm-test vm-fuzz fuzz install clean FORCE
+        vm-kernels vm-images vm-test vm-fuzz fuzz results install clean FORCE
 
 all: build
 
@@ -63,17 +64,29 @@ demo: build vm-images
 	@echo "== host: madvisev-info"
 	@$(BUILD)/libmadvisev/madvisev-info
 	@echo
-	@echo "== host: madvisev-bench (JSON in $(BUILD)/madvisev-bench.json)"
-	@$(BUILD)/libmadvisev/madvisev-bench --json $(BUILD)/madvisev-bench.json
+	@mkdir -p $(RESULTS)
+	@scripts/machine-info.sh > $(RESULTS)/host-machine.json
+	@echo "== host: madvisev-bench (JSON in $(RESULTS)/host-madvisev-bench.json)"
+	@$(BUILD)/libmadvisev/madvisev-bench --json $(RESULTS)/host-madvisev-bench.json
 	@echo
-	@echo "== host: instantiate-bench (JSON in $(BUILD)/instantiate-bench.json)"
-	@$(BUILD)/runtime-integration/instantiate-bench $(IBENCH) --json $(BUILD)/instantiate-bench.json
+	@echo "== host: instantiate-bench (JSON in $(RESULTS)/host-instantiate-bench.json)"
+	@$(BUILD)/runtime-integration/instantiate-bench $(IBENCH) --json $(RESULTS)/host-instantiate-bench.json
 	@echo
 	@echo "== patched Linux 6.12 guest, $(VM_SMP) vCPUs under QEMU TCG: madvisev-bench, instantiate-bench"
 	@vm-images/run-vm.sh -q -k $(KERNEL_PATCHED) -i $(INITRAMFS) -j bench -s $(VM_SMP) -t 1800 \
 	    -l $(VM)/bench-patched.log -a "madvisev.bench=$(VM_BENCH) madvisev.ibench=$(VM_IBENCH)" || \
 	    { echo "guest benchmark failed; see $(VM)/bench-patched.log"; exit 1; }
-	@tr -d '\r' < $(VM)/bench-patched.log | sed -n '/^kernel:/,/^MADVISEV-VM-EXIT/p' | grep -v '^MADVISEV-VM-EXIT'
+	@tr -d '\r' < $(VM)/bench-patched.log | sed -n '/^kernel:/,/^MADVISEV-JSON-BEGIN/p' | grep -v '^MADVISEV-JSON-BEGIN'
+	@for f in madvisev-bench instantiate-bench; do \
+	    tr -d '\r' < $(VM)/bench-patched.log | \
+	        sed -n "/^MADVISEV-JSON-BEGIN $$f\$$/,/^MADVISEV-JSON-END $$f\$$/p" | sed '1d;$$d' \
+	        > $(RESULTS)/vm-$$f.json; done
+	@tr -d '\r' < $(VM)/bench-patched.log | sed -n 's/^\[guest\] kernel \([^,]*\), \([0-9]*\) CPUs.*/{"cpu": "QEMU TCG, -cpu max", "cores": \2, "kernel": "Linux \1 (madvisev series)", "memory_gib": 2, "accelerator": "none"}/p' \
+	    > $(RESULTS)/vm-machine.json
+	@python3 scripts/results.py $(RESULTS) $(RESULTS)/results.md $(RESULTS)
+	@echo
+	@echo "Plots and a results page from this run: $(RESULTS)/*.png, $(RESULTS)/results.md"
+	@echo "(make results copies this run's JSON to docs/results/data and regenerates docs/results.md)"
 
 test: test-unit test-asan test-tsan test-libfuzzer patch-check vm-test vm-fuzz
 
@@ -152,6 +165,13 @@ test-libfuzzer: $(BUILD)/madvisev-args-fuzz
 	$(BUILD)/madvisev-args-fuzz -max_total_time=$(LIBFUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)/args-fuzz-corpus 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|^==' ; \
 	    exit $${PIPESTATUS[0]}
+
+# docs/results.md and its plots, from the JSON of the last make demo (copied
+# to docs/results/data) or, without one, from the JSON already there.
+results: deps
+	@if ls $(RESULTS)/*-bench.json > /dev/null 2>&1; then \
+	    mkdir -p docs/results/data && cp $(RESULTS)/*.json docs/results/data/; fi
+	python3 scripts/results.py docs/results/data docs/results.md docs/results
 
 install: build
 	cmake --install $(BUILD)

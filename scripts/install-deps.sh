@@ -8,6 +8,8 @@ packages=(
     libgtest-dev googletest libbenchmark-dev
     # libFuzzer, and the BPF tracer
     clang libclang-rt-14-dev bpftool libbpf-dev
+    # plots
+    gnuplot-nox
     liburing-dev
     # the runtime integration: wasm2c and its runtime, fibers
     wabt libboost-context-dev

@@ -5,7 +5,7 @@
 set -u
 trace=$1 child=$2
 tmp=$(mktemp -d)
-trace 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
 [ -r /sys/kernel/btf/vmlinux ] || { echo "SKIP: no kernel BTF"; exit 77; }

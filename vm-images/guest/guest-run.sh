@@ -55,11 +55,17 @@ bench)
     madvisev-info
     args=$(sed -n 's/.*madvisev\.bench=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
     # shellcheck disable=SC2086
-    madvisev-bench $args || fail=1
+    madvisev-bench $args --json /tmp/madvisev-bench.json || fail=1
     echo
     args=$(sed -n 's/.*madvisev\.ibench=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
     # shellcheck disable=SC2086
-    instantiate-bench $args || fail=1
+    instantiate-bench $args --json /tmp/instantiate-bench.json || fail=1
+    # The JSON goes to the host through the console, between markers.
+    for f in madvisev-bench instantiate-bench; do
+        echo "MADVISEV-JSON-BEGIN $f"
+        cat /tmp/$f.json
+        echo "MADVISEV-JSON-END $f"
+    done
     ;;
 info)
     madvisev-info || fail=1
