@@ -21,7 +21,11 @@
 
 namespace {
 
+// Ranges start in the first kPages pages and run at most 8 pages on, so
+// the mapping is twice as long: nothing the target advises lies outside
+// memory it owns (a neighbouring mapping could be the sanitizer's own).
 constexpr size_t kPages = 64;
+constexpr size_t kMapPages = 2 * kPages;
 size_t g_page;
 char *g_area;
 
@@ -47,8 +51,8 @@ bool advice_known(int a) {
 
 extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     g_page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    void *p =
-        mmap(nullptr, kPages * g_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap(nullptr, kMapPages * g_page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
     if (p == MAP_FAILED)
         abort();
     g_area = static_cast<char *>(p);
@@ -116,7 +120,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 want = EINVAL;
         }
 
-    madvise(g_area, kPages * g_page, 103); // MADV_GUARD_REMOVE, where the kernel has guards
+    madvise(g_area, kMapPages * g_page, 103); // MADV_GUARD_REMOVE, where the kernel has guards
     g_area[0] = 0x11;
     errno = 0;
     ssize_t r = madvisev_via(backend, null_vec ? nullptr : iov, n, advice, flags);
@@ -151,7 +155,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     // Undo what the advice may have changed for the next input (guard
     // pages, from MADV_GUARD_INSTALL, are removed before each input).
-    madvise(g_area, kPages * g_page, MADV_NORMAL);
-    madvise(g_area, kPages * g_page, MADV_DOFORK);
+    madvise(g_area, kMapPages * g_page, MADV_NORMAL);
+    madvise(g_area, kMapPages * g_page, MADV_DOFORK);
     return 0;
 }
