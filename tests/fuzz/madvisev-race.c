@@ -70,17 +70,17 @@ static void fail(const char *what)
 	atomic_fetch_add(&failures, 1);
 }
 
+/* Each advisor's own ranges, mapped before any racer runs: mapped later,
+ * they could land in a hole a racer is about to fill with MAP_FIXED. */
+static char *own_region[ADVISORS];
+
 static void *advisor(void *arg)
 {
-	unsigned s = seed ^ (unsigned)(uintptr_t)arg;
-	char *own = mmap(NULL, 2 * OWN_RANGES * page, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	unsigned idx = (unsigned)(uintptr_t)arg;
+	unsigned s = seed ^ (idx + 1);
+	char *own = own_region[idx];
 	struct iovec iov[OWN_RANGES + 32];
 
-	if (own == MAP_FAILED) {
-		fail("mmap");
-		return NULL;
-	}
 	while (!atomic_load(&stop)) {
 		size_t n = 0, own_bytes = 0;
 
@@ -110,7 +110,6 @@ static void *advisor(void *arg)
 						return NULL;
 					}
 	}
-	munmap(own, 2 * OWN_RANGES * page);
 	return NULL;
 }
 
@@ -308,10 +307,18 @@ int main(int argc, char **argv)
 	signal(SIGALRM, on_alarm);
 	alarm((unsigned)seconds + 120);
 
+	for (int i = 0; i < ADVISORS; i++) {
+		own_region[i] = mmap(NULL, 2 * OWN_RANGES * page, PROT_READ | PROT_WRITE,
+				     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (own_region[i] == MAP_FAILED) {
+			perror("madvisev-race: mmap");
+			return 2;
+		}
+	}
 	pthread_t t[ADVISORS + 6];
 	int n = 0;
 	for (int i = 0; i < ADVISORS; i++)
-		pthread_create(&t[n++], NULL, advisor, (void *)(uintptr_t)(i + 1));
+		pthread_create(&t[n++], NULL, advisor, (void *)(uintptr_t)i);
 	void *(*racers[])(void *) = { remapper, protector, mover, faulter, forker, uffd_racer };
 	for (size_t i = 0; i < sizeof(racers) / sizeof(racers[0]); i++)
 		pthread_create(&t[n++], NULL, racers[i], NULL);
