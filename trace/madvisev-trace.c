@@ -218,8 +218,11 @@ int main(int argc, char **argv)
 			;
 		rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	} else {
+		signal(SIGTERM, on_sigint);
+		/* Said once, so that a program tracing itself knows when to start. */
+		fprintf(stderr, "madvisev-trace: attached to %d\n", pid);
 		while (!interrupted && kill(pid, 0) == 0)
-			usleep(100000);
+			usleep(20000);
 	}
 	report(skel, json);
 	madvisev_trace_bpf__destroy(skel);

@@ -2,10 +2,14 @@
 // madvisev-bench: cost per range and TLB shootdowns per call of each
 // backend, with a sibling thread of the process spinning on another CPU so
 // that every flush really has to reach a second CPU.
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,6 +36,7 @@ struct Options {
     size_t min_calls = 16;
     bool sibling = true;
     std::string json;
+    std::string tracer; // madvisev-trace, run on this process per configuration
 };
 
 struct Record {
@@ -39,6 +44,9 @@ struct Record {
     size_t vlen, range_bytes, calls;
     double ns_per_range, shootdowns_per_call;
     bool ok;
+    // From madvisev-trace, when --trace: the backend's system calls seen and
+    // the IPI rounds they sent, per benchmark call.  -1 when not traced.
+    double traced_syscalls_per_call = -1, traced_ipi_per_call = -1;
 };
 
 void usage(FILE *out) {
@@ -52,6 +60,9 @@ void usage(FILE *out) {
                  "  -r, --ranges N        ranges advised per configuration (default 16384)\n"
                  "      --no-sibling      no spinning sibling thread\n"
                  "  -j, --json FILE       also write the records as a JSON array\n"
+                 "  -t, --trace TRACER    run TRACER (madvisev-trace, needs root) on this process\n"
+                 "                        for each configuration and print the system calls and\n"
+                 "                        IPI rounds it attributes to each benchmark call\n"
                  "  -h, --help            this text\n");
 }
 
@@ -100,6 +111,110 @@ std::vector<int> allowed_cpus() {
     return cpus;
 }
 
+// madvisev-trace attached to this process for one configuration.  It says
+// when it is attached (stderr) and prints its JSON (stdout) when stopped.
+struct Tracer {
+    pid_t pid = -1;
+    int out = -1;
+};
+
+Tracer start_tracer(const std::string &path) {
+    Tracer t;
+    int out[2], err[2];
+    if (pipe2(out, O_CLOEXEC) != 0)
+        return t;
+    if (pipe2(err, O_CLOEXEC) != 0) {
+        close(out[0]);
+        close(out[1]);
+        return t;
+    }
+    std::string self = std::to_string(getpid());
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        execl(path.c_str(), path.c_str(), "--json", "-p", self.c_str(),
+              static_cast<char *>(nullptr));
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    if (pid < 0) {
+        close(out[0]);
+        close(err[0]);
+        return t;
+    }
+    std::string said; // wait, 10 s at most, for "attached"
+    char buf[256];
+    pollfd pfd{err[0], POLLIN, 0};
+    while (said.find("attached") == std::string::npos && poll(&pfd, 1, 10000) > 0) {
+        ssize_t n = read(err[0], buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        said.append(buf, static_cast<size_t>(n));
+    }
+    close(err[0]);
+    if (said.find("attached") == std::string::npos) {
+        fprintf(stderr, "madvisev-bench: %s did not attach: %s\n", path.c_str(), said.c_str());
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+        close(out[0]);
+        return t;
+    }
+    t.pid = pid;
+    t.out = out[0];
+    return t;
+}
+
+// Stop the tracer and read one system call's "calls" and "ipi_rounds".
+bool stop_tracer(Tracer &t, const char *syscall_name, double *calls, double *ipis) {
+    kill(t.pid, SIGINT);
+    std::string json;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(t.out, buf, sizeof(buf))) > 0)
+        json.append(buf, static_cast<size_t>(n));
+    close(t.out);
+    waitpid(t.pid, nullptr, 0);
+    t.pid = -1;
+    *calls = *ipis = 0;
+    if (json.find("\"syscalls\"") == std::string::npos)
+        return false;
+    size_t at = json.find(std::string("\"syscall\": \"") + syscall_name + "\"");
+    if (at == std::string::npos)
+        return true; // none seen
+    auto field = [&](const char *key) {
+        std::string k = std::string("\"") + key + "\": ";
+        size_t p = json.find(k, at);
+        return p == std::string::npos ? 0.0 : strtod(json.c_str() + p + k.size(), nullptr);
+    };
+    *calls = field("calls");
+    *ipis = field("ipi_rounds");
+    return true;
+}
+
+const char *syscall_of(int backend) {
+    switch (backend) {
+    case MADVISEV_BACKEND_SYSCALL:
+        return "madvisev";
+    case MADVISEV_BACKEND_PROCESS_MADVISE:
+        return "process_madvise";
+    case MADVISEV_BACKEND_IO_URING:
+        return "io_uring_enter";
+    default:
+        return "madvise";
+    }
+}
+
+void drop_tracer(Tracer &t) {
+    if (t.pid > 0) {
+        kill(t.pid, SIGKILL);
+        waitpid(t.pid, nullptr, 0);
+        close(t.out);
+        t.pid = -1;
+    }
+}
+
 // One configuration: vlen ranges of range_bytes each, one page apart so no
 // two ranges are adjacent, dirtied before each call.
 Record run_one(int backend, size_t vlen, size_t range_bytes, const Options &o, size_t page) {
@@ -119,6 +234,14 @@ Record run_one(int backend, size_t vlen, size_t range_bytes, const Options &o, s
         iov[i] = {base + i * stride, range_bytes};
     size_t calls = std::max(o.min_calls, o.ranges_per_config / vlen);
     std::chrono::nanoseconds spent{0};
+    Tracer tracer;
+    if (!o.tracer.empty()) {
+        tracer = start_tracer(o.tracer);
+        if (tracer.pid < 0) {
+            munmap(base, span);
+            return rec;
+        }
+    }
     int64_t tlb_before = madvisev_tools::tlb_shootdowns();
     for (size_t c = 0; c < calls; c++) {
         for (size_t i = 0; i < vlen; i++)
@@ -131,11 +254,21 @@ Record run_one(int backend, size_t vlen, size_t range_bytes, const Options &o, s
             fprintf(stderr, "madvisev-bench: %s: madvisev returned %zd: %s\n", rec.backend, r,
                     r < 0 ? strerror(errno) : "short count");
             munmap(base, span);
+            drop_tracer(tracer);
             return rec;
         }
     }
     int64_t tlb_after = madvisev_tools::tlb_shootdowns();
     munmap(base, span);
+    if (tracer.pid > 0) {
+        double tcalls = 0, tipis = 0;
+        if (!stop_tracer(tracer, syscall_of(backend), &tcalls, &tipis)) {
+            fprintf(stderr, "madvisev-bench: no report from %s\n", o.tracer.c_str());
+            return rec;
+        }
+        rec.traced_syscalls_per_call = tcalls / static_cast<double>(calls);
+        rec.traced_ipi_per_call = tipis / static_cast<double>(calls);
+    }
     rec.calls = calls;
     rec.ns_per_range = static_cast<double>(spent.count()) / static_cast<double>(calls * vlen);
     rec.shootdowns_per_call =
@@ -149,15 +282,19 @@ Record run_one(int backend, size_t vlen, size_t range_bytes, const Options &o, s
 
 int main(int argc, char **argv) {
     Options o;
-    static const option opts[] = {
-        {"backends", required_argument, nullptr, 'b'}, {"vlens", required_argument, nullptr, 'v'},
-        {"sizes", required_argument, nullptr, 's'},    {"ranges", required_argument, nullptr, 'r'},
-        {"no-sibling", no_argument, nullptr, 'n'},     {"json", required_argument, nullptr, 'j'},
-        {"help", no_argument, nullptr, 'h'},           {nullptr, 0, nullptr, 0}};
+    static const option opts[] = {{"backends", required_argument, nullptr, 'b'},
+                                  {"vlens", required_argument, nullptr, 'v'},
+                                  {"sizes", required_argument, nullptr, 's'},
+                                  {"ranges", required_argument, nullptr, 'r'},
+                                  {"no-sibling", no_argument, nullptr, 'n'},
+                                  {"json", required_argument, nullptr, 'j'},
+                                  {"trace", required_argument, nullptr, 't'},
+                                  {"help", no_argument, nullptr, 'h'},
+                                  {nullptr, 0, nullptr, 0}};
     opterr = 0;
     int c;
     std::string backends_arg;
-    while ((c = getopt_long(argc, argv, ":b:v:s:r:j:h", opts, nullptr)) != -1) {
+    while ((c = getopt_long(argc, argv, ":b:v:s:r:j:t:h", opts, nullptr)) != -1) {
         switch (c) {
         case 'b':
             backends_arg = optarg;
@@ -176,6 +313,11 @@ int main(int argc, char **argv) {
             break;
         case 'j':
             o.json = optarg;
+            break;
+        case 't':
+            o.tracer = optarg;
+            if (access(optarg, X_OK) != 0)
+                die_usage("--trace '%s' is not an executable", optarg);
             break;
         case 'h':
             usage(stdout);
@@ -241,8 +383,8 @@ int main(int argc, char **argv) {
     printf("# madvisev-bench: MADV_DONTNEED, sibling thread %s, TLB counter %s\n",
            have_sibling ? "spinning on another CPU" : "none",
            probe_tlb < 0 ? "unavailable" : "/proc/interrupts");
-    printf("%-16s %10s %6s %7s %14s %18s\n", "backend", "range", "vlen", "calls", "ns/range",
-           "shootdowns/call");
+    printf("%-16s %10s %6s %7s %14s %18s%s\n", "backend", "range", "vlen", "calls", "ns/range",
+           "shootdowns/call", o.tracer.empty() ? "" : "  traced: syscalls/call ipi-rounds/call");
     std::vector<Record> records;
     bool all_ok = true;
     for (size_t size : o.sizes)
@@ -253,8 +395,11 @@ int main(int argc, char **argv) {
                 if (!r.ok)
                     continue;
                 records.push_back(r);
-                printf("%-16s %9zuK %6zu %7zu %14.1f %18.2f\n", r.backend, size / 1024, vlen,
-                       r.calls, r.ns_per_range, r.shootdowns_per_call);
+                printf("%-16s %9zuK %6zu %7zu %14.1f %18.2f", r.backend, size / 1024, vlen, r.calls,
+                       r.ns_per_range, r.shootdowns_per_call);
+                if (r.traced_syscalls_per_call >= 0)
+                    printf("  %21.2f %16.2f", r.traced_syscalls_per_call, r.traced_ipi_per_call);
+                printf("\n");
                 fflush(stdout);
             }
     stop = true;
@@ -272,10 +417,14 @@ int main(int argc, char **argv) {
             const Record &r = records[i];
             fprintf(f,
                     "  {\"backend\": \"%s\", \"vlen\": %zu, \"range_bytes\": %zu, \"calls\": %zu, "
-                    "\"ns_per_range\": %.1f, \"shootdowns_per_call\": %.3f, \"sibling\": %s}%s\n",
+                    "\"ns_per_range\": %.1f, \"shootdowns_per_call\": %.3f, \"sibling\": %s",
                     r.backend, r.vlen, r.range_bytes, r.calls, r.ns_per_range,
-                    r.shootdowns_per_call, have_sibling ? "true" : "false",
-                    i + 1 < records.size() ? "," : "");
+                    r.shootdowns_per_call, have_sibling ? "true" : "false");
+            if (r.traced_syscalls_per_call >= 0)
+                fprintf(
+                    f, ", \"traced_syscalls_per_call\": %.3f, \"traced_ipi_rounds_per_call\": %.3f",
+                    r.traced_syscalls_per_call, r.traced_ipi_per_call);
+            fprintf(f, "}%s\n", i + 1 < records.size() ? "," : "");
         }
         fprintf(f, "]\n");
         if (fclose(f) != 0) {

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# trace_test.sh TRACE CHILD: madvisev-trace on a child that makes a known
-# number of calls must report exactly those call and range counts.
+# trace_test.sh TRACE CHILD [BENCH]: madvisev-trace on a child that makes a
+# known number of calls must report exactly those call and range counts;
+# and madvisev-bench --trace must see one system call per benchmark call
+# for a batching backend and one per range for the sequential one.
 # Exit 0 pass, 1 fail, 77 skip (not root, no BTF, BPF refused).
 set -u
-trace=$1 child=$2
+trace=$1 child=$2 bench=${3:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
@@ -42,4 +44,21 @@ if mode == "sibling":
     assert by["madvise"]["ipi_rounds"] >= 4, by["madvise"]
 PY
 done
+if [ -n "$bench" ]; then
+    "$bench" --trace "$trace" --backends process_madvise,sequential --vlens 1,16 --sizes 4096 \
+        --ranges 64 --json "$tmp/bench.json" > "$tmp/bench.out" 2> "$tmp/err" ||
+        fail "madvisev-bench --trace: $(cat "$tmp/err")"
+    cat "$tmp/bench.out"
+    python3 - "$tmp/bench.json" <<'PY' || fail "madvisev-bench --trace figures"
+import json, sys
+# process_madvise is the bench's alone; a sanitizer runtime may add madvise
+# calls of its own to the sequential rows, so those are a lower bound.
+for r in json.load(open(sys.argv[1])):
+    if r["backend"] == "process_madvise":
+        assert r["traced_syscalls_per_call"] == 1, r
+        assert r["traced_ipi_rounds_per_call"] <= 1, r
+    else:
+        assert r["traced_syscalls_per_call"] >= r["vlen"], r
+PY
+fi
 echo "PASS: exact call and range counts"
