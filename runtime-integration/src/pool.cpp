@@ -16,17 +16,6 @@
 
 #include "madvisev.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-// A released fiber stack still carries AddressSanitizer's poison of its
-// last frames: Debian's Boost.Context is built without ASan's fiber-switch
-// annotations, so ASan never learns the frames are gone.  The pool owns
-// the memory again, so it clears the poison before resetting it.
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
-#else
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
 namespace wasmpool {
 
 const char *kind_name(Kind k) {
@@ -511,8 +500,6 @@ void Pool::release(Kind kind, uint32_t index) {
     Slot &s = a.slots[index];
     std::byte *base = a.base(index);
     size_t extent = s.extent;
-    if (kind == Kind::stack)
-        UNPOISON(base, extent);
     Counters &n = m.my_shard().n;
     bump(n.released);
     switch (m.cfg.reset) {

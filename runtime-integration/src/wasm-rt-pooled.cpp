@@ -169,49 +169,32 @@ void wasm_rt_free_memory(wasm_rt_memory_t *memory) {
     memory->size = 0;
 }
 
-void wasm_rt_allocate_funcref_table(wasm_rt_funcref_table_t *t, uint32_t elements,
-                                    uint32_t max_elements) {
-    if (pooled_table_alloc<wasm_rt_funcref_table_t, wasm_rt_funcref_t>(t, elements, max_elements))
-        return;
-    if (g_mode.load() != kStock)
-        note_fallback("table");
-    wasm_rt_stock_allocate_funcref_table(t, elements, max_elements);
-}
+// Both table kinds: the pool first, the stock runtime for what it cannot
+// serve (or when the pool is not in use).
+#define WASM_RT_POOLED_TABLE_OPS(type)                                                             \
+    void wasm_rt_allocate_##type##_table(wasm_rt_##type##_table_t *t, uint32_t elements,           \
+                                         uint32_t max_elements) {                                  \
+        if (pooled_table_alloc<wasm_rt_##type##_table_t, wasm_rt_##type##_t>(t, elements,          \
+                                                                             max_elements))        \
+            return;                                                                                \
+        if (g_mode.load() != kStock)                                                               \
+            note_fallback("table");                                                                \
+        wasm_rt_stock_allocate_##type##_table(t, elements, max_elements);                          \
+    }                                                                                              \
+    void wasm_rt_free_##type##_table(wasm_rt_##type##_table_t *t) {                                \
+        if (!pooled_table_free<wasm_rt_##type##_table_t, wasm_rt_##type##_t>(t))                   \
+            wasm_rt_stock_free_##type##_table(t);                                                  \
+    }                                                                                              \
+    uint32_t wasm_rt_grow_##type##_table(wasm_rt_##type##_table_t *t, uint32_t delta,              \
+                                         wasm_rt_##type##_t init) {                                \
+        int64_t r =                                                                                \
+            pooled_table_grow<wasm_rt_##type##_table_t, wasm_rt_##type##_t>(t, delta, init);       \
+        if (r == -2)                                                                               \
+            return wasm_rt_stock_grow_##type##_table(t, delta, init);                              \
+        return static_cast<uint32_t>(r);                                                           \
+    }
 
-void wasm_rt_free_funcref_table(wasm_rt_funcref_table_t *t) {
-    if (!pooled_table_free<wasm_rt_funcref_table_t, wasm_rt_funcref_t>(t))
-        wasm_rt_stock_free_funcref_table(t);
-}
-
-uint32_t wasm_rt_grow_funcref_table(wasm_rt_funcref_table_t *t, uint32_t delta,
-                                    wasm_rt_funcref_t init) {
-    int64_t r = pooled_table_grow<wasm_rt_funcref_table_t, wasm_rt_funcref_t>(t, delta, init);
-    if (r == -2)
-        return wasm_rt_stock_grow_funcref_table(t, delta, init);
-    return static_cast<uint32_t>(r);
-}
-
-void wasm_rt_allocate_externref_table(wasm_rt_externref_table_t *t, uint32_t elements,
-                                      uint32_t max_elements) {
-    if (pooled_table_alloc<wasm_rt_externref_table_t, wasm_rt_externref_t>(t, elements,
-                                                                           max_elements))
-        return;
-    if (g_mode.load() != kStock)
-        note_fallback("table");
-    wasm_rt_stock_allocate_externref_table(t, elements, max_elements);
-}
-
-void wasm_rt_free_externref_table(wasm_rt_externref_table_t *t) {
-    if (!pooled_table_free<wasm_rt_externref_table_t, wasm_rt_externref_t>(t))
-        wasm_rt_stock_free_externref_table(t);
-}
-
-uint32_t wasm_rt_grow_externref_table(wasm_rt_externref_table_t *t, uint32_t delta,
-                                      wasm_rt_externref_t init) {
-    int64_t r = pooled_table_grow<wasm_rt_externref_table_t, wasm_rt_externref_t>(t, delta, init);
-    if (r == -2)
-        return wasm_rt_stock_grow_externref_table(t, delta, init);
-    return static_cast<uint32_t>(r);
-}
+WASM_RT_POOLED_TABLE_OPS(funcref)
+WASM_RT_POOLED_TABLE_OPS(externref)
 
 } // extern "C"

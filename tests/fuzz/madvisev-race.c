@@ -64,6 +64,14 @@ static unsigned rnd(unsigned *s)
 
 static char *chunk(unsigned i) { return shared_region + (i % NCHUNKS) * CHUNK; }
 
+/* A random page of a random chunk, among the first @pages of it. */
+static char *some_page(unsigned *s, size_t pages)
+{
+	char *c = chunk(rnd(s));
+
+	return c + (rnd(s) % pages) * page;
+}
+
 static void fail(const char *what)
 {
 	fprintf(stderr, "madvisev-race: FAIL: %s\n", what);
@@ -90,7 +98,7 @@ static void *advisor(void *arg)
 			own_bytes += page;
 		}
 		for (int k = rnd(&s) % 32; k > 0; k--)
-			iov[n++] = (struct iovec){ chunk(rnd(&s)) + (rnd(&s) % (CHUNK / page)) * page,
+			iov[n++] = (struct iovec){ some_page(&s, CHUNK / page),
 						   page * (1 + rnd(&s) % 64) };
 		int advice = rnd(&s) % 4 ? MADV_DONTNEED : MADV_FREE;
 		long r = sys_madvisev(iov, n, advice, 0);
@@ -139,7 +147,7 @@ static void *protector(void *arg)
 	static const int prots[] = { PROT_NONE, PROT_READ, PROT_READ | PROT_WRITE };
 	(void)arg;
 	while (!atomic_load(&stop)) {
-		char *c = chunk(rnd(&s)) + (rnd(&s) % (CHUNK / page)) * page;
+		char *c = some_page(&s, CHUNK / page);
 		mprotect(c, page * (1 + rnd(&s) % 128), prots[rnd(&s) % 3]);
 		atomic_fetch_add(&ops[1], 1);
 	}
@@ -153,8 +161,8 @@ static void *mover(void *arg)
 	(void)arg;
 	while (!atomic_load(&stop)) {
 		size_t len = page * (1 + rnd(&s) % 64);
-		char *from = chunk(rnd(&s)) + (rnd(&s) % (CHUNK / page / 2)) * page;
-		char *to = chunk(rnd(&s)) + (rnd(&s) % (CHUNK / page / 2)) * page;
+		char *from = some_page(&s, CHUNK / page / 2);
+		char *to = some_page(&s, CHUNK / page / 2);
 
 		if (from != to)
 			mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
@@ -172,7 +180,7 @@ static void *faulter(void *arg)
 	unsigned s = seed ^ 0x4444;
 	(void)arg;
 	while (!atomic_load(&stop)) {
-		char *p = chunk(rnd(&s)) + (rnd(&s) % (CHUNK / page)) * page;
+		char *p = some_page(&s, CHUNK / page);
 		madvise(p, page * (1 + rnd(&s) % 8), MADV_POPULATE_WRITE);
 		atomic_fetch_add(&ops[3], 1);
 	}
