@@ -16,6 +16,8 @@ packages=(
     # the test guests: kernel source and build tools, QEMU, busybox
     linux-source-6.12 ccache flex bison bc libelf-dev libssl-dev
     cpio xz-utils file patch perl qemu-system-x86 busybox-static
+    # the debug guest's kernel BTF, for madvisev-trace there
+    pahole
 )
 
 missing=()

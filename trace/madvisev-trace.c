@@ -26,7 +26,7 @@
 #include "madvisev-trace.skel.h"
 
 static const char *kind_names[TRACE_KINDS] = { "madvise", "process_madvise", "madvisev",
-					       "io_uring_enter" };
+					       "io_uring_enter", "io_uring_madvise" };
 static volatile sig_atomic_t interrupted;
 
 static void on_sigint(int sig)
@@ -48,10 +48,10 @@ static void usage(FILE *out)
 		"Usage: madvisev-trace [--json] -p PID\n"
 		"       madvisev-trace [--json] -- COMMAND [ARG...]\n"
 		"Per system call (madvise, process_madvise, madvisev, io_uring_enter) of one\n"
-		"process: calls, errors, ranges, TLB flushes done by the calling thread during the\n"
-		"call (local ones, and remote shootdown IPI rounds sent), a log2 latency\n"
-		"histogram; and the shootdowns the process's threads received.  Needs root and\n"
-		"kernel BTF.\n");
+		"process, and per io_uring madvise operation: calls, errors, ranges, pages\n"
+		"zapped and TLB flushes done by the running thread meanwhile (local ones, and\n"
+		"remote shootdown IPI rounds sent), a log2 latency histogram; and the\n"
+		"shootdowns the process's threads received.  Needs root and kernel BTF.\n");
 }
 
 /* Tracepoints are found through tracefs; mount it if nobody has. */
@@ -87,6 +87,14 @@ static void report(struct madvisev_trace_bpf *skel, bool json)
 		if (bpf_map__lookup_elem(skel->maps.stats, &k, sizeof(k), &s[k], sizeof(s[k]), 0))
 			memset(&s[k], 0, sizeof(s[k]));
 	bpf_map__lookup_elem(skel->maps.totals, &zero, sizeof(zero), &t, sizeof(t), 0);
+	/* Flushes no traced call or io_uring madvise operation claimed. */
+	__u32 tid, *prev = NULL;
+	while (bpf_map__get_next_key(skel->maps.loose, prev, &tid, sizeof(tid)) == 0) {
+		struct trace_loose l;
+		if (bpf_map__lookup_elem(skel->maps.loose, &tid, sizeof(tid), &l, sizeof(l), 0) == 0)
+			t.flushes_outside_calls += l.local_flushes + l.ipi_rounds;
+		prev = &tid;
+	}
 
 	if (json) {
 		printf("{\"syscalls\": [");
@@ -95,9 +103,11 @@ static void report(struct madvisev_trace_bpf *skel, bool json)
 			if (!s[k].calls)
 				continue;
 			printf("%s\n  {\"syscall\": \"%s\", \"calls\": %llu, \"errors\": %llu, \"ranges\": %llu, "
-			       "\"local_flushes\": %llu, \"ipi_rounds\": %llu, \"avg_ns\": %llu, \"hist_log2_ns\": [",
+			       "\"pages_zapped\": %llu, \"local_flushes\": %llu, \"ipi_rounds\": %llu, "
+			       "\"avg_ns\": %llu, \"hist_log2_ns\": [",
 			       first ? "" : ",", kind_names[k], s[k].calls, s[k].errors, s[k].ranges,
-			       s[k].local_flushes, s[k].ipi_rounds, s[k].total_ns / s[k].calls);
+			       s[k].pages_zapped, s[k].local_flushes, s[k].ipi_rounds,
+			       s[k].total_ns / s[k].calls);
 			for (int i = 0; i < HIST_SLOTS; i++)
 				printf("%s%llu", i ? ", " : "", s[k].hist[i]);
 			printf("]}");
@@ -107,13 +117,14 @@ static void report(struct madvisev_trace_bpf *skel, bool json)
 		       t.shootdowns_received, t.flushes_outside_calls);
 		return;
 	}
-	printf("%-16s %9s %7s %9s %10s %11s %9s %9s\n", "syscall", "calls", "errors", "ranges",
-	       "local-flush", "ipi-rounds", "avg-us", "p99<=us");
+	printf("%-16s %9s %7s %9s %11s %11s %10s %9s %9s\n", "syscall", "calls", "errors", "ranges",
+	       "pages-zapped", "local-flush", "ipi-rounds", "avg-us", "p99<=us");
 	for (int k = 0; k < TRACE_KINDS; k++) {
 		if (!s[k].calls)
 			continue;
-		printf("%-16s %9llu %7llu %9llu %10llu %11llu %9.1f %9.1f\n", kind_names[k], s[k].calls,
-		       s[k].errors, s[k].ranges, s[k].local_flushes, s[k].ipi_rounds,
+		printf("%-16s %9llu %7llu %9llu %11llu %11llu %10llu %9.1f %9.1f\n", kind_names[k],
+		       s[k].calls, s[k].errors, s[k].ranges, s[k].pages_zapped, s[k].local_flushes,
+		       s[k].ipi_rounds,
 		       (double)s[k].total_ns / (double)s[k].calls / 1000.0,
 		       (double)(percentile(&s[k], 0.99) * 2) / 1000.0);
 	}

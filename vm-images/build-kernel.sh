@@ -4,7 +4,8 @@
 #   out of tree (O=), with ccache, from Debian's linux-source-6.12 tarball
 #   and the config fragment in vm-images/config/guest.config.  The patched
 #   kernel has kernel-patch/*.patch applied with patch -p1; debug is the
-#   patched source with config/debug.config on top.  Result:
+#   patched source with config/debug.config and config/trace.config (BTF,
+#   BPF, tracepoints, kprobes: madvisev-trace runs there) on top.  Result:
 #   OUT/obj-VARIANT/arch/x86/boot/bzImage, and OUT/obj-VARIANT/usr/include
 #   with the uapi headers.
 set -euo pipefail
@@ -22,7 +23,7 @@ if [ "$variant" = debug ]; then source_variant=patched; fi
 tarball=${LINUX_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
 [ -r "$tarball" ] || { echo "build-kernel.sh: $tarball missing (package linux-source-6.12)" >&2; exit 1; }
 fragments=("$here/config/guest.config")
-if [ "$variant" = debug ]; then fragments+=("$here/config/debug.config"); fi
+if [ "$variant" = debug ]; then fragments+=("$here/config/debug.config" "$here/config/trace.config"); fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 pristine=$out/src-unpatched

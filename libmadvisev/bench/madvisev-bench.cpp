@@ -2,14 +2,10 @@
 // madvisev-bench: cost per range and TLB shootdowns per call of each
 // backend, with a sibling thread of the process spinning on another CPU so
 // that every flush really has to reach a second CPU.
-#include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +21,7 @@
 
 #include "madvisev.h"
 #include "tlb_stat.h"
+#include "trace_client.h"
 
 namespace {
 
@@ -44,9 +41,10 @@ struct Record {
     size_t vlen, range_bytes, calls;
     double ns_per_range, shootdowns_per_call;
     bool ok;
-    // From madvisev-trace, when --trace: the backend's system calls seen and
-    // the IPI rounds they sent, per benchmark call.  -1 when not traced.
-    double traced_syscalls_per_call = -1, traced_ipi_per_call = -1;
+    // From madvisev-trace, when --trace, per benchmark call: the backend's
+    // system calls seen, the IPI rounds sent and the pages zapped by them
+    // (and by io_uring's madvise operations).  -1 when not traced.
+    double traced_syscalls_per_call = -1, traced_ipi_per_call = -1, traced_pages_per_call = -1;
 };
 
 void usage(FILE *out) {
@@ -111,88 +109,6 @@ std::vector<int> allowed_cpus() {
     return cpus;
 }
 
-// madvisev-trace attached to this process for one configuration.  It says
-// when it is attached (stderr) and prints its JSON (stdout) when stopped.
-struct Tracer {
-    pid_t pid = -1;
-    int out = -1;
-};
-
-Tracer start_tracer(const std::string &path) {
-    Tracer t;
-    int out[2], err[2];
-    if (pipe2(out, O_CLOEXEC) != 0)
-        return t;
-    if (pipe2(err, O_CLOEXEC) != 0) {
-        close(out[0]);
-        close(out[1]);
-        return t;
-    }
-    std::string self = std::to_string(getpid());
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], 1);
-        dup2(err[1], 2);
-        execl(path.c_str(), path.c_str(), "--json", "-p", self.c_str(),
-              static_cast<char *>(nullptr));
-        _exit(127);
-    }
-    close(out[1]);
-    close(err[1]);
-    if (pid < 0) {
-        close(out[0]);
-        close(err[0]);
-        return t;
-    }
-    std::string said; // wait, 10 s at most, for "attached"
-    char buf[256];
-    pollfd pfd{err[0], POLLIN, 0};
-    while (said.find("attached") == std::string::npos && poll(&pfd, 1, 10000) > 0) {
-        ssize_t n = read(err[0], buf, sizeof(buf));
-        if (n <= 0)
-            break;
-        said.append(buf, static_cast<size_t>(n));
-    }
-    close(err[0]);
-    if (said.find("attached") == std::string::npos) {
-        fprintf(stderr, "madvisev-bench: %s did not attach: %s\n", path.c_str(), said.c_str());
-        kill(pid, SIGKILL);
-        waitpid(pid, nullptr, 0);
-        close(out[0]);
-        return t;
-    }
-    t.pid = pid;
-    t.out = out[0];
-    return t;
-}
-
-// Stop the tracer and read one system call's "calls" and "ipi_rounds".
-bool stop_tracer(Tracer &t, const char *syscall_name, double *calls, double *ipis) {
-    kill(t.pid, SIGINT);
-    std::string json;
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(t.out, buf, sizeof(buf))) > 0)
-        json.append(buf, static_cast<size_t>(n));
-    close(t.out);
-    waitpid(t.pid, nullptr, 0);
-    t.pid = -1;
-    *calls = *ipis = 0;
-    if (json.find("\"syscalls\"") == std::string::npos)
-        return false;
-    size_t at = json.find(std::string("\"syscall\": \"") + syscall_name + "\"");
-    if (at == std::string::npos)
-        return true; // none seen
-    auto field = [&](const char *key) {
-        std::string k = std::string("\"") + key + "\": ";
-        size_t p = json.find(k, at);
-        return p == std::string::npos ? 0.0 : strtod(json.c_str() + p + k.size(), nullptr);
-    };
-    *calls = field("calls");
-    *ipis = field("ipi_rounds");
-    return true;
-}
-
 const char *syscall_of(int backend) {
     switch (backend) {
     case MADVISEV_BACKEND_SYSCALL:
@@ -203,15 +119,6 @@ const char *syscall_of(int backend) {
         return "io_uring_enter";
     default:
         return "madvise";
-    }
-}
-
-void drop_tracer(Tracer &t) {
-    if (t.pid > 0) {
-        kill(t.pid, SIGKILL);
-        waitpid(t.pid, nullptr, 0);
-        close(t.out);
-        t.pid = -1;
     }
 }
 
@@ -234,13 +141,10 @@ Record run_one(int backend, size_t vlen, size_t range_bytes, const Options &o, s
         iov[i] = {base + i * stride, range_bytes};
     size_t calls = std::max(o.min_calls, o.ranges_per_config / vlen);
     std::chrono::nanoseconds spent{0};
-    Tracer tracer;
-    if (!o.tracer.empty()) {
-        tracer = start_tracer(o.tracer);
-        if (tracer.pid < 0) {
-            munmap(base, span);
-            return rec;
-        }
+    madvisev_tools::TraceClient tracer;
+    if (!o.tracer.empty() && !tracer.start(o.tracer)) {
+        munmap(base, span);
+        return rec;
     }
     int64_t tlb_before = madvisev_tools::tlb_shootdowns();
     for (size_t c = 0; c < calls; c++) {
@@ -254,20 +158,26 @@ Record run_one(int backend, size_t vlen, size_t range_bytes, const Options &o, s
             fprintf(stderr, "madvisev-bench: %s: madvisev returned %zd: %s\n", rec.backend, r,
                     r < 0 ? strerror(errno) : "short count");
             munmap(base, span);
-            drop_tracer(tracer);
             return rec;
         }
     }
     int64_t tlb_after = madvisev_tools::tlb_shootdowns();
     munmap(base, span);
-    if (tracer.pid > 0) {
-        double tcalls = 0, tipis = 0;
-        if (!stop_tracer(tracer, syscall_of(backend), &tcalls, &tipis)) {
+    if (tracer.running()) {
+        madvisev_tools::TraceReport report;
+        if (!tracer.stop(&report)) {
             fprintf(stderr, "madvisev-bench: no report from %s\n", o.tracer.c_str());
             return rec;
         }
-        rec.traced_syscalls_per_call = tcalls / static_cast<double>(calls);
-        rec.traced_ipi_per_call = tipis / static_cast<double>(calls);
+        // io_uring's flushes and zaps happen in its workers, charged to the
+        // madvise operations rather than to io_uring_enter.
+        const auto &sys = report.calls[syscall_of(backend)];
+        const auto &ops = report.calls["io_uring_madvise"];
+        double n = static_cast<double>(calls);
+        rec.traced_syscalls_per_call = sys.calls / n;
+        rec.traced_ipi_per_call = (sys.ipi_rounds + ops.ipi_rounds) / n;
+        if (sys.pages_zapped >= 0)
+            rec.traced_pages_per_call = (sys.pages_zapped + std::max(ops.pages_zapped, 0.0)) / n;
     }
     rec.calls = calls;
     rec.ns_per_range = static_cast<double>(spent.count()) / static_cast<double>(calls * vlen);
@@ -384,7 +294,8 @@ int main(int argc, char **argv) {
            have_sibling ? "spinning on another CPU" : "none",
            probe_tlb < 0 ? "unavailable" : "/proc/interrupts");
     printf("%-16s %10s %6s %7s %14s %18s%s\n", "backend", "range", "vlen", "calls", "ns/range",
-           "shootdowns/call", o.tracer.empty() ? "" : "  traced: syscalls/call ipi-rounds/call");
+           "shootdowns/call",
+           o.tracer.empty() ? "" : "  traced: syscalls/call ipi-rounds/call pages/call");
     std::vector<Record> records;
     bool all_ok = true;
     for (size_t size : o.sizes)
@@ -398,7 +309,8 @@ int main(int argc, char **argv) {
                 printf("%-16s %9zuK %6zu %7zu %14.1f %18.2f", r.backend, size / 1024, vlen, r.calls,
                        r.ns_per_range, r.shootdowns_per_call);
                 if (r.traced_syscalls_per_call >= 0)
-                    printf("  %21.2f %16.2f", r.traced_syscalls_per_call, r.traced_ipi_per_call);
+                    printf("  %21.2f %16.2f %10.2f", r.traced_syscalls_per_call,
+                           r.traced_ipi_per_call, r.traced_pages_per_call);
                 printf("\n");
                 fflush(stdout);
             }
@@ -422,8 +334,10 @@ int main(int argc, char **argv) {
                     r.shootdowns_per_call, have_sibling ? "true" : "false");
             if (r.traced_syscalls_per_call >= 0)
                 fprintf(
-                    f, ", \"traced_syscalls_per_call\": %.3f, \"traced_ipi_rounds_per_call\": %.3f",
-                    r.traced_syscalls_per_call, r.traced_ipi_per_call);
+                    f,
+                    ", \"traced_syscalls_per_call\": %.3f, \"traced_ipi_rounds_per_call\": %.3f, "
+                    "\"traced_pages_zapped_per_call\": %.3f",
+                    r.traced_syscalls_per_call, r.traced_ipi_per_call, r.traced_pages_per_call);
             fprintf(f, "}%s\n", i + 1 < records.size() ? "," : "");
         }
         fprintf(f, "]\n");

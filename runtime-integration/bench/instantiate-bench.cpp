@@ -25,6 +25,7 @@
 #include "echo.h"
 #include "madvisev.h"
 #include "tlb_stat.h"
+#include "trace_client.h"
 #include "wasmpool/fiber.h"
 #include "wasmpool/pool.h"
 #include "wasmpool/wasm-rt-pooled.h"
@@ -49,6 +50,7 @@ struct Options {
     size_t batch = 32;
     std::vector<std::string> strategies; // empty: all
     std::string json;
+    std::string tracer; // madvisev-trace, run on this process per measurement
 };
 
 struct Result {
@@ -60,6 +62,11 @@ struct Result {
     double p50, p99;
     uint64_t instances, quarantined = 0;
     bool insecure;
+    // From madvisev-trace, per instantiation: madvise-family system calls,
+    // the IPI rounds they sent, the pages they zapped (-1: not counted on
+    // this kernel), and the flushes outside them (munmap, copy-on-write).
+    bool traced = false;
+    double t_syscalls = 0, t_ipi = 0, t_pages = -1, t_other_flushes = 0;
 };
 
 void usage(FILE *out) {
@@ -77,6 +84,8 @@ void usage(FILE *out) {
             "                          pool-sharded-<backend>, pool-keep-resident,\n"
             "                          pool-adaptive, unsafe-no-reset\n"
             "  -j, --json FILE         also write the records as JSON\n"
+            "  -T, --trace TRACER      run TRACER (madvisev-trace, needs root) on this process\n"
+            "                          per measurement and print its figures per instantiation\n"
             "  -h, --help              this text\n");
 }
 
@@ -162,7 +171,8 @@ struct ThreadOut {
     std::vector<uint32_t> lat_ns;
 };
 
-Result run(const Strategy &st, size_t threads, size_t dirty, double seconds) {
+Result run(const Strategy &st, size_t threads, size_t dirty, double seconds,
+           const std::string &tracer_path) {
     std::unique_ptr<wasmpool::Pool> pool;
     if (st.stock) {
         wasm_rt_pooled_use_stock();
@@ -217,6 +227,14 @@ Result run(const Strategy &st, size_t threads, size_t dirty, double seconds) {
         });
     while (ready.load() < threads)
         std::this_thread::yield();
+    madvisev_tools::TraceClient tracer;
+    if (!tracer_path.empty() && !tracer.start(tracer_path)) {
+        stop = go = true;
+        for (auto &t : ts)
+            t.join();
+        fprintf(stderr, "instantiate-bench: --trace: cannot trace %s\n", st.name.c_str());
+        exit(1);
+    }
     int64_t tlb0 = madvisev_tools::tlb_shootdowns();
     auto start = Clock::now();
     go = true;
@@ -226,6 +244,11 @@ Result run(const Strategy &st, size_t threads, size_t dirty, double seconds) {
         t.join();
     double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     int64_t tlb1 = madvisev_tools::tlb_shootdowns();
+    madvisev_tools::TraceReport report;
+    if (tracer.running() && !tracer.stop(&report)) {
+        fprintf(stderr, "instantiate-bench: no report from %s\n", tracer_path.c_str());
+        exit(1);
+    }
 
     Result r{};
     r.strategy = st.name;
@@ -249,6 +272,15 @@ Result run(const Strategy &st, size_t threads, size_t dirty, double seconds) {
     r.shootdowns = tlb0 < 0 || r.instances == 0
                        ? -1
                        : static_cast<double>(tlb1 - tlb0) / static_cast<double>(r.instances);
+    if (!tracer_path.empty() && r.instances) {
+        auto all = report.total();
+        double n = static_cast<double>(r.instances);
+        r.traced = true;
+        r.t_syscalls = all.calls / n;
+        r.t_ipi = all.ipi_rounds / n;
+        r.t_pages = all.pages_zapped < 0 ? -1 : all.pages_zapped / n;
+        r.t_other_flushes = report.flushes_outside_calls / n;
+    }
     r.resident = std::max(0LL, rss_bytes() - rss0);
     auto pct = [&](double q) -> double {
         if (lat.empty())
@@ -281,11 +313,12 @@ int main(int argc, char **argv) {
                                   {"batch-size", required_argument, nullptr, 'b'},
                                   {"strategy", required_argument, nullptr, 'S'},
                                   {"json", required_argument, nullptr, 'j'},
+                                  {"trace", required_argument, nullptr, 'T'},
                                   {"help", no_argument, nullptr, 'h'},
                                   {nullptr, 0, nullptr, 0}};
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":t:d:s:b:S:j:h", opts, nullptr)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:d:s:b:S:j:T:h", opts, nullptr)) != -1) {
         switch (c) {
         case 't':
             o.threads = parse_list(optarg, "--threads", 1024);
@@ -308,6 +341,11 @@ int main(int argc, char **argv) {
             break;
         case 'j':
             o.json = optarg;
+            break;
+        case 'T':
+            if (access(optarg, X_OK) != 0)
+                die(std::string("--trace '") + optarg + "' is not an executable");
+            o.tracer = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -339,13 +377,15 @@ int main(int argc, char **argv) {
            "madvisev backend auto = %s\n",
            o.seconds, madvisev_backend_name());
     printf("# stock = Debian wabt 1.0.32 runtime built with its unmap-size bug fixed\n");
-    printf("%-26s %5s %3s %5s %12s %11s %6s %10s %9s %9s %9s\n", "strategy", "dirty", "thr",
-           "batch", "inst/s", "per-thread", "eff", "tlb/inst", "rss-MiB", "p50-us", "p99-us");
+    printf("%-26s %5s %3s %5s %12s %11s %6s %10s %9s %9s %9s%s\n", "strategy", "dirty", "thr",
+           "batch", "inst/s", "per-thread", "eff", "tlb/inst", "rss-MiB", "p50-us", "p99-us",
+           o.tracer.empty() ? ""
+                            : "  traced per inst: syscalls ipi-rounds pages-zapped other-flushes");
     std::vector<Result> results;
     for (size_t dirty : o.dirty)
         for (const Strategy &st : chosen)
             for (size_t t : o.threads) {
-                Result r = run(st, t, dirty, o.seconds);
+                Result r = run(st, t, dirty, o.seconds, o.tracer);
                 if (r.quarantined)
                     fprintf(stderr, "instantiate-bench: %s quarantined %llu slots\n",
                             st.name.c_str(), static_cast<unsigned long long>(r.quarantined));
@@ -358,11 +398,14 @@ int main(int argc, char **argv) {
                 char eff[16] = "-";
                 if (r.efficiency >= 0)
                     snprintf(eff, sizeof(eff), "%.2f", r.efficiency);
-                printf("%-26s %5zu %3zu %5zu %12.0f %11.0f %6s %10.3f %9.1f %9.1f %9.1f%s\n",
+                printf("%-26s %5zu %3zu %5zu %12.0f %11.0f %6s %10.3f %9.1f %9.1f %9.1f",
                        r.strategy.c_str(), r.dirty, r.threads, r.batch, r.per_s,
                        r.per_s / static_cast<double>(r.threads), eff, r.shootdowns,
-                       static_cast<double>(r.resident) / (1 << 20), r.p50 / 1000, r.p99 / 1000,
-                       r.insecure ? "  INSECURE: no reset, upper bound only" : "");
+                       static_cast<double>(r.resident) / (1 << 20), r.p50 / 1000, r.p99 / 1000);
+                if (r.traced)
+                    printf("  %25.3f %10.3f %12.2f %13.3f", r.t_syscalls, r.t_ipi, r.t_pages,
+                           r.t_other_flushes);
+                printf("%s\n", r.insecure ? "  INSECURE: no reset, upper bound only" : "");
                 fflush(stdout);
             }
 
@@ -381,12 +424,22 @@ int main(int argc, char **argv) {
                     "\"instantiations_per_s\": %.1f, \"efficiency\": %s, "
                     "\"shootdowns_per_instantiation\": %.4f, \"resident_bytes\": %lld, "
                     "\"pool_resident_bytes\": %zu, \"resident_budget\": %zu, "
-                    "\"p50_ns\": %.0f, \"p99_ns\": %.0f, \"insecure\": %s}%s\n",
+                    "\"p50_ns\": %.0f, \"p99_ns\": %.0f, \"insecure\": %s",
                     r.strategy.c_str(), r.threads, r.dirty, r.batch,
                     static_cast<unsigned long long>(r.instances), r.per_s,
                     r.efficiency >= 0 ? std::to_string(r.efficiency).c_str() : "null", r.shootdowns,
                     r.resident, r.pool_resident, r.budget, r.p50, r.p99,
-                    r.insecure ? "true" : "false", i + 1 < results.size() ? "," : "");
+                    r.insecure ? "true" : "false");
+            if (r.traced)
+                fprintf(f,
+                        ", \"traced_syscalls_per_instantiation\": %.4f, "
+                        "\"traced_ipi_rounds_per_instantiation\": %.4f, "
+                        "\"traced_pages_zapped_per_instantiation\": %s, "
+                        "\"traced_other_flushes_per_instantiation\": %.4f",
+                        r.t_syscalls, r.t_ipi,
+                        r.t_pages < 0 ? "null" : std::to_string(r.t_pages).c_str(),
+                        r.t_other_flushes);
+            fprintf(f, "}%s\n", i + 1 < results.size() ? "," : "");
         }
         fprintf(f, "]\n");
         if (fclose(f) != 0) {
