@@ -31,7 +31,7 @@ SEED             ?= $(shell date +%s)
 
 .PHONY: all deps build build-asan build-static build-tsan demo test test-unit test-asan \
         test-tsan test-libfuzzer patch-check \
-        vm-kernels vm-images vm-test vm-fuzz fuzz results install clean FORCE
+        vm-kernels vm-images vm-test vm-trace vm-fuzz fuzz results install clean FORCE
 
 all: build
 
@@ -56,7 +56,7 @@ $(BUILD_ST)/build.ninja: | deps
 
 build-static: deps $(BUILD_ST)/build.ninja
 	cmake --build $(BUILD_ST) -j $(JOBS) --target madvisev-test madvisev-info madvisev-bench \
-	    wasmpool-test instantiate-bench
+	    wasmpool-test instantiate-bench madvisev-trace trace-child
 
 # The main job: what this kernel offers and what each backend costs, here
 # and in the patched 6.12 guest.
@@ -68,6 +68,13 @@ demo: build vm-images
 	@scripts/machine-info.sh > $(RESULTS)/host-machine.json
 	@echo "== host: madvisev-bench (JSON in $(RESULTS)/host-madvisev-bench.json)"
 	@$(BUILD)/libmadvisev/madvisev-bench --json $(RESULTS)/host-madvisev-bench.json
+	@echo
+	@rm -f $(RESULTS)/host-madvisev-trace.json
+	@if [ -x $(BUILD)/trace/madvisev-trace ] && [ "$$(id -u)" = 0 ]; then \
+	    echo "== host: madvisev-bench --trace (JSON in $(RESULTS)/host-madvisev-trace.json)"; \
+	    $(BUILD)/libmadvisev/madvisev-bench --trace $(BUILD)/trace/madvisev-trace --sizes 4096 \
+	        --vlens 1,16,64,256 --json $(RESULTS)/host-madvisev-trace.json; \
+	else echo "== host: madvisev-bench --trace skipped (needs root and madvisev-trace)"; fi
 	@echo
 	@echo "== host: instantiate-bench (JSON in $(RESULTS)/host-instantiate-bench.json)"
 	@$(BUILD)/runtime-integration/instantiate-bench $(IBENCH) --json $(RESULTS)/host-instantiate-bench.json
@@ -85,10 +92,13 @@ demo: build vm-images
 	    > $(RESULTS)/vm-machine.json
 	@python3 scripts/results.py $(RESULTS) $(RESULTS)/results.md $(RESULTS)
 	@echo
+	@echo "== this run against the figures of docs/results.md, and the noise it states"
+	@python3 scripts/results.py --compare docs/results/data $(RESULTS)
+	@echo
 	@echo "Plots and a results page from this run: $(RESULTS)/*.png, $(RESULTS)/results.md"
 	@echo "(make results copies this run's JSON to docs/results/data and regenerates docs/results.md)"
 
-test: test-unit test-asan test-tsan test-libfuzzer patch-check vm-test vm-fuzz
+test: test-unit test-asan test-tsan test-libfuzzer patch-check vm-test vm-trace vm-fuzz
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
@@ -119,7 +129,8 @@ vm-images: vm-kernels build-static $(KSELFTEST) $(FUZZER) $(RACER)
 	vm-images/build-initramfs.sh $(INITRAMFS) $(KSELFTEST) $(FUZZER) $(RACER) \
 	    $(BUILD_ST)/libmadvisev/madvisev-test $(BUILD_ST)/libmadvisev/madvisev-info \
 	    $(BUILD_ST)/libmadvisev/madvisev-bench $(BUILD_ST)/runtime-integration/wasmpool-test \
-	    $(BUILD_ST)/runtime-integration/instantiate-bench
+	    $(BUILD_ST)/runtime-integration/instantiate-bench $(BUILD_ST)/trace/madvisev-trace \
+	    $(BUILD_ST)/trace/trace-child
 
 # In the patched guest: the kselftest and the library's tests, detection
 # picking `syscall`.  In the unpatched one: the library's tests, detection
@@ -131,6 +142,15 @@ vm-test: vm-images
 	vm-images/run-vm.sh -q -k $(KERNEL_UNPATCHED) -i $(INITRAMFS) -j test-unpatched -s 2 \
 	    -t 1200 -l $(VM)/test-unpatched.log; rc=$$?; tr -d '\r' < $(VM)/test-unpatched.log | \
 	    grep -E '^\[guest\]|FAILED|PASSED' ; exit $$rc
+
+# madvisev-trace in the debug kernel (it has BTF): exact counts on
+# trace-child, with madvisev calls that succeed there, and both benches'
+# --trace figures; the host holds them to trace/test/check_counts.py.
+vm-trace: vm-images
+	vm-images/run-vm.sh -q -k $(KERNEL_DEBUG) -i $(INITRAMFS) -j trace -s 2 -m 2G -t 900 \
+	    -l $(VM)/trace-debug.log -a "panic_on_warn=1"; rc=$$?; \
+	    tr -d '\r' < $(VM)/trace-debug.log | grep -E '^\[guest\]|^(syscall|madvise|process_madvise|io_uring|sequential|pool-|stock) '; \
+	    trace/test/check_guest.sh $(VM)/trace-debug.log $(VM)/trace-guest || rc=1; exit $$rc
 
 # In the debug kernel (KASAN, lockdep, DEBUG_VM, ..., panic_on_warn) with
 # 4 vCPUs: the syscall fuzzer, then the race tests.  Any splat fails it.

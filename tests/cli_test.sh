@@ -74,7 +74,7 @@ bench_help)
     ;;
 bench_bad_input)
     for args in "--bogus" "--vlens" "--vlens 0" "--vlens -3" "--vlens 1,x" "--sizes 100" \
-                "--backends nope" "--ranges 12abc" "stray"; do
+                "--backends nope" "--ranges 12abc" "stray" "--trace /nonexistent"; do
         # shellcheck disable=SC2086
         "$bench" $args > /dev/null 2> "$tmp/err" && fail "accepted '$args'"
         one_line "$tmp/err"
@@ -104,7 +104,8 @@ ibench_help)
     ;;
 ibench_bad_input)
     for args in "--bogus" "--threads" "--threads 0" "--dirty-pages 273" "--dirty-pages x" \
-                "--seconds -1" "--seconds abc" "--strategy pool-nope" "--batch-size 0" "stray"; do
+                "--seconds -1" "--seconds abc" "--strategy pool-nope" "--batch-size 0" "stray" \
+                "--trace /nonexistent" "--trace"; do
         # shellcheck disable=SC2086
         "$ibench" $args > /dev/null 2> "$tmp/err" && fail "accepted '$args'"
         one_line "$tmp/err"

@@ -1,28 +1,38 @@
 #!/usr/bin/env python3
-"""check_counts.py TRACE_JSON CHILD_STDERR: hold madvisev-trace's report on
-trace-child to what the child says it did.  Exit 0 pass, 1 fail.
+"""Hold madvisev-trace's figures to what is known.  Exit 0 pass, 1 fail.
 
-The child makes a known number of calls of each kind, each range one dirty
-page; the tracer must report exactly those calls, ranges and failures, and
-one zapped page per range of every call that succeeded.  With a sibling
-thread spinning on another CPU, madvise must send an IPI round per call and
-the batching calls (process_madvise, madvisev) at most one per call.
+check_counts.py child TRACE_JSON CHILD_STDERR
+    The tracer's report on trace-child against what the child says it did:
+    it makes a known number of calls of each kind, each range one dirty
+    page; the tracer must report exactly those calls, ranges and failures,
+    and one zapped page per range of every call that succeeded.  With a
+    sibling thread spinning on another CPU, madvise must send an IPI round
+    per call and the batching calls (process_madvise, madvisev) at most one
+    per call.
+check_counts.py bench BENCH_JSON
+    madvisev-bench --trace: a batching backend makes one system call per
+    benchmark call, with at most one IPI round and one zapped page per
+    range (each range is one dirty page); the sequential one a call per
+    range at least (a sanitizer runtime may add madvise calls of its own).
+check_counts.py ibench IBENCH_JSON
+    instantiate-bench --trace: pool-immediate makes a reset call per
+    instantiation at least, a batching pool one per 32-instance batch; the
+    stock runtime makes (almost) none and unmaps instead.
 """
 import json
 import re
 import sys
 
 
-def main():
-    report = json.load(open(sys.argv[1]))
+def check_child(trace_json, child_stderr):
+    report = json.load(open(trace_json))
     said = None
-    for line in open(sys.argv[2]):
+    for line in open(child_stderr):
         m = re.match(r"trace-child: (\{.*\})\s*$", line)
         if m:
             said = json.loads(m.group(1))
     if said is None:
-        print("FAIL: trace-child reported nothing")
-        return 1
+        return ["trace-child reported nothing"]
     by = {s["syscall"]: s for s in report["syscalls"]}
     print("traced:", {k: (v["calls"], v["errors"], v["ranges"], v["pages_zapped"],
                           v["ipi_rounds"]) for k, v in by.items()},
@@ -69,6 +79,61 @@ def main():
             expect("io_uring_enter calls", s["calls"], 1)
             expect("io_uring_enter submissions", s["ranges"], said["io_uring_madvise"][0])
             expect("io_uring_enter pages zapped (the workers zap)", s["pages_zapped"], 0)
+    return errors
+
+
+BATCHING = ("process_madvise", "syscall")
+
+
+def check_bench(bench_json):
+    errors = []
+    for r in json.load(open(bench_json)):
+        row = f"{r['backend']} vlen {r['vlen']}"
+        print(row, {k: r[k] for k in r if k.startswith("traced_")})
+        pages = r["vlen"] * r["range_bytes"] // 4096
+        if r["backend"] in BATCHING:
+            if r["traced_syscalls_per_call"] != 1:
+                errors.append(f"{row}: {r['traced_syscalls_per_call']} system calls per call")
+            if r["traced_ipi_rounds_per_call"] > 1:
+                errors.append(f"{row}: {r['traced_ipi_rounds_per_call']} IPI rounds per call")
+            if r["traced_pages_zapped_per_call"] != pages:
+                errors.append(f"{row}: {r['traced_pages_zapped_per_call']} pages zapped per "
+                              f"call, expected {pages}")
+        elif r["traced_syscalls_per_call"] < r["vlen"]:
+            errors.append(f"{row}: {r['traced_syscalls_per_call']} system calls per call")
+    return errors
+
+
+def check_ibench(ibench_json):
+    rows = {r["strategy"]: r for r in json.load(open(ibench_json))}
+    errors = []
+    for name, r in rows.items():
+        print(name, {k: r[k] for k in r if k.startswith("traced_")})
+    for name, r in rows.items():
+        calls = r["traced_syscalls_per_instantiation"]
+        if name == "pool-immediate" and calls < 1:
+            errors.append(f"{name}: {calls} reset calls per instantiation")
+        if name.startswith("pool-sharded-") and name.split("pool-sharded-")[1] in (
+                "process-madvise", "syscall"):
+            if calls > 1.5 / r["batch_size"]:
+                errors.append(f"{name}: {calls} reset calls per instantiation")
+            if r["traced_pages_zapped_per_instantiation"] < r["dirty_pages"]:
+                errors.append(f"{name}: fewer pages zapped than dirtied")
+        if name == "stock":
+            if calls >= 0.01:
+                errors.append(f"stock: {calls} madvise-family calls per instantiation")
+            if r["traced_other_flushes_per_instantiation"] <= 0:
+                errors.append("stock: no flushes outside calls (it unmaps)")
+    return errors
+
+
+def main():
+    modes = {"child": (check_child, 2), "bench": (check_bench, 1), "ibench": (check_ibench, 1)}
+    if len(sys.argv) < 2 or sys.argv[1] not in modes or len(sys.argv) != 2 + modes[sys.argv[1]][1]:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    fn, _ = modes[sys.argv[1]]
+    errors = fn(*sys.argv[2:])
     for e in errors:
         print("FAIL:", e)
     return 1 if errors else 0

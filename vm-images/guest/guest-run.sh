@@ -6,6 +6,9 @@
 #                   arguments from madvisev.bench= and madvisev.ibench=)
 #   info            madvisev-info only
 #   fuzz            madvisev-fuzz and madvisev-race (debug kernel)
+#   trace           madvisev-trace on trace-child, madvisev-bench --trace and
+#                   instantiate-bench --trace (debug kernel, with BTF); the
+#                   host checks the figures (trace/test/check_guest.sh)
 job=$1
 export GTEST_COLOR=no
 fail=0
@@ -81,6 +84,30 @@ fuzz)
         # shellcheck disable=SC2086
         madvisev-race $args || { echo "[guest] FAIL: madvisev-race"; fail=1; }
     fi
+    ;;
+trace)
+    # The JSON goes to the host through the console, between markers.
+    emit() {
+        echo "MADVISEV-JSON-BEGIN $1"
+        cat "$2"
+        echo "MADVISEV-JSON-END $1"
+    }
+    for extra in alone sibling; do
+        arg=
+        [ $extra = sibling ] && arg=sibling
+        # shellcheck disable=SC2086
+        madvisev-trace --json -- trace-child 7 5 5 16 16 $arg > /tmp/trace.json 2> /tmp/trace.err ||
+            { echo "[guest] FAIL: madvisev-trace ($extra)"; cat /tmp/trace.err; fail=1; }
+        emit "trace-child-$extra" /tmp/trace.json
+        emit "trace-child-$extra-stderr" /tmp/trace.err
+    done
+    madvisev-bench --trace /tests/madvisev-trace --backends syscall,sequential --vlens 1,16 \
+        --sizes 4096 --ranges 64 --json /tmp/bench.json || { echo "[guest] FAIL: madvisev-bench --trace"; fail=1; }
+    emit bench /tmp/bench.json
+    instantiate-bench --trace /tests/madvisev-trace --strategy pool-immediate,pool-sharded-syscall,stock \
+        --threads 1 --dirty-pages 4 --seconds 0.3 --json /tmp/ibench.json ||
+        { echo "[guest] FAIL: instantiate-bench --trace"; fail=1; }
+    emit ibench /tmp/ibench.json
     ;;
 *)
     echo "[guest] unknown job '$job'"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# check_guest.sh LOG OUTDIR: the figures of the debug guest's `trace` job
+# (vm-images/guest/guest-run.sh), read from its console log between
+# MADVISEV-JSON markers into OUTDIR, held to check_counts.py.  There the
+# kernel has madvisev and 6.12's process_madvise has no PIDFD_SELF, so the
+# child's madvisev calls succeed and its process_madvise calls fail.
+set -uo pipefail
+log=${1:?usage: check_guest.sh LOG OUTDIR}
+out=${2:?usage: check_guest.sh LOG OUTDIR}
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$out"
+extract() {
+    tr -d '\r' < "$log" | sed -n "/^MADVISEV-JSON-BEGIN $1\$/,/^MADVISEV-JSON-END $1\$/p" | sed '1d;$d' > "$out/$1"
+    [ -s "$out/$1" ] || { echo "FAIL: no '$1' figures in $log"; return 1; }
+}
+rc=0
+for mode in alone sibling; do
+    extract "trace-child-$mode" && extract "trace-child-$mode-stderr" &&
+        python3 "$here/check_counts.py" child "$out/trace-child-$mode" "$out/trace-child-$mode-stderr" || rc=1
+done
+extract bench && python3 "$here/check_counts.py" bench "$out/bench" || rc=1
+extract ibench && python3 "$here/check_counts.py" ibench "$out/ibench" || rc=1
+if [ $rc = 0 ]; then echo "PASS: madvisev-trace in the guest"; else echo "FAIL: madvisev-trace in the guest"; fi
+exit $rc
