@@ -17,9 +17,12 @@ check_counts.py bench BENCH_JSON
 check_counts.py ibench IBENCH_JSON
     instantiate-bench --trace: pool-immediate makes a reset call per
     instantiation at least, a batching pool one per 32-instance batch; the
-    stock runtime makes (almost) none and unmaps instead.
+    stock runtime makes (almost) none and unmaps instead.  With
+    MADVISEV_SANITIZED=1 in the environment (a sanitizer runtime makes
+    madvise calls of its own around every mmap), only the lower bounds.
 """
 import json
+import os
 import re
 import sys
 
@@ -106,6 +109,7 @@ def check_bench(bench_json):
 
 def check_ibench(ibench_json):
     rows = {r["strategy"]: r for r in json.load(open(ibench_json))}
+    exact = os.environ.get("MADVISEV_SANITIZED") != "1"
     errors = []
     for name, r in rows.items():
         print(name, {k: r[k] for k in r if k.startswith("traced_")})
@@ -115,12 +119,12 @@ def check_ibench(ibench_json):
             errors.append(f"{name}: {calls} reset calls per instantiation")
         if name.startswith("pool-sharded-") and name.split("pool-sharded-")[1] in (
                 "process-madvise", "syscall"):
-            if calls > 1.5 / r["batch_size"]:
+            if exact and calls > 1.5 / r["batch_size"]:
                 errors.append(f"{name}: {calls} reset calls per instantiation")
             if r["traced_pages_zapped_per_instantiation"] < r["dirty_pages"]:
                 errors.append(f"{name}: fewer pages zapped than dirtied")
         if name == "stock":
-            if calls >= 0.01:
+            if exact and calls >= 0.01:
                 errors.append(f"stock: {calls} madvise-family calls per instantiation")
             if r["traced_other_flushes_per_instantiation"] <= 0:
                 errors.append("stock: no flushes outside calls (it unmaps)")
