@@ -149,7 +149,7 @@ vm-test: vm-images
 vm-trace: vm-images
 	vm-images/run-vm.sh -q -k $(KERNEL_DEBUG) -i $(INITRAMFS) -j trace -s 2 -m 2G -t 900 \
 	    -l $(VM)/trace-debug.log -a "panic_on_warn=1"; rc=$$?; \
-	    tr -d '\r' < $(VM)/trace-debug.log | grep -E '^\[guest\]|^(syscall|madvise|process_madvise|io_uring|sequential|pool-|stock) '; \
+	    tr -d '\r' < $(VM)/trace-debug.log | grep -E '^\[guest\]|^(syscall|madvise|process_madvise|io_uring|sequential|stock) |^pool-'; \
 	    trace/test/check_guest.sh $(VM)/trace-debug.log $(VM)/trace-guest || rc=1; exit $$rc
 
 # In the debug kernel (KASAN, lockdep, DEBUG_VM, ..., panic_on_warn) with

@@ -124,7 +124,8 @@ def check_ibench(ibench_json):
             if r["traced_pages_zapped_per_instantiation"] < r["dirty_pages"]:
                 errors.append(f"{name}: fewer pages zapped than dirtied")
         if name == "stock":
-            if exact and calls >= 0.01:
+            # glibc trims a thread's heap with madvise now and then.
+            if exact and calls >= 0.1:
                 errors.append(f"stock: {calls} madvise-family calls per instantiation")
             if r["traced_other_flushes_per_instantiation"] <= 0:
                 errors.append("stock: no flushes outside calls (it unmaps)")
