@@ -25,10 +25,18 @@ MACHINES = [("host", "Development host"), ("vm", "Patched Linux 6.12 guest (QEMU
 # instantiations/s) of a fresh run lies within TIME of the recorded one, a
 # count (shootdowns per call or per instantiation) within COUNT_ABS plus
 # COUNT_REL of it; "the figures match" when at least MATCH of the rows do.
-# Measured by --compare between make demo runs on the development host.
-NOISE = {"host": {"time": 0.20, "count_abs": 0.05, "count_rel": 0.05},
-         "vm": {"time": 0.40, "count_abs": 0.05, "count_rel": 0.05}}
+# Set from --compare between two make demo runs on the development host
+# (MEASURED).  Counts of the unbatched backends move by up to ~20%: their
+# IPIs depend on whether the spinning sibling thread is on its CPU.
+NOISE = {"host": {"time": 0.20, "count_abs": 0.05, "count_rel": 0.15},
+         "vm": {"time": 0.40, "count_abs": 0.05, "count_rel": 0.15}}
 MATCH = 0.90
+# Within one run, two rows this close can swap places in the next one
+# (per-thread against global queue moved by up to 4% on the host).
+WITHIN_RUN = {"host": 0.05, "vm": 0.10}
+MEASURED = ("The band was set from two consecutive `make demo` runs here: per table, the median timing "
+            "moved 2–6%, the largest moves were the insecure bound in the guest (up to 66%) and the "
+            "range-by-range strategies on the host (up to 36%), and batched calls' counts did not move.")
 
 
 def load(d, name):
@@ -160,7 +168,7 @@ def losses(data):
         if not inst:
             continue
         top = max(r["threads"] for r in inst)
-        band = NOISE[key]["time"]
+        band = WITHIN_RUN[key]
         for dirty in sorted({r["dirty_pages"] for r in inst}):
             at = rows(inst, dirty_pages=dirty, threads=top)
             stock = one(at, strategy="stock")
@@ -168,13 +176,21 @@ def losses(data):
                 for r in at:
                     if r["strategy"] != "stock" and not r["insecure"] and \
                             r["instantiations_per_s"] < stock["instantiations_per_s"]:
-                        why = ("it memsets the whole slot, which emulation makes slow"
-                               if r["strategy"] == "pool-keep-resident" and key == "vm" else
-                               "every instance refaults its pages, as stock faults them, and the "
-                               "resets send more IPIs than stock's unmaps")
+                        short = 1 - r["instantiations_per_s"] / stock["instantiations_per_s"]
+                        if r["strategy"] == "pool-keep-resident" and key == "vm":
+                            why = "it memsets the whole slot, which emulation makes slow"
+                        elif r["shootdowns_per_instantiation"] > stock["shootdowns_per_instantiation"]:
+                            why = (f"every instance refaults its pages, as stock faults them, and its resets "
+                                   f"send more IPIs ({r['shootdowns_per_instantiation']:.2f} per instance) "
+                                   f"than stock's unmaps ({stock['shootdowns_per_instantiation']:.2f})")
+                        else:
+                            why = (f"its resets send fewer IPIs ({r['shootdowns_per_instantiation']:.2f} per "
+                                   f"instance against stock's {stock['shootdowns_per_instantiation']:.2f}), but "
+                                   "refaulting the pages dominates at this size")
+                        if short < band:
+                            why += f"; a difference this small (under {band:.0%}) can swap in the next run"
                         out.append(f"- {title}, {dirty} pages, {top} threads: `{r['strategy']}` "
-                                   f"{fmt(r['instantiations_per_s'])}/s is "
-                                   f"{100 * (1 - r['instantiations_per_s'] / stock['instantiations_per_s']):.1f}% "
+                                   f"{fmt(r['instantiations_per_s'])}/s is {100 * short:.1f}% "
                                    f"below `stock` ({fmt(stock['instantiations_per_s'])}/s): {why}.")
             for name in ("pool-sharded-syscall", "pool-sharded-process-madvise"):
                 b, seq = one(at, strategy=name), one(at, strategy="pool-sharded-sequential")
@@ -188,8 +204,8 @@ def losses(data):
                 if b and g and abs(b["instantiations_per_s"] / g["instantiations_per_s"] - 1) < band:
                     out.append(f"- {title}, {dirty} pages, {top} threads: per-thread queues (`{name}`, "
                                f"{fmt(b['instantiations_per_s'])}/s) and one global queue "
-                               f"({fmt(g['instantiations_per_s'])}/s) are within noise of each other: "
-                               f"{top} threads do not contend for one lock.")
+                               f"({fmt(g['instantiations_per_s'])}/s) are within {band:.0%} of each other, "
+                               f"which the next run can swap: {top} threads hardly contend for one lock.")
     return out
 
 
@@ -260,7 +276,7 @@ def noise_text():
             f"±{v['time']:.0%} in the emulated guest; shootdown counts within {h['count_abs']} plus "
             f"{h['count_rel']:.0%} of the figure. `make demo` prints that comparison "
             f"(`scripts/results.py --compare`). Shootdowns are the `TLB` row of `/proc/interrupts`, "
-            f"summed over CPUs; the traced figures come from `madvisev-trace`.")
+            f"summed over CPUs; the traced figures come from `madvisev-trace`. " + MEASURED)
 
 
 def compare(recorded_dir, fresh_dir):

@@ -39,7 +39,7 @@ struct {
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 16384);
 	__type(key, __u32); /* tid */
 	__type(value, struct trace_loose);
 } loose SEC(".maps");
@@ -57,8 +57,10 @@ __u32 target_mm_id;
 
 struct rss_last {
 	__s64 bytes;
-	__u64 seen;
+	__u64 mm; /* SEEN | the mm_id the value is of; 0 before the first */
 };
+
+#define SEEN (1ULL << 32)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -286,6 +288,7 @@ int on_rss_stat(struct trace_event_raw_rss_stat *ctx)
 
 	if (member != MM_FILEPAGES && member != MM_ANONPAGES && member != MM_SHMEMPAGES)
 		return 0;
+	/* The traced process's mm, which exec replaces. */
 	if (mine && ctx->curr)
 		target_mm_id = ctx->mm_id;
 	else if (!target_mm_id || ctx->mm_id != target_mm_id)
@@ -294,11 +297,12 @@ int on_rss_stat(struct trace_event_raw_rss_stat *ctx)
 	struct rss_last *last = bpf_map_lookup_elem(&rss_last, &m);
 	if (!last)
 		return 0;
+	__u64 mm = SEEN | ctx->mm_id;
 	__s64 was = __sync_lock_test_and_set(&last->bytes, ctx->size);
-	bool seen = __sync_lock_test_and_set(&last->seen, 1);
-	/* Another process changing ours (process_madvise on it, reclaim)
-	 * only moves the baseline. */
-	if (!seen || !mine || ctx->size >= was)
+	__u64 was_mm = __sync_lock_test_and_set(&last->mm, mm);
+	/* A first value, or another mm's, is only a baseline; so is a
+	 * change another process made (process_madvise on us, reclaim). */
+	if (was_mm != mm || !mine || ctx->size >= was)
 		return 0;
 	__u64 pages = (__u64)(was - ctx->size) >> 12;
 	__u32 tid = current_tid();

@@ -128,7 +128,29 @@ static void report(struct madvisev_trace_bpf *skel, bool json)
 		       (double)s[k].total_ns / (double)s[k].calls / 1000.0,
 		       (double)(percentile(&s[k], 0.99) * 2) / 1000.0);
 	}
-	printf("shootdowns received by the process's threads: %llu; flushes outside these calls: %llu\n",
+	/* Latency histograms: a row of bars per kind, slot i counting calls
+	 * that took [2^i, 2^(i+1)) ns. */
+	for (int k = 0; k < TRACE_KINDS; k++) {
+		if (!s[k].calls)
+			continue;
+		int lo = HIST_SLOTS, hi = 0;
+		__u64 most = 0;
+		for (int i = 0; i < HIST_SLOTS; i++) {
+			if (!s[k].hist[i])
+				continue;
+			lo = i < lo ? i : lo;
+			hi = i;
+			most = s[k].hist[i] > most ? s[k].hist[i] : most;
+		}
+		printf("\n%s latency\n", kind_names[k]);
+		for (int i = lo; i <= hi; i++) {
+			int bar = (int)((s[k].hist[i] * 40 + most - 1) / most);
+			printf("  %10.3f us < %-10.3f %9llu |%.*s\n", (double)(1ULL << i) / 1000.0,
+			       (double)(2ULL << i) / 1000.0, s[k].hist[i], bar,
+			       "****************************************");
+		}
+	}
+	printf("\nshootdowns received by the process's threads: %llu; flushes outside these calls: %llu\n",
 	       t.shootdowns_received, t.flushes_outside_calls);
 }
 
