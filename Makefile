@@ -21,6 +21,7 @@ KERNEL_UNPATCHED := $(VM)/obj-unpatched/arch/x86/boot/bzImage
 KERNEL_DEBUG     := $(VM)/obj-debug/arch/x86/boot/bzImage
 INITRAMFS        := $(VM)/initramfs.cpio.gz
 KSELFTEST        := $(VM)/madvisev-kselftest
+KSELFTEST32      := $(VM)/madvisev-kselftest-32
 FUZZER           := $(VM)/madvisev-fuzz
 RACER            := $(VM)/madvisev-race
 # make test's short fuzz and race passes; make fuzz SECONDS=N runs longer.
@@ -126,17 +127,24 @@ $(KSELFTEST): vm-kernels FORCE
 	    -I $(VM)/src-patched/tools/testing/selftests \
 	    -o $@ $(VM)/src-patched/tools/testing/selftests/mm/madvisev.c
 
+# The same kselftest as a 32-bit program: the compat iovec and the 32-bit
+# sum limit.  (The harness's pointer asserts warn when built -m32.)
+$(KSELFTEST32): vm-kernels FORCE
+	gcc -m32 -static -O2 -Wall -Wno-pointer-to-int-cast -pthread \
+	    -isystem $(VM)/obj-patched/usr/include -I $(VM)/src-patched/tools/testing/selftests \
+	    -o $@ $(VM)/src-patched/tools/testing/selftests/mm/madvisev.c
+
 $(FUZZER) $(RACER): $(VM)/madvisev-%: tests/fuzz/madvisev-%.c vm-kernels FORCE
 	gcc -static -O2 -Wall -Wextra -pthread -isystem $(VM)/obj-patched/usr/include -o $@ $<
 
-vm-images: vm-kernels build-static $(KSELFTEST) $(FUZZER) $(RACER)
-	vm-images/build-initramfs.sh $(INITRAMFS) $(KSELFTEST) $(FUZZER) $(RACER) \
+vm-images: vm-kernels build-static $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER)
+	vm-images/build-initramfs.sh $(INITRAMFS) $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER) \
 	    $(BUILD_ST)/libmadvisev/madvisev-test $(BUILD_ST)/libmadvisev/madvisev-info \
 	    $(BUILD_ST)/libmadvisev/madvisev-bench $(BUILD_ST)/runtime-integration/wasmpool-test \
 	    $(BUILD_ST)/runtime-integration/instantiate-bench $(TRACE_BINS)
 
-# In the patched guest: the kselftest and the library's tests, detection
-# picking `syscall`.  In the unpatched one: the library's tests, detection
+# In the patched guest: the kselftest (64- and 32-bit) and the library's
+# tests, detection picking `syscall`.  In the unpatched one: the library's tests, detection
 # picking `sequential`.
 vm-test: vm-images
 	vm-images/run-vm.sh -q -k $(KERNEL_PATCHED) -i $(INITRAMFS) -j test-patched -s 2 \

@@ -18,6 +18,8 @@ packages=(
     cpio xz-utils file patch perl qemu-system-x86 busybox-static
     # the debug guest's kernel BTF, for madvisev-trace there
     pahole
+    # the kselftest built as a 32-bit program too
+    gcc-multilib
 )
 
 missing=()

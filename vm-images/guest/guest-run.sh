@@ -1,6 +1,7 @@
 #!/bin/sh
 # guest-run.sh JOB: what the test guest runs.  Exit 0 pass, non-zero fail.
-#   test-patched    kselftest madvisev, the gtests; detection must pick syscall
+#   test-patched    kselftest madvisev (64- and 32-bit), the gtests; detection
+#                   must pick syscall
 #   test-unpatched  the gtests; detection must pick sequential
 #   bench           madvisev-info, madvisev-bench and instantiate-bench (their
 #                   arguments from madvisev.bench= and madvisev.ibench=)
@@ -40,14 +41,16 @@ run_gtests() {
 case $job in
 test-patched)
     expect_backend syscall
-    echo "[guest] kselftest mm/madvisev"
-    ./madvisev-kselftest > /tmp/ksft.txt 2>&1
-    ksft=$?
-    cat /tmp/ksft.txt
-    if [ $ksft -ne 0 ] || grep -q '^not ok' /tmp/ksft.txt || grep -q '# SKIP' /tmp/ksft.txt; then
-        echo "[guest] FAIL: kselftest (exit $ksft; every case must pass, none skip)"
-        fail=1
-    fi
+    for ksft in madvisev-kselftest madvisev-kselftest-32; do
+        echo "[guest] kselftest mm/madvisev ($ksft)"
+        ./$ksft > /tmp/ksft.txt 2>&1
+        rc=$?
+        cat /tmp/ksft.txt
+        if [ $rc -ne 0 ] || grep -q '^not ok' /tmp/ksft.txt || grep -q '# SKIP' /tmp/ksft.txt; then
+            echo "[guest] FAIL: $ksft (exit $rc; every case must pass, none skip)"
+            fail=1
+        fi
+    done
     run_gtests
     ;;
 test-unpatched)
