@@ -29,10 +29,14 @@ FUZZ_SECONDS     ?= 60
 RACE_SECONDS     ?= 30
 SECONDS          ?= 600
 SEED             ?= $(shell date +%s)
-# madvisev-trace needs the build machine's kernel BTF for its vmlinux.h
-# (trace/CMakeLists.txt); without it there is no tracer for the guest.
-TRACE_BINS       := $(if $(wildcard /sys/kernel/btf/vmlinux),$(BUILD_ST)/trace/madvisev-trace \
-                        $(BUILD_ST)/trace/trace-child)
+# madvisev-trace needs what trace/CMakeLists.txt needs: the build machine's
+# kernel BTF for its vmlinux.h, bpftool, clang and libbpf; without them
+# there is no tracer for the guest.
+TRACE_BINS       := $(if $(and $(wildcard /sys/kernel/btf/vmlinux), \
+                        $(shell PATH=$$PATH:/usr/sbin:/sbin command -v bpftool), \
+                        $(shell command -v clang), \
+                        $(shell pkg-config --exists libbpf 2>/dev/null && echo yes)), \
+                        $(BUILD_ST)/trace/madvisev-trace $(BUILD_ST)/trace/trace-child)
 
 .PHONY: all deps build build-asan build-static build-tsan demo test test-unit test-asan \
         test-tsan test-libfuzzer patch-check \
@@ -205,7 +209,8 @@ test-libfuzzer: $(BUILD)/madvisev-args-fuzz
 # to docs/results/data) or, without one, from the JSON already there.
 results: deps
 	@if ls $(RESULTS)/*-bench.json > /dev/null 2>&1; then \
-	    mkdir -p docs/results/data && cp $(RESULTS)/*.json docs/results/data/; fi
+	    mkdir -p docs/results/data && rm -f docs/results/data/*.json && \
+	    cp $(RESULTS)/*.json docs/results/data/; fi
 	python3 scripts/results.py docs/results/data docs/results.md docs/results
 
 install: build

@@ -10,7 +10,8 @@ results.py DATA_DIR OUT_MD PNG_DIR
 results.py --compare RECORDED_DIR FRESH_DIR
     Row by row, how far a fresh run's figures are from the recorded ones,
     against the noise band the page states (NOISE); prints a summary and
-    the rows outside it.  Informational: exit 0 unless a file is missing.
+    the rows outside it, and says which files are missing.  Informational:
+    it always exits 0.
 """
 import json
 import os

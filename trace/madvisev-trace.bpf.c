@@ -9,6 +9,7 @@
  * and count the shootdowns the process's threads receive.
  */
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
@@ -116,6 +117,16 @@ static __always_inline __u32 current_tid(void)
 	return (__u32)bpf_get_current_pid_tgid();
 }
 
+/* x86's TS_COMPAT: the thread is in a 32-bit system call, numbered otherwise. */
+#define TS_COMPAT 0x0002
+
+static __always_inline bool compat_call(void)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+
+	return BPF_CORE_READ(task, thread_info.status) & TS_COMPAT;
+}
+
 static __always_inline int kind_of(long nr)
 {
 	switch (nr) {
@@ -160,7 +171,8 @@ int on_enter(struct trace_event_raw_sys_enter *ctx)
 	if (!ours())
 		return 0;
 	int kind = kind_of(ctx->id);
-	if (kind < 0)
+	/* The numbers are x86_64's; a 32-bit task's calls are not traced. */
+	if (kind < 0 || compat_call())
 		return 0;
 	/* Constant-offset reads of the context, kept apart from the branches
 	 * below so the compiler cannot turn them into one variable-offset
@@ -221,12 +233,13 @@ int on_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 	if (!ours())
 		return 0;
 	__u32 tid = current_tid();
-	/* Completed inline, in a traced call: its flushes are the call's. */
-	if (bpf_map_lookup_elem(&inflight, &tid))
-		return 0;
 	__u64 req = (__u64)ctx->req;
 	__u64 *start = bpf_map_lookup_elem(&uring_ops, &req);
-	struct trace_loose *l = bpf_map_lookup_elem(&loose, &tid);
+	/* Completed inline, in a traced call (DEFER_TASKRUN, IOPOLL): what
+	 * the thread flushed and zapped is the call's, not loose. */
+	struct trace_loose *l = NULL;
+	if (!bpf_map_lookup_elem(&inflight, &tid))
+		l = bpf_map_lookup_elem(&loose, &tid);
 	if (!start) {
 		/* Some other operation: what the worker did is outside calls. */
 		__u32 zero = 0;

@@ -223,6 +223,9 @@ int main(int argc, char **argv)
 		close(go[0]);
 	}
 
+	/* A benchmark tracing itself may stop reading our stderr once we are
+	 * attached; a late warning must not kill us before the report. */
+	signal(SIGPIPE, SIG_IGN);
 	libbpf_set_print(libbpf_quiet);
 	ensure_tracefs();
 	struct madvisev_trace_bpf *skel = madvisev_trace_bpf__open();

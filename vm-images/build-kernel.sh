@@ -92,6 +92,9 @@ step_done
 
 step "build $variant kernel (make -j$(nproc) bzImage, ccache)"
 export CCACHE_BASEDIR=$out
+# The debug kernel compiles with -g, and ccache then hashes the build
+# directory too; without this another checkout would rebuild it all.
+export CCACHE_NOHASHDIR=1
 run_logged "$log" kmake -j"$(nproc)" CC="ccache gcc" bzImage
 run_logged "$log" kmake headers # uapi headers in $obj/usr/include
 step_done
