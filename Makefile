@@ -88,6 +88,13 @@ demo: build vm-images
 	@echo "== host: instantiate-bench (JSON in $(RESULTS)/host-instantiate-bench.json)"
 	@$(BUILD)/runtime-integration/instantiate-bench $(IBENCH) --json $(RESULTS)/host-instantiate-bench.json
 	@echo
+	@rm -f $(RESULTS)/host-instantiate-trace.json
+	@if [ -x $(BUILD)/trace/madvisev-trace ] && [ "$$(id -u)" = 0 ]; then \
+	    echo "== host: instantiate-bench --trace (JSON in $(RESULTS)/host-instantiate-trace.json)"; \
+	    $(BUILD)/runtime-integration/instantiate-bench --trace $(BUILD)/trace/madvisev-trace \
+	        --threads 2 --seconds 0.5 --json $(RESULTS)/host-instantiate-trace.json; \
+	else echo "== host: instantiate-bench --trace skipped (needs root and madvisev-trace)"; fi
+	@echo
 	@echo "== patched Linux 6.12 guest, $(VM_SMP) vCPUs under QEMU TCG: madvisev-bench, instantiate-bench"
 	@vm-images/run-vm.sh -q -k $(KERNEL_PATCHED) -i $(INITRAMFS) -j bench -s $(VM_SMP) -t 1800 \
 	    -l $(VM)/bench-patched.log -a "madvisev.bench=$(VM_BENCH) madvisev.ibench=$(VM_IBENCH)" || \
