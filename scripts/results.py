@@ -37,12 +37,12 @@ MATCH = 0.90
 # Within one run, two rows this close can swap places in the next one
 # (per-thread against global queue moved by up to 4% on the host).
 WITHIN_RUN = {"host": 0.05, "vm": 0.10}
-MEASURED = ("The band was set from consecutive `make demo` runs here (four runs, three comparisons: 96%, "
-            "96% and 94% of the rows held to it inside): per table, the median timing moved 2–7%; the "
-            "largest moves were the insecure bound (up to 3x, hence not held to the band), the "
-            "range-by-range strategies on the host (up to 42%), two rows of the emulated guest (up to "
-            "77%) and the shootdown counts of io_uring, whose workers race the spinning sibling thread "
-            "(up to 42%); batched calls' counts did not move.")
+MEASURED = ("The band was set from consecutive `make demo` runs here (five runs, four comparisons: 96%, "
+            "96%, 94% and, against this page, 93% of the rows held to it inside): per table, the median "
+            "timing moved 2–11%; the largest moves were the insecure bound (up to 3x, hence not held to "
+            "the band), the range-by-range strategies on the host (up to 43%), a few rows of the "
+            "emulated guest (up to 77%) and the shootdown counts of io_uring, whose workers race the "
+            "spinning sibling thread (up to 42%); batched calls' counts did not move.")
 
 
 def load(d, name):
