@@ -101,9 +101,7 @@ demo: build vm-images
 	    { echo "guest benchmark failed; see $(VM)/bench-patched.log"; exit 1; }
 	@tr -d '\r' < $(VM)/bench-patched.log | sed -n '/^kernel:/,/^MADVISEV-JSON-BEGIN/p' | grep -v '^MADVISEV-JSON-BEGIN'
 	@for f in madvisev-bench instantiate-bench; do \
-	    tr -d '\r' < $(VM)/bench-patched.log | \
-	        sed -n "/^MADVISEV-JSON-BEGIN $$f\$$/,/^MADVISEV-JSON-END $$f\$$/p" | sed '1d;$$d' \
-	        > $(RESULTS)/vm-$$f.json; done
+	    vm-images/console-json.sh $(VM)/bench-patched.log $$f > $(RESULTS)/vm-$$f.json || exit 1; done
 	@tr -d '\r' < $(VM)/bench-patched.log | sed -n 's/^\[guest\] kernel \([^,]*\), \([0-9]*\) CPUs.*/{"cpu": "QEMU TCG, -cpu max", "cores": \2, "kernel": "Linux \1 (madvisev series)", "memory_gib": 2, "accelerator": "none"}/p' \
 	    > $(RESULTS)/vm-machine.json
 	@python3 scripts/results.py $(RESULTS) $(RESULTS)/results.md $(RESULTS)
@@ -133,20 +131,21 @@ vm-kernels: deps
 patch-check: vm-kernels
 	kernel-patch/checkpatch.sh $(VM)/src-unpatched
 
-$(KSELFTEST): vm-kernels FORCE
-	gcc -static -O2 -Wall -pthread -isystem $(VM)/obj-patched/usr/include \
+KSFT_BUILD = gcc -static -O2 -Wall -pthread -isystem $(VM)/obj-patched/usr/include \
 	    -I $(VM)/src-patched/tools/testing/selftests \
 	    -o $@ $(VM)/src-patched/tools/testing/selftests/mm/madvisev.c
+
+$(KSELFTEST): vm-kernels FORCE
+	$(KSFT_BUILD)
 
 # The same kselftest as a 32-bit program: the compat iovec and the 32-bit
 # sum limit.  (The harness's pointer asserts warn when built -m32.)
 $(KSELFTEST32): vm-kernels FORCE
-	gcc -m32 -static -O2 -Wall -Wno-pointer-to-int-cast -pthread \
-	    -isystem $(VM)/obj-patched/usr/include -I $(VM)/src-patched/tools/testing/selftests \
-	    -o $@ $(VM)/src-patched/tools/testing/selftests/mm/madvisev.c
+	$(KSFT_BUILD) -m32 -Wno-pointer-to-int-cast
 
 $(FUZZER) $(RACER): $(VM)/madvisev-%: tests/fuzz/madvisev-%.c vm-kernels FORCE
-	gcc -static -O2 -Wall -Wextra -pthread -isystem $(VM)/obj-patched/usr/include -o $@ $<
+	gcc -static -O2 -Wall -Wextra -pthread -isystem $(VM)/obj-patched/usr/include \
+	    -I libmadvisev/include -o $@ $<
 
 vm-images: vm-kernels build-static $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER)
 	vm-images/build-initramfs.sh $(INITRAMFS) $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER) \

@@ -30,11 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef __NR_madvisev
-#define __NR_madvisev 1000
-#endif
-#define MADVISEV_QUERY 0x80000000U
-#define MADVISEV_QUERY_MAGIC 0x4d414456L
+#include "madvisev.h" /* the system call's number and MADVISEV_QUERY */
 
 #define SLOT (2UL << 20)       /* segments are 2 MiB slots: THP/hugetlb aligned */
 #define NSLOTS 16

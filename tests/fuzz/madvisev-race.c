@@ -34,11 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef __NR_madvisev
-#define __NR_madvisev 1000
-#endif
-#define MADVISEV_QUERY 0x80000000U
-#define MADVISEV_QUERY_MAGIC 0x4d414456L
+#include "madvisev.h" /* the system call's number and MADVISEV_QUERY */
 
 #define CHUNK (2UL << 20)
 #define NCHUNKS 8

@@ -8,11 +8,9 @@ set -uo pipefail
 log=${1:?usage: check_guest.sh LOG OUTDIR}
 out=${2:?usage: check_guest.sh LOG OUTDIR}
 here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$(dirname "$here")")
 mkdir -p "$out"
-extract() {
-    tr -d '\r' < "$log" | sed -n "/^MADVISEV-JSON-BEGIN $1\$/,/^MADVISEV-JSON-END $1\$/p" | sed '1d;$d' > "$out/$1"
-    [ -s "$out/$1" ] || { echo "FAIL: no '$1' figures in $log"; return 1; }
-}
+extract() { "$top/vm-images/console-json.sh" "$log" "$1" > "$out/$1"; }
 rc=0
 for mode in alone sibling; do
     extract "trace-child-$mode" && extract "trace-child-$mode-stderr" &&

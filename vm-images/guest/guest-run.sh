@@ -14,6 +14,14 @@ job=$1
 export GTEST_COLOR=no
 fail=0
 
+# JSON goes to the host through the console, between markers that
+# vm-images/console-json.sh reads.
+emit() {
+    echo "MADVISEV-JSON-BEGIN $1"
+    cat "$2"
+    echo "MADVISEV-JSON-END $1"
+}
+
 expect_backend() {
     madvisev-info > /tmp/info.txt 2>&1
     cat /tmp/info.txt
@@ -66,11 +74,8 @@ bench)
     args=$(sed -n 's/.*madvisev\.ibench=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
     # shellcheck disable=SC2086
     instantiate-bench $args --json /tmp/instantiate-bench.json || fail=1
-    # The JSON goes to the host through the console, between markers.
     for f in madvisev-bench instantiate-bench; do
-        echo "MADVISEV-JSON-BEGIN $f"
-        cat /tmp/$f.json
-        echo "MADVISEV-JSON-END $f"
+        emit $f /tmp/$f.json
     done
     ;;
 info)
@@ -89,12 +94,6 @@ fuzz)
     fi
     ;;
 trace)
-    # The JSON goes to the host through the console, between markers.
-    emit() {
-        echo "MADVISEV-JSON-BEGIN $1"
-        cat "$2"
-        echo "MADVISEV-JSON-END $1"
-    }
     for extra in alone sibling; do
         arg=
         [ $extra = sibling ] && arg=sibling
