@@ -203,8 +203,11 @@ struct Piece {
 // Backends with per-range or per-call byte limits: cut ranges into pieces,
 // drop empty ones, and count progress in whole caller ranges.
 ssize_t run_shaped(const Backend &be, const iovec *iov, size_t iovcnt, int advice) {
-    thread_local std::vector<Piece> pieces;
-    thread_local std::vector<iovec> vec;
+    // Per call, not thread_local: madvisev() must work from a thread_local
+    // destructor too (a pool flushing at thread exit), after this thread's
+    // other thread_locals are gone.
+    std::vector<Piece> pieces;
+    std::vector<iovec> vec;
     const Limits &lim = be.limits;
     size_t done = 0;       // bytes of whole caller ranges advised
     size_t partial = 0;    // bytes of the current caller range advised so far

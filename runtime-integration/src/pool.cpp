@@ -7,7 +7,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <system_error>
@@ -15,6 +19,7 @@
 #include <vector>
 
 #include "madvisev.h"
+#include "page_scan.h"
 
 namespace wasmpool {
 
@@ -52,12 +57,24 @@ size_t page_up(size_t n) {
     return (n + kPage - 1) & ~(kPage - 1);
 }
 
+// a * b, or throw: a configuration must not wrap the address arithmetic.
+size_t checked_mul(size_t a, size_t b, const char *what) {
+    size_t r;
+    if (__builtin_mul_overflow(a, b, &r))
+        throw std::invalid_argument(std::string("wasmpool: ") + what + " overflows");
+    return r;
+}
+
+int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
 // Up to how many bytes the adaptive reset zeroes a whole extent rather than
-// ask mincore() which pages are resident: the size a memset() takes as long
-// as one mincore() call, measured once per process, since it differs by
-// machine (on the development host a mincore() over 16 pages took 780 ns
-// and a memset() of 64 KiB 380 ns; under QEMU's emulation memset() is far
-// slower).
+// ask the kernel which pages hold data: the size a memset() takes as long
+// as one PAGEMAP_SCAN, measured once per process, since it differs by
+// machine (under QEMU's emulation memset() is far slower).
 size_t calibrate_small_extent() {
     constexpr size_t kProbe = size_t{64} << 10;
     void *m = mmap(nullptr, kProbe, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -65,7 +82,7 @@ size_t calibrate_small_extent() {
         return kProbe;
     auto *p = static_cast<std::byte *>(m);
     memset(p, 1, kProbe);
-    std::vector<unsigned char> vec(kProbe / kPage);
+    std::vector<PageRun> runs;
     using clk = std::chrono::steady_clock;
     auto best = [](auto &&fn) {
         auto b = clk::duration::max();
@@ -77,7 +94,7 @@ size_t calibrate_small_extent() {
         return std::max<int64_t>(1,
                                  std::chrono::duration_cast<std::chrono::nanoseconds>(b).count());
     };
-    int64_t look = best([&] { mincore(p, kProbe, vec.data()); });
+    int64_t look = best([&] { scan_data_pages(p, kProbe, runs); });
     int64_t zero = best([&] {
         memset(p, 0, kProbe);
         asm volatile("" ::"r"(p) : "memory");
@@ -93,21 +110,53 @@ size_t small_extent() {
     return bytes;
 }
 
-enum class State : uint8_t { free, leased, queued, quarantined };
+// A slot's life cycle.  Every change is a compare-and-swap of the slot's
+// word (generation << 8 | state), so a transition from a state the slot
+// is not in is seen, and stopped, however threads interleave.
+enum class State : uint8_t { free, leased, resetting, queued, quarantined };
 
-// Per-slot bookkeeping.  A slot belongs to exactly one party at a time (a
-// shard's free list or queue, under that shard's lock, or the thread that
-// leased it), so the fields need no atomics: hand-offs go through a mutex.
+const char *state_name(State s) {
+    switch (s) {
+    case State::free:
+        return "free";
+    case State::leased:
+        return "leased";
+    case State::resetting:
+        return "resetting";
+    case State::queued:
+        return "queued for reset";
+    case State::quarantined:
+        return "quarantined";
+    }
+    return "?";
+}
+
+constexpr uint64_t word(uint32_t gen, State s) {
+    return uint64_t{gen} << 8 | static_cast<uint8_t>(s);
+}
+constexpr State state_of(uint64_t w) {
+    return static_cast<State>(w & 0xff);
+}
+constexpr uint32_t gen_of(uint64_t w) {
+    return static_cast<uint32_t>(w >> 8);
+}
+
+// Per-slot bookkeeping.  Apart from the word, a slot's fields belong to
+// one party at a time (a shard's free list or queue, under that shard's
+// lock; the thread that leased it; the flusher that took it), and are
+// handed over through a mutex or the word's acquire/release ordering.
 struct Slot {
+    std::atomic<uint64_t> word{0};
     uint64_t key = ~uint64_t{0};
     size_t accessible = 0; // bytes read-write now
-    size_t extent = 0;     // bytes that may be dirty: [0, extent) is reset
+    size_t extent = 0;     // bytes the current or last user could write
+    size_t span = 0;       // no page at or beyond it is mapped (an upper bound)
     size_t resident = 0;   // bytes kept resident, counted in the budget
-    // Adaptive: how many more in-place resets may skip mincore() because
-    // the last look found (nearly) every page of the extent resident.
+    int64_t freed_at = 0;  // when it last became free (aging)
+    // Adaptive: how many more in-place resets may skip the scan because
+    // the last one found (nearly) every page of the extent holding data.
     uint8_t skip_looks = 0;
-    uint32_t shard = 0; // where it goes when free
-    State state = State::free;
+    uint32_t shard = 0; // the free list it is on, or goes back to
 };
 
 struct Area {
@@ -116,38 +165,50 @@ struct Area {
     size_t stride = 0;   // bytes per slot, guards included
     size_t offset = 0;   // from slot start to usable base (stack guard)
     size_t capacity = 0; // usable bytes per slot
-    std::vector<Slot> slots;
+    size_t count = 0;
+    std::unique_ptr<Slot[]> slots;
     std::byte *base(uint32_t i) const { return map + i * stride + offset; }
 };
 
+// A slot waiting in a queue, with its ranges at [first, first + count) of
+// the queue's iovec array.
 struct Pending {
     Kind kind;
     uint32_t index;
-    iovec range;
-    bool whole; // the whole slot (keep_resident decommits only a part)
+    uint32_t first, count;
+    bool whole; // the ranges cover the slot's whole span
 };
 
 // Counters live in the shards, so that threads do not share a cache line
 // for every acquire and release; stats() adds them up.
 struct Counters {
     std::atomic<uint64_t> acquired{0}, released{0}, zeroed{0}, decommitted{0}, decommit_calls{0},
-        flushes_on_empty{0}, steals{0}, quarantined{0}, exhausted{0};
+        swapped_resets{0}, flushes_on_empty{0}, background_flushes{0}, aged_out{0}, steals{0},
+        remapped{0}, quarantined{0}, exhausted{0};
 };
 
 struct alignas(64) Shard {
-    std::mutex lock;
-    std::vector<uint32_t> free[kKinds];
+    std::mutex lock;     // free lists and queue
+    std::mutex flushing; // held for a whole flush: a thread that needs a slot waits for it
+    std::vector<uint32_t> free[kKinds]; // back: the most recently freed
     std::vector<Pending> queue;
+    std::vector<iovec> ranges;
     size_t queued_memories = 0;
     Counters n;
 };
 
-void bump(std::atomic<uint64_t> &c) {
-    c.fetch_add(1, std::memory_order_relaxed);
+void bump(std::atomic<uint64_t> &c, uint64_t by = 1) {
+    c.fetch_add(by, std::memory_order_relaxed);
 }
 
 std::atomic<uint32_t> g_next_thread{0};
 thread_local uint32_t t_thread = g_next_thread.fetch_add(1, std::memory_order_relaxed);
+
+// The live pools, for owner_of() and for flushing at thread exit.  Reads
+// are lock-free; registration and the exit flush take the lock, so that a
+// pool is not destroyed under an exiting thread's flush.
+std::atomic<Pool *> g_pools[Pool::kMaxPools];
+std::mutex g_pools_lock;
 
 } // namespace
 
@@ -157,29 +218,54 @@ struct Pool::Impl {
     std::vector<std::unique_ptr<Shard>> shards;
     size_t budget = 0;
     std::atomic<size_t> resident{0};
+    std::atomic<size_t> warm{0}; // free slots with resident > 0
+
+    std::mutex flusher_lock;
+    std::condition_variable flusher_cv;
+    bool flusher_stop = false, flusher_kicked = false;
+    std::thread flusher;
 
     explicit Impl(Config c);
     ~Impl();
 
-    Shard &my_shard() { return *shards[t_thread % shards.size()]; }
+    uint32_t my_shard_index() const { return t_thread % shards.size(); }
+    Shard &my_shard() { return *shards[my_shard_index()]; }
     Area &of(Kind k) { return area[static_cast<int>(k)]; }
+    Slot &slot(Kind k, uint32_t i) { return of(k).slots[i]; }
+
+    [[noreturn]] void misuse(const char *op, Kind k, uint32_t i, uint64_t w, const char *why);
+    void transition(Kind k, uint32_t i, State from, State to);
 
     bool take_free(Shard &s, Kind k, uint64_t key, uint32_t *out);
-    size_t flush_shard(Shard &s);
-    void enqueue(Kind k, uint32_t i, iovec range, bool whole = true);
     void make_free(Kind k, uint32_t i);
+    void release_slot(Kind k, uint32_t i, uint32_t gen, const char *op);
+    void enqueue(Kind k, uint32_t i, const iovec *r, size_t n, bool whole);
+    void enqueue_whole(Kind k, uint32_t i);
+    size_t flush_shards(const std::vector<Shard *> &which, std::vector<Pending> extra = {},
+                        std::vector<iovec> extra_ranges = {});
+    void finish(Shard &counters, const Pending &p, bool ok, const iovec *r);
+    bool remap_clean(Kind k, uint32_t i);
     ssize_t decommit(Shard &s, const iovec *iov, size_t n);
-    void account_resident(Slot &s, size_t bytes);
-    bool zero_resident_in_place(Kind k, uint32_t i, size_t extent);
+    bool reserve_resident(Slot &s, size_t bytes);
+    void set_resident(Slot &s, size_t bytes);
+    bool reset_adaptive(Kind k, uint32_t i);
+    void kick();
+    void flusher_main();
+    void age_warm(std::vector<Pending> &out, std::vector<iovec> &ranges);
 };
 
 Pool::Impl::Impl(Config c) : cfg(std::move(c)) {
     if (cfg.memory_slots == 0 || cfg.table_slots == 0 || cfg.stack_slots == 0)
         throw std::invalid_argument("wasmpool: every kind needs at least one slot");
+    if (cfg.memory_slots > UINT32_MAX || cfg.table_slots > UINT32_MAX ||
+        cfg.stack_slots > UINT32_MAX)
+        throw std::invalid_argument("wasmpool: at most 2^32 - 1 slots of a kind");
     if (cfg.batch_size == 0)
         throw std::invalid_argument("wasmpool: batch_size must be at least 1");
     if (cfg.memory_reservation < 2 * kPage || cfg.table_bytes == 0 || cfg.stack_bytes == 0)
         throw std::invalid_argument("wasmpool: slot sizes too small");
+    if (cfg.background_flush && cfg.flush_interval_ms == 0)
+        throw std::invalid_argument("wasmpool: flush_interval_ms must be at least 1");
 
     size_t nshards = 1;
     if (cfg.sharded) {
@@ -202,53 +288,90 @@ Pool::Impl::Impl(Config c) : cfg(std::move(c)) {
     Area &mem = area[0], &tab = area[1], &stk = area[2];
     mem.stride = mres;
     mem.capacity = std::min(mres / 2, size_t{4} << 30);
-    mem.slots.resize(cfg.memory_slots);
+    mem.count = cfg.memory_slots;
     tab.stride = page_up(cfg.table_bytes) + kPage;
     tab.capacity = page_up(cfg.table_bytes);
-    tab.slots.resize(cfg.table_slots);
+    tab.count = cfg.table_slots;
     stk.stride = kPage + page_up(cfg.stack_bytes);
     stk.offset = kPage;
     stk.capacity = page_up(cfg.stack_bytes);
-    stk.slots.resize(cfg.stack_slots);
+    stk.count = cfg.stack_slots;
 
+    auto unmap_all = [&] {
+        for (Area &a : area)
+            if (a.map)
+                munmap(a.map, a.map_bytes);
+    };
     for (int k = 0; k < kKinds; k++) {
         Area &a = area[k];
-        a.map_bytes = a.stride * a.slots.size();
+        a.map_bytes = checked_mul(a.stride, a.count, "slot count * slot size");
+        a.slots = std::make_unique<Slot[]>(a.count);
         void *p = mmap(nullptr, a.map_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                        -1, 0);
         if (p == MAP_FAILED) {
             int err = errno;
-            for (int j = 0; j < k; j++)
-                munmap(area[j].map, area[j].map_bytes);
+            unmap_all();
             throw std::system_error(err, std::generic_category(),
                                     std::string("wasmpool: reserving ") +
                                         kind_name(static_cast<Kind>(k)) + " slots");
         }
         a.map = static_cast<std::byte *>(p);
-        for (uint32_t i = 0; i < a.slots.size(); i++) {
+        for (uint32_t i = 0; i < a.count; i++) {
             Slot &s = a.slots[i];
             s.shard = i % shards.size();
             shards[s.shard]->free[k].push_back(i);
             if (static_cast<Kind>(k) == Kind::stack) {
                 if (mprotect(a.base(i), a.capacity, PROT_READ | PROT_WRITE) != 0) {
                     int err = errno;
-                    for (int j = 0; j <= k; j++)
-                        munmap(area[j].map, area[j].map_bytes);
+                    unmap_all();
                     throw std::system_error(err, std::generic_category(), "wasmpool: stacks");
                 }
-                s.accessible = s.extent = a.capacity;
+                s.accessible = s.extent = s.span = a.capacity;
             }
         }
         // LIFO free lists: the most recently used slot goes out first.
         for (auto &sh : shards)
             std::reverse(sh->free[k].begin(), sh->free[k].end());
     }
+    if (cfg.background_flush) {
+        try {
+            flusher = std::thread([this] { flusher_main(); });
+        } catch (const std::system_error &) {
+            unmap_all();
+            throw;
+        }
+    }
 }
 
 Pool::Impl::~Impl() {
+    if (flusher.joinable()) {
+        {
+            std::lock_guard<std::mutex> g(flusher_lock);
+            flusher_stop = true;
+        }
+        flusher_cv.notify_one();
+        flusher.join();
+    }
     for (Area &a : area)
         if (a.map)
             munmap(a.map, a.map_bytes);
+}
+
+void Pool::Impl::misuse(const char *op, Kind k, uint32_t i, uint64_t w, const char *why) {
+    fprintf(stderr,
+            "wasmpool: %s of %s slot %u (generation %u) in state %s: %s; stopping before "
+            "one user can see another's memory\n",
+            op, kind_name(k), i, gen_of(w), state_name(state_of(w)), why);
+    abort();
+}
+
+// Internal transitions: the pool's own invariants; a failure is a bug here.
+void Pool::Impl::transition(Kind k, uint32_t i, State from, State to) {
+    Slot &s = slot(k, i);
+    uint64_t w = s.word.load(std::memory_order_relaxed);
+    if (state_of(w) != from ||
+        !s.word.compare_exchange_strong(w, word(gen_of(w), to), std::memory_order_acq_rel))
+        misuse("internal transition", k, i, w, state_name(from));
 }
 
 bool Pool::Impl::take_free(Shard &s, Kind k, uint64_t key, uint32_t *out) {
@@ -261,25 +384,62 @@ bool Pool::Impl::take_free(Shard &s, Kind k, uint64_t key, uint32_t *out) {
     size_t look = std::min<size_t>(list.size(), 16);
     for (size_t j = 0; j < look; j++) {
         size_t at = list.size() - 1 - j;
-        if (of(k).slots[list[at]].key == key) {
+        if (slot(k, list[at]).key == key) {
             pick = at;
             break;
         }
     }
     *out = list[pick];
     list.erase(list.begin() + static_cast<std::ptrdiff_t>(pick));
+    Slot &sl = slot(k, *out);
+    if (sl.resident > 0)
+        warm.fetch_sub(1, std::memory_order_relaxed);
+    uint64_t w = sl.word.load(std::memory_order_relaxed);
+    if (state_of(w) != State::free ||
+        !sl.word.compare_exchange_strong(w, word(gen_of(w) + 1, State::leased),
+                                         std::memory_order_acq_rel))
+        misuse("acquire", k, *out, w, "a free list held a slot that is not free");
     return true;
 }
 
 void Pool::Impl::make_free(Kind k, uint32_t i) {
-    Slot &s = of(k).slots[i];
+    Slot &s = slot(k, i);
     Shard &sh = *shards[s.shard];
-    std::lock_guard<std::mutex> g(sh.lock);
-    s.state = State::free;
-    sh.free[static_cast<int>(k)].push_back(i);
+    s.freed_at = now_ns();
+    bool over = false;
+    {
+        std::lock_guard<std::mutex> g(sh.lock);
+        uint64_t w = s.word.load(std::memory_order_relaxed);
+        State st = state_of(w);
+        if ((st != State::resetting && st != State::queued) ||
+            !s.word.compare_exchange_strong(w, word(gen_of(w), State::free),
+                                            std::memory_order_acq_rel))
+            misuse("free", k, i, w, "only a slot being reset can become free");
+        // Counted under the lock that take_free() uncounts it under.
+        if (s.resident > 0)
+            over = warm.fetch_add(1, std::memory_order_relaxed) + 1 > cfg.max_warm_slots;
+        sh.free[static_cast<int>(k)].push_back(i);
+    }
+    if (over)
+        kick();
 }
 
-void Pool::Impl::account_resident(Slot &s, size_t bytes) {
+bool Pool::Impl::reserve_resident(Slot &s, size_t bytes) {
+    if (bytes <= s.resident) {
+        set_resident(s, bytes);
+        return true;
+    }
+    size_t add = bytes - s.resident;
+    size_t cur = resident.load(std::memory_order_relaxed);
+    do {
+        if (cur + add > budget)
+            return false;
+    } while (!resident.compare_exchange_weak(cur, cur + add, std::memory_order_relaxed));
+    s.resident = bytes;
+    return true;
+}
+
+void Pool::Impl::set_resident(Slot &s, size_t bytes) {
     if (bytes != s.resident) // the same size most of the time: no shared write
         resident.fetch_add(bytes - s.resident, std::memory_order_relaxed);
     s.resident = bytes;
@@ -292,130 +452,384 @@ ssize_t Pool::Impl::decommit(Shard &s, const iovec *iov, size_t cnt) {
     return madvisev_via(cfg.backend, iov, cnt, MADV_DONTNEED, 0);
 }
 
-// Reset every queued slot of @s with one madvisev() call; slots whose
-// range the call did not reach get one retry alone, and a slot that still
-// cannot be reset is quarantined: its stale data must never reach anyone.
-size_t Pool::Impl::flush_shard(Shard &s) {
-    std::vector<Pending> work;
-    {
-        std::lock_guard<std::mutex> g(s.lock);
-        work.swap(s.queue);
-        s.queued_memories = 0;
+// A slot whose decommit failed still holds its last user's data.  Map
+// fresh anonymous memory over it: the old pages go with the old mapping.
+// The slot keeps its layout: read-write up to what is accessible, no
+// access beyond.
+bool Pool::Impl::remap_clean(Kind k, uint32_t i) {
+    Area &a = of(k);
+    Slot &s = a.slots[i];
+    std::byte *base = a.base(i);
+    size_t len = k == Kind::stack ? a.capacity : std::max(s.span, s.accessible);
+    auto map = [&](std::byte *at, size_t bytes, int prot) {
+        if (bytes == 0)
+            return true;
+        void *p = cfg.remap_hook
+                      ? cfg.remap_hook(at, bytes, prot)
+                      : mmap(at, bytes, prot,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+        return p == at;
+    };
+    size_t rw = std::min(s.accessible, len);
+    if (!map(base, rw, PROT_READ | PROT_WRITE) || !map(base + rw, len - rw, PROT_NONE))
+        return false;
+    set_resident(s, 0);
+    s.span = k == Kind::stack ? a.capacity : 0;
+    s.skip_looks = 0;
+    return true;
+}
+
+// The end of a queued slot's reset: @ok if the decommit covered all its
+// ranges.  Otherwise the ranges get one more call alone, then a fresh
+// mapping; a slot that cannot be cleaned is quarantined, never reused.
+void Pool::Impl::finish(Shard &c, const Pending &p, bool ok, const iovec *r) {
+    Slot &slot = of(p.kind).slots[p.index];
+    if (!ok) {
+        size_t want = 0;
+        for (uint32_t j = 0; j < p.count; j++)
+            want += r[j].iov_len;
+        ok = decommit(c, r, p.count) == static_cast<ssize_t>(want);
+    }
+    if (!ok) {
+        if (!remap_clean(p.kind, p.index)) {
+            transition(p.kind, p.index, State::queued, State::quarantined);
+            bump(c.n.quarantined);
+            return;
+        }
+        bump(c.n.remapped);
+    } else if (p.whole) {
+        set_resident(slot, 0);
+        slot.skip_looks = 0;
+        if (p.kind != Kind::stack)
+            slot.span = 0;
+    }
+    slot.extent = slot.accessible;
+    bump(c.n.decommitted);
+    make_free(p.kind, p.index);
+}
+
+// Reset every slot queued in @which (and @extra) with one madvisev() call.
+size_t Pool::Impl::flush_shards(const std::vector<Shard *> &which, std::vector<Pending> work,
+                                std::vector<iovec> ranges) {
+    // One flush of a shard at a time, taken in index order (shards are
+    // allocated in order, so address order is index order).
+    std::vector<std::unique_lock<std::mutex>> held;
+    for (Shard *s : which)
+        held.emplace_back(s->flushing);
+    for (Shard *s : which) {
+        std::lock_guard<std::mutex> g(s->lock);
+        uint32_t off = static_cast<uint32_t>(ranges.size());
+        for (Pending p : s->queue) {
+            p.first += off;
+            work.push_back(p);
+        }
+        ranges.insert(ranges.end(), s->ranges.begin(), s->ranges.end());
+        s->queue.clear();
+        s->ranges.clear();
+        s->queued_memories = 0;
     }
     if (work.empty())
         return 0;
-    std::vector<iovec> iov;
-    iov.reserve(work.size());
-    for (const Pending &p : work)
-        iov.push_back(p.range);
-    ssize_t r = decommit(s, iov.data(), iov.size());
+    Shard &c = which.empty() ? my_shard() : *which.front();
+    ssize_t r = decommit(c, ranges.data(), ranges.size());
     size_t done = r < 0 ? 0 : static_cast<size_t>(r);
-    size_t freed = 0;
     for (const Pending &p : work) {
-        bool ok = false;
-        if (done >= p.range.iov_len) {
-            done -= p.range.iov_len;
-            ok = true;
-        } else {
-            done = 0; // a short count ends at a whole range
-            ok = decommit(s, &p.range, 1) == static_cast<ssize_t>(p.range.iov_len);
+        bool ok = true;
+        for (uint32_t j = 0; j < p.count; j++) {
+            size_t len = ranges[p.first + j].iov_len;
+            if (ok && done >= len) {
+                done -= len;
+            } else {
+                ok = false;
+                done = 0; // a short count ends at a whole range
+            }
         }
-        Slot &slot = of(p.kind).slots[p.index];
-        if (!ok) {
-            slot.state = State::quarantined;
-            bump(s.n.quarantined);
-            continue;
-        }
-        if (p.whole) {
-            account_resident(slot, 0);
-            slot.skip_looks = 0;
-        }
-        slot.extent = slot.accessible;
-        bump(s.n.decommitted);
-        make_free(p.kind, p.index);
-        freed++;
+        finish(c, p, ok, &ranges[p.first]);
     }
-    return freed;
+    return work.size();
 }
 
-void Pool::Impl::enqueue(Kind k, uint32_t i, iovec range, bool whole) {
-    Slot &s = of(k).slots[i];
-    Shard &sh = *shards[s.shard];
+void Pool::Impl::enqueue(Kind k, uint32_t i, const iovec *r, size_t n, bool whole) {
+    Shard &sh = *shards[slot(k, i).shard];
+    transition(k, i, State::resetting, State::queued);
     bool full;
     {
         std::lock_guard<std::mutex> g(sh.lock);
-        s.state = State::queued;
-        sh.queue.push_back({k, i, range, whole});
+        sh.queue.push_back(
+            {k, i, static_cast<uint32_t>(sh.ranges.size()), static_cast<uint32_t>(n), whole});
+        sh.ranges.insert(sh.ranges.end(), r, r + n);
         if (k == Kind::memory)
             sh.queued_memories++;
         // batch_size counts memories, one per instance; the tables and
         // stacks released with them join the same call.
         full = sh.queued_memories >= cfg.batch_size || sh.queue.size() >= kKinds * cfg.batch_size;
     }
-    if (full)
-        flush_shard(sh);
+    if (!full)
+        return;
+    if (cfg.background_flush && cfg.batch_size > 1)
+        kick();
+    else
+        flush_shards({&sh});
 }
 
-// Adaptive reset: zero the resident pages of [0, extent) in place if the
-// pool's resident memory stays within budget.  False: decommit instead.
-bool Pool::Impl::zero_resident_in_place(Kind k, uint32_t i, size_t extent) {
-    thread_local std::vector<unsigned char> vec;
+void Pool::Impl::enqueue_whole(Kind k, uint32_t i) {
+    Area &a = of(k);
+    Slot &s = a.slots[i];
+    iovec r{a.base(i), std::max(s.span, s.extent)};
+    enqueue(k, i, &r, 1, true);
+}
+
+// Adaptive reset: find the pages of the slot that can hold data, zero the
+// present ones in place and queue the swapped ones for the next batch,
+// if the pool's resident memory stays within budget.  False: decommit the
+// whole slot instead.
+bool Pool::Impl::reset_adaptive(Kind k, uint32_t i) {
+    thread_local std::vector<PageRun> runs;
+    thread_local std::vector<iovec> swapped;
     Area &a = of(k);
     Slot &s = a.slots[i];
     std::byte *base = a.base(i);
-    size_t pages = extent / kPage;
-    if (pages == 0)
+    size_t extent = s.extent;
+    // Once free, the slot is clean over all it can reach.
+    auto now_free = [&] {
+        s.extent = s.accessible;
+        make_free(k, i);
         return true;
-    if ((s.skip_looks > 0 && s.resident == extent) || extent <= small_extent()) {
+    };
+    if (extent == 0 && s.span == 0)
+        return now_free();
+    if ((s.skip_looks > 0 && s.resident >= extent) ||
+        (extent <= small_extent() && s.span <= extent)) {
         // Learned: this slot's users dirty (nearly) all of it, or it is so
-        // small that looking costs more than zeroing.  Zero all of it; look
-        // again now and then.
-        if (resident.load(std::memory_order_relaxed) - s.resident + extent > budget)
+        // small that looking costs more than zeroing.  memset() touches
+        // every page, so a swapped-out one comes back and is zeroed too.
+        if (!reserve_resident(s, std::max(s.resident, extent)))
             return false;
         if (s.skip_looks > 0)
             s.skip_looks--;
         memset(base, 0, extent);
-        account_resident(s, extent);
-        return true;
+        return now_free();
     }
-    vec.resize(pages);
-    if (mincore(base, extent, vec.data()) != 0)
+    if (!cfg.pagemap_scan)
         return false;
-    size_t res = 0;
-    for (size_t p = 0; p < pages; p++)
-        res += vec[p] & 1;
-    size_t bytes = res * kPage;
-    // Nearly all resident: zero the whole extent from now on (one memset,
-    // no mincore) for the next 15 resets, if the budget allows.
-    bool dense = res * 8 >= pages * 7;
-    if (dense)
-        bytes = extent;
-    size_t now = resident.load(std::memory_order_relaxed);
-    if (now - s.resident + bytes > budget)
-        return false;
-    if (dense) {
-        memset(base, 0, extent);
-        account_resident(s, bytes);
-        s.skip_looks = 15;
-        return true;
-    }
-    for (size_t p = 0; p < pages;) {
-        if (!(vec[p] & 1)) {
-            p++;
+    size_t len = std::max(s.span, extent);
+    if (scan_data_pages(base, len, runs) != ScanStatus::ok)
+        return false; // the kernel cannot say: decommit it all
+    size_t present_in = 0, present_out = 0;
+    bool any_swapped = false;
+    for (const PageRun &r : runs) {
+        if (r.swapped) {
+            any_swapped = true;
             continue;
         }
-        size_t q = p;
-        while (q < pages && (vec[q] & 1))
-            q++;
-        memset(base + p * kPage, 0, (q - p) * kPage);
-        p = q;
+        size_t in = r.offset >= extent ? 0 : std::min(r.bytes, extent - r.offset);
+        present_in += in;
+        present_out += r.bytes - in; // zeroed by an earlier reset, now inaccessible
     }
-    account_resident(s, bytes);
+    // Nearly all of it holds data: zero the whole extent from now on (one
+    // memset, no scan) for the next 15 resets.
+    bool dense = present_in * 8 >= extent * 7;
+    size_t want = (dense ? extent : present_in) + present_out;
+    if (!reserve_resident(s, want))
+        return false;
+    Counters &n = my_shard().n;
+    if (dense) {
+        memset(base, 0, extent);
+        s.skip_looks = 15;
+        return now_free();
+    }
+    swapped.clear();
+    for (const PageRun &r : runs) {
+        if (r.swapped) {
+            swapped.push_back({base + r.offset, r.bytes});
+        } else if (r.offset < extent) {
+            memset(base + r.offset, 0, std::min(r.bytes, extent - r.offset));
+        }
+    }
+    if (!any_swapped)
+        return now_free();
+    // Zapping a swap entry needs no TLB flush: these ranges ride along in
+    // the next batch at no IPI cost.
+    bump(n.swapped_resets);
+    enqueue(k, i, swapped.data(), swapped.size(), false);
     return true;
 }
 
-Pool::Pool(Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {}
-Pool::~Pool() = default;
+void Pool::Impl::kick() {
+    if (!cfg.background_flush) {
+        return; // no flusher: aging and the warm cap need one
+    }
+    {
+        std::lock_guard<std::mutex> g(flusher_lock);
+        flusher_kicked = true;
+    }
+    flusher_cv.notify_one();
+}
+
+// Warm slots to decommit: those idle past warm_idle_ms, then the oldest
+// while more than max_warm_slots are warm.  Taken off their free lists
+// (queued), so no one acquires them meanwhile.
+void Pool::Impl::age_warm(std::vector<Pending> &out, std::vector<iovec> &ranges) {
+    int64_t now = now_ns();
+    int64_t idle = int64_t{cfg.warm_idle_ms} * 1000000;
+    for (auto &shp : shards) {
+        Shard &sh = *shp;
+        std::lock_guard<std::mutex> g(sh.lock);
+        for (int k = 0; k < kKinds; k++) {
+            auto &list = sh.free[k];
+            size_t kept = 0;
+            for (size_t j = 0; j < list.size(); j++) { // oldest first
+                uint32_t i = list[j];
+                Slot &s = slot(static_cast<Kind>(k), i);
+                bool old = cfg.warm_idle_ms > 0 && now - s.freed_at > idle;
+                bool over = warm.load(std::memory_order_relaxed) > cfg.max_warm_slots;
+                if (s.resident == 0 || (!old && !over)) {
+                    list[kept++] = i;
+                    continue;
+                }
+                uint64_t w = s.word.load(std::memory_order_relaxed);
+                if (state_of(w) != State::free ||
+                    !s.word.compare_exchange_strong(w, word(gen_of(w), State::queued)))
+                    misuse("aging", static_cast<Kind>(k), i, w,
+                           "a free list held a slot that is not free");
+                warm.fetch_sub(1, std::memory_order_relaxed);
+                Area &a = area[k];
+                out.push_back(
+                    {static_cast<Kind>(k), i, static_cast<uint32_t>(ranges.size()), 1, true});
+                ranges.push_back({a.base(i), std::max(s.span, s.extent)});
+                bump(sh.n.aged_out);
+            }
+            list.resize(kept);
+        }
+    }
+}
+
+void Pool::Impl::flusher_main() {
+    std::vector<Shard *> all;
+    for (auto &s : shards)
+        all.push_back(s.get());
+    auto interval = std::chrono::milliseconds(cfg.flush_interval_ms);
+    std::unique_lock<std::mutex> lk(flusher_lock);
+    while (!flusher_stop) {
+        flusher_cv.wait_for(lk, interval, [&] { return flusher_stop || flusher_kicked; });
+        flusher_kicked = false;
+        lk.unlock();
+        std::vector<Pending> aged;
+        std::vector<iovec> ranges;
+        age_warm(aged, ranges);
+        if (flush_shards(all, std::move(aged), std::move(ranges)) > 0)
+            bump(all.front()->n.background_flushes);
+        lk.lock();
+    }
+    lk.unlock();
+    flush_shards(all); // nothing is left queued at destruction
+}
+
+void Pool::Impl::release_slot(Kind k, uint32_t i, uint32_t gen, const char *op) {
+    Slot &s = slot(k, i);
+    uint64_t w = s.word.load(std::memory_order_relaxed);
+    do {
+        if (state_of(w) != State::leased)
+            misuse(op, k, i, w,
+                   state_of(w) == State::free || state_of(w) == State::queued
+                       ? "released twice, or never acquired"
+                       : "the slot is not leased");
+        if (gen_of(w) != gen)
+            misuse(op, k, i, w, "a stale lease: the slot was released and acquired again since");
+    } while (
+        !s.word.compare_exchange_weak(w, word(gen, State::resetting), std::memory_order_acq_rel));
+
+    Area &a = of(k);
+    std::byte *base = a.base(i);
+    size_t extent = s.extent;
+    // A released slot joins the releasing thread's shard: its queue, then
+    // its free list.
+    s.shard = my_shard_index();
+    Counters &n = my_shard().n;
+    bump(n.released);
+    switch (cfg.reset) {
+    case Reset::none:
+        make_free(k, i);
+        return;
+    case Reset::decommit:
+        enqueue_whole(k, i);
+        return;
+    case Reset::keep_resident: {
+        // memset what is kept (a stack's top, where it is used; the start
+        // of a memory or table), decommit the rest.  memset() touches
+        // every kept page, swapped out or not.
+        bool stack = k == Kind::stack;
+        size_t want = stack ? cfg.stack_keep_resident_bytes : cfg.keep_resident_bytes;
+        size_t keep = std::min(page_up(want), extent);
+        std::byte *kept = stack ? base + extent - keep : base;
+        memset(kept, 0, keep);
+        set_resident(s, keep);
+        bump(n.zeroed);
+        size_t end = stack ? extent - keep : std::max(s.span, extent);
+        if (stack ? end > 0 : keep < end) {
+            iovec r = stack ? iovec{base, end} : iovec{base + keep, end - keep};
+            enqueue(k, i, &r, 1, false);
+        } else {
+            s.extent = s.accessible;
+            make_free(k, i);
+        }
+        return;
+    }
+    case Reset::adaptive:
+        if (reset_adaptive(k, i)) {
+            bump(n.zeroed);
+        } else {
+            enqueue_whole(k, i);
+            kick(); // over budget: let aging make room for the next ones
+        }
+        return;
+    }
+}
+
+Pool::Pool(Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {
+    std::lock_guard<std::mutex> g(g_pools_lock);
+    for (auto &p : g_pools) {
+        if (p.load() == nullptr) {
+            p.store(this, std::memory_order_release);
+            return;
+        }
+    }
+    throw std::length_error("wasmpool: too many pools in this process");
+}
+
+Pool::~Pool() {
+    {
+        std::lock_guard<std::mutex> g(g_pools_lock);
+        for (auto &p : g_pools)
+            if (p.load() == this)
+                p.store(nullptr, std::memory_order_release);
+    }
+    impl_.reset();
+}
+
+namespace {
+
+// At thread exit, what the thread queued is flushed (inline pools) or
+// handed to the flusher now rather than at its next tick.
+struct ExitFlush {
+    std::vector<Pool *> pools;
+    ~ExitFlush() {
+        std::lock_guard<std::mutex> g(g_pools_lock);
+        for (Pool *p : pools)
+            for (auto &live : g_pools)
+                if (live.load() == p)
+                    p->flush(false);
+    }
+};
+thread_local ExitFlush t_exit_flush;
+
+void note_pool_use(Pool *p) {
+    auto &v = t_exit_flush.pools;
+    if (std::find(v.begin(), v.end(), p) == v.end())
+        v.push_back(p);
+}
+
+} // namespace
 
 std::optional<Pool::Lease> Pool::acquire(Kind kind, uint64_t key, size_t bytes) {
     Impl &m = *impl_;
@@ -424,25 +838,28 @@ std::optional<Pool::Lease> Pool::acquire(Kind kind, uint64_t key, size_t bytes) 
         errno = EINVAL;
         return std::nullopt;
     }
-    Shard &mine = m.my_shard();
+    uint32_t mine_at = m.my_shard_index();
+    Shard &mine = *m.shards[mine_at];
     uint32_t idx = 0;
     bool got = m.take_free(mine, kind, key, &idx);
-    if (!got && m.flush_shard(mine) > 0) {
-        bump(mine.n.flushes_on_empty);
+    if (!got) {
+        // Flush this shard's queue; or, if the flusher holds it, wait for
+        // that flush: either way, look again after.
+        if (m.flush_shards({&mine}) > 0)
+            bump(mine.n.flushes_on_empty);
         got = m.take_free(mine, kind, key, &idx);
     }
+    size_t ns = m.shards.size();
     for (int pass = 0; pass < 2 && !got; pass++) {
-        // Steal a free slot from another shard; on the second pass, flush
-        // the other shards' queues first.
-        for (auto &sh : m.shards) {
-            if (sh.get() == &mine)
-                continue;
-            if (pass == 1)
-                m.flush_shard(*sh);
-            if (m.take_free(*sh, kind, key, &idx)) {
+        // Steal a free slot from another shard, the next one first; on the
+        // second pass, flush the other shards' queues first.
+        for (size_t d = 1; d < ns && !got; d++) {
+            Shard &other = *m.shards[(mine_at + d) % ns];
+            if (pass == 1 && m.flush_shards({&other}) > 0)
+                bump(mine.n.flushes_on_empty);
+            if (m.take_free(other, kind, key, &idx)) {
                 bump(mine.n.steals);
                 got = true;
-                break;
             }
         }
     }
@@ -456,34 +873,42 @@ std::optional<Pool::Lease> Pool::acquire(Kind kind, uint64_t key, size_t bytes) 
     if (kind != Kind::stack) {
         size_t want = page_up(bytes);
         int rc = 0;
-        // Same size as the last user: nothing to change.
+        // Same size as the last user: nothing to change.  Pages left
+        // behind a shrink stay counted in span (and resident): the next
+        // reset finds them.
         if (want > s.accessible)
             rc = mprotect(base + s.accessible, want - s.accessible, PROT_READ | PROT_WRITE);
         else if (want < s.accessible)
             rc = mprotect(base + want, s.accessible - want, PROT_NONE);
         if (rc != 0) {
             int err = errno;
+            m.transition(kind, idx, State::leased, State::resetting);
             m.make_free(kind, idx);
             errno = err;
             return std::nullopt;
         }
         s.accessible = want;
+        s.span = std::max(s.span, want);
         // A free slot is clean over its whole range: only what this lease
         // makes accessible can get dirty.
         s.extent = want;
     }
     s.key = key;
-    s.state = State::leased;
     bump(mine.n.acquired);
-    return Lease{kind, idx, base, a.capacity};
+    note_pool_use(this);
+    uint32_t gen = gen_of(s.word.load(std::memory_order_relaxed));
+    return Lease{kind, idx, gen, base, a.capacity};
 }
 
 bool Pool::grow(Kind kind, uint32_t index, size_t bytes) {
     Impl &m = *impl_;
     Area &a = m.of(kind);
-    if (kind == Kind::stack || index >= a.slots.size() || bytes > a.capacity)
+    if (kind == Kind::stack || index >= a.count || bytes > a.capacity)
         return false;
     Slot &s = a.slots[index];
+    uint64_t w = s.word.load(std::memory_order_acquire);
+    if (state_of(w) != State::leased)
+        m.misuse("grow", kind, index, w, "the slot is not leased");
     size_t want = page_up(bytes);
     if (want <= s.accessible)
         return true;
@@ -491,60 +916,47 @@ bool Pool::grow(Kind kind, uint32_t index, size_t bytes) {
         return false;
     s.accessible = want;
     s.extent = std::max(s.extent, want);
+    s.span = std::max(s.span, want);
     return true;
 }
 
-void Pool::release(Kind kind, uint32_t index) {
+void Pool::release(const Lease &lease) {
     Impl &m = *impl_;
-    Area &a = m.of(kind);
-    Slot &s = a.slots[index];
-    std::byte *base = a.base(index);
-    size_t extent = s.extent;
-    Counters &n = m.my_shard().n;
-    bump(n.released);
-    switch (m.cfg.reset) {
-    case Reset::none:
-        m.make_free(kind, index);
-        return;
-    case Reset::decommit:
-        m.enqueue(kind, index, {base, extent});
-        return;
-    case Reset::keep_resident: {
-        // memset what is kept (a stack's top, where it is used; the start
-        // of a memory or table), decommit the rest.
-        bool stack = kind == Kind::stack;
-        size_t want = stack ? m.cfg.stack_keep_resident_bytes : m.cfg.keep_resident_bytes;
-        size_t keep = std::min(page_up(want), extent);
-        std::byte *kept = stack ? base + extent - keep : base;
-        memset(kept, 0, keep);
-        m.account_resident(s, std::max(s.resident, keep));
-        bump(n.zeroed);
-        if (keep < extent) {
-            m.enqueue(kind, index, {stack ? base : base + keep, extent - keep}, false);
-        } else {
-            s.extent = s.accessible;
-            m.make_free(kind, index);
-        }
-        return;
+    Area &a = m.of(lease.kind);
+    if (lease.index >= a.count || lease.base != a.base(lease.index)) {
+        fprintf(stderr,
+                "wasmpool: release of %s slot %u (generation %u) at %p: not a lease of this "
+                "pool; stopping before one user can see another's memory\n",
+                kind_name(lease.kind), lease.index, lease.generation,
+                static_cast<void *>(lease.base));
+        abort();
     }
-    case Reset::adaptive:
-        if (m.zero_resident_in_place(kind, index, extent)) {
-            bump(n.zeroed);
-            s.extent = s.accessible;
-            m.make_free(kind, index);
-        } else {
-            m.enqueue(kind, index, {base, extent});
-        }
-        return;
+    m.release_slot(lease.kind, lease.index, lease.generation, "release");
+}
+
+void Pool::release_base(Kind kind, const void *base) {
+    Impl &m = *impl_;
+    auto idx = locate(kind, base);
+    if (!idx || m.of(kind).base(*idx) != base) {
+        fprintf(stderr,
+                "wasmpool: release of %s at %p: not the base of a slot of this pool; stopping "
+                "before one user can see another's memory\n",
+                kind_name(kind), base);
+        abort();
     }
+    uint64_t w = m.slot(kind, *idx).word.load(std::memory_order_relaxed);
+    m.release_slot(kind, *idx, gen_of(w), "release");
 }
 
 void Pool::flush(bool all) {
+    Impl &m = *impl_;
     if (all) {
-        for (auto &sh : impl_->shards)
-            impl_->flush_shard(*sh);
+        std::vector<Shard *> every;
+        for (auto &sh : m.shards)
+            every.push_back(sh.get());
+        m.flush_shards(every);
     } else {
-        impl_->flush_shard(impl_->my_shard());
+        m.flush_shards({&m.my_shard()});
     }
 }
 
@@ -554,6 +966,15 @@ std::optional<uint32_t> Pool::locate(Kind kind, const void *p) const {
     if (b < a.map || b >= a.map + a.map_bytes)
         return std::nullopt;
     return static_cast<uint32_t>(static_cast<size_t>(b - a.map) / a.stride);
+}
+
+Pool *Pool::owner_of(Kind kind, const void *p) {
+    for (auto &slot : g_pools) {
+        Pool *pool = slot.load(std::memory_order_acquire);
+        if (pool && pool->locate(kind, p))
+            return pool;
+    }
+    return nullptr;
 }
 
 Stats Pool::stats() const {
@@ -566,13 +987,18 @@ Stats Pool::stats() const {
         st.zeroed_in_place += n.zeroed.load();
         st.decommitted += n.decommitted.load();
         st.decommit_calls += n.decommit_calls.load();
+        st.swapped_resets += n.swapped_resets.load();
         st.flushes_on_empty += n.flushes_on_empty.load();
+        st.background_flushes += n.background_flushes.load();
+        st.aged_out += n.aged_out.load();
         st.steals += n.steals.load();
+        st.remapped += n.remapped.load();
         st.quarantined += n.quarantined.load();
         st.exhausted += n.exhausted.load();
     }
     st.resident_bytes = m.resident.load();
     st.resident_budget = m.budget;
+    st.warm_slots = m.warm.load();
     return st;
 }
 
@@ -581,7 +1007,7 @@ const Config &Pool::config() const {
 }
 
 size_t Pool::slot_count(Kind kind) const {
-    return impl_->area[static_cast<int>(kind)].slots.size();
+    return impl_->area[static_cast<int>(kind)].count;
 }
 
 } // namespace wasmpool

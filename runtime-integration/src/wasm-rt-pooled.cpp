@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -70,22 +71,31 @@ bool pooled_table_alloc(Table *t, uint32_t elements, uint32_t max_elements) {
     return true;
 }
 
+// A memory or table is freed through the pool that holds it, whichever
+// pool is current now.  Freeing one twice (or one never allocated) is
+// stopped here: a null pointer would otherwise reach the stock runtime,
+// whose munmap(NULL, 8 GiB) unmaps whatever lies there.
+[[noreturn]] void freed_twice(const char *what) {
+    fprintf(stderr, "wasm-rt-pooled: %s freed twice, or never allocated\n", what);
+    abort();
+}
+
 template <class Table, class Elem> bool pooled_table_free(Table *t) {
-    wasmpool::Pool *p = g_pool.load(std::memory_order_acquire);
-    if (!p || !t->data)
+    if (!t->data)
+        freed_twice("table");
+    wasmpool::Pool *p = wasmpool::Pool::owner_of(wasmpool::Kind::table, t->data);
+    if (!p)
         return false;
-    auto idx = p->locate(wasmpool::Kind::table, t->data);
-    if (!idx)
-        return false;
-    p->release(wasmpool::Kind::table, *idx);
+    p->release_base(wasmpool::Kind::table, t->data);
     t->data = nullptr;
     return true;
 }
 
 // Same contract as the stock runtime's grow: the old size, or -1.
 template <class Table, class Elem> int64_t pooled_table_grow(Table *t, uint32_t delta, Elem init) {
-    wasmpool::Pool *p = g_pool.load(std::memory_order_acquire);
-    if (!p || !t->data)
+    wasmpool::Pool *p =
+        t->data ? wasmpool::Pool::owner_of(wasmpool::Kind::table, t->data) : nullptr;
+    if (!p)
         return -2; // not ours
     auto idx = p->locate(wasmpool::Kind::table, t->data);
     if (!idx)
@@ -140,7 +150,7 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, u
 }
 
 uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
-    wasmpool::Pool *p = g_pool.load(std::memory_order_acquire);
+    wasmpool::Pool *p = wasmpool::Pool::owner_of(wasmpool::Kind::memory, memory->data);
     auto idx = p ? p->locate(wasmpool::Kind::memory, memory->data) : std::nullopt;
     if (!idx)
         return wasm_rt_stock_grow_memory(memory, delta);
@@ -158,13 +168,15 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
 }
 
 void wasm_rt_free_memory(wasm_rt_memory_t *memory) {
-    wasmpool::Pool *p = g_pool.load(std::memory_order_acquire);
-    auto idx = p ? p->locate(wasmpool::Kind::memory, memory->data) : std::nullopt;
-    if (!idx) {
+    if (!memory->data)
+        freed_twice("memory");
+    wasmpool::Pool *p = wasmpool::Pool::owner_of(wasmpool::Kind::memory, memory->data);
+    if (!p) {
         wasm_rt_stock_free_memory(memory);
+        memory->data = nullptr;
         return;
     }
-    p->release(wasmpool::Kind::memory, *idx);
+    p->release_base(wasmpool::Kind::memory, memory->data);
     memory->data = nullptr;
     memory->size = 0;
 }

@@ -35,9 +35,7 @@ class PooledStack {
     }
 
     void deallocate(boost::context::stack_context &sctx) noexcept {
-        auto *top = static_cast<std::byte *>(sctx.sp);
-        if (auto idx = pool_->locate(Kind::stack, top - sctx.size))
-            pool_->release(Kind::stack, *idx);
+        pool_->release_base(Kind::stack, static_cast<std::byte *>(sctx.sp) - sctx.size);
     }
 
   private:

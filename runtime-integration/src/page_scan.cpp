@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: MIT
+#include "page_scan.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <mutex>
+
+// Debian 12's <linux/fs.h> predates PAGEMAP_SCAN (Linux 6.7): the ABI
+// below is the kernel's, spelled out here under the same names.
+#ifndef PAGEMAP_SCAN
+struct page_region {
+    __u64 start;
+    __u64 end;
+    __u64 categories;
+};
+struct pm_scan_arg {
+    __u64 size;
+    __u64 flags;
+    __u64 start;
+    __u64 end;
+    __u64 walk_end;
+    __u64 vec;
+    __u64 vec_len;
+    __u64 max_pages;
+    __u64 category_inverted;
+    __u64 category_mask;
+    __u64 category_anyof_mask;
+    __u64 return_mask;
+};
+#define PAGE_IS_PRESENT (1 << 3)
+#define PAGE_IS_SWAPPED (1 << 4)
+#define PAGE_IS_PFNZERO (1 << 5)
+#define PAGEMAP_SCAN _IOWR('f', 16, struct pm_scan_arg)
+#endif
+static_assert(sizeof(pm_scan_arg) == 96 && sizeof(page_region) == 24, "PAGEMAP_SCAN ABI");
+
+namespace wasmpool {
+
+namespace {
+
+// /proc/self/pagemap, opened once.  The open file names the address space
+// it was opened in, not "self" at each use: a forked child must open its
+// own, or it would scan its parent's page tables.  The atfork handler
+// drops the inherited one in the child (it is still ours there: no code
+// of the child has run yet).
+std::mutex g_open_lock;
+std::atomic<int> g_fd{-1};
+std::atomic<bool> g_unsupported{false};
+
+void drop_in_child() {
+    int fd = g_fd.exchange(-1);
+    if (fd >= 0)
+        close(fd);
+}
+
+int pagemap_fd() {
+    int fd = g_fd.load(std::memory_order_acquire);
+    if (fd >= 0)
+        return fd;
+    std::lock_guard<std::mutex> g(g_open_lock);
+    static bool registered = pthread_atfork(nullptr, nullptr, drop_in_child) == 0;
+    if (!registered)
+        return -1; // without the handler a child could scan the wrong mm
+    fd = g_fd.load(std::memory_order_acquire);
+    if (fd < 0) {
+        fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0)
+            g_fd.store(fd, std::memory_order_release);
+    }
+    return fd;
+}
+
+} // namespace
+
+ScanStatus scan_data_pages(const void *base, size_t len, std::vector<PageRun> &out) {
+    out.clear();
+    if (g_unsupported.load(std::memory_order_relaxed))
+        return ScanStatus::unsupported;
+    int fd = pagemap_fd();
+    if (fd < 0)
+        return ScanStatus::failed;
+    const auto start = reinterpret_cast<uintptr_t>(base);
+    page_region regions[64];
+    pm_scan_arg arg{};
+    arg.size = sizeof(arg);
+    arg.start = start;
+    arg.end = start + len;
+    arg.vec = reinterpret_cast<uintptr_t>(regions);
+    arg.vec_len = sizeof(regions) / sizeof(regions[0]);
+    // Present or swapped, and not the zero page: inverting PFNZERO and
+    // requiring it makes "not the zero page" a required category.
+    arg.category_inverted = PAGE_IS_PFNZERO;
+    arg.category_mask = PAGE_IS_PFNZERO;
+    arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+    arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+    while (arg.start < arg.end) {
+        int n = ioctl(fd, PAGEMAP_SCAN, &arg);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == ENOTTY) {
+                g_unsupported.store(true, std::memory_order_relaxed);
+                return ScanStatus::unsupported;
+            }
+            return ScanStatus::failed;
+        }
+        for (int i = 0; i < n; i++) {
+            const page_region &r = regions[i];
+            out.push_back({static_cast<size_t>(r.start - start),
+                           static_cast<size_t>(r.end - r.start),
+                           (r.categories & PAGE_IS_PRESENT) == 0});
+        }
+        // The walk stops early when the vector is full; go on from there.
+        if (arg.walk_end <= arg.start)
+            return ScanStatus::failed; // no progress: never loop forever
+        arg.start = arg.walk_end;
+    }
+    return ScanStatus::ok;
+}
+
+} // namespace wasmpool

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: MIT
+// Which pages of a private anonymous range can hold data: PAGEMAP_SCAN
+// (Linux 6.7+) asked for pages that are present but not the shared zero
+// page, or swapped out.  mincore() cannot answer this: it calls a page
+// resident only while it is mapped or still in the swap cache, so a page
+// written, swapped out and dropped from the swap cache looks empty to it.
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+namespace wasmpool {
+
+struct PageRun {
+    size_t offset; // from the scanned range's start, page-aligned
+    size_t bytes;
+    bool swapped; // false: present in memory
+};
+
+enum class ScanStatus {
+    ok,
+    // The kernel has no PAGEMAP_SCAN (ENOTTY): it never will, in this
+    // process.  The caller must treat every page as holding data.
+    unsupported,
+    // This call failed (no /proc, no free fd, a signal...): the caller
+    // must treat every page as holding data, and may ask again later.
+    failed,
+};
+
+// Fill @out with the runs of [base, base + len) that can hold data, in
+// address order; adjacent pages of the same kind form one run.
+ScanStatus scan_data_pages(const void *base, size_t len, std::vector<PageRun> &out);
+
+} // namespace wasmpool

@@ -1,0 +1,561 @@
+// SPDX-License-Identifier: MIT
+// The slot life cycle: illegal transitions stop the process; a failed
+// reset cleans the slot by remapping it; the resident budget and warm
+// slots are bounded; resets run off the request path.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "page_scan.h"
+#include "wasmpool/pool.h"
+
+using wasmpool::Config;
+using wasmpool::Kind;
+using wasmpool::Pool;
+using wasmpool::Reset;
+
+namespace {
+
+const size_t kPage = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+
+Config small(Config c) {
+    c.memory_slots = 8;
+    c.memory_reservation = size_t{1} << 20;
+    c.table_slots = 8;
+    c.table_bytes = 4 * kPage;
+    c.stack_slots = 8;
+    c.stack_bytes = 8 * kPage;
+    return c;
+}
+
+bool all_zero(const std::byte *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != std::byte{0})
+            return false;
+    return true;
+}
+
+void dirty(std::byte *p, size_t n) {
+    memset(p, 0xc5, n);
+}
+
+// Bytes of [p, p + n) that hold a page other than the shared zero page.
+size_t data_bytes(const void *p, size_t n) {
+    std::vector<wasmpool::PageRun> runs;
+    EXPECT_EQ(wasmpool::scan_data_pages(p, n, runs), wasmpool::ScanStatus::ok);
+    size_t b = 0;
+    for (auto &r : runs)
+        b += r.bytes;
+    return b;
+}
+
+template <class Pred> bool wait_for(Pred pred, int ms = 5000) {
+    for (int i = 0; i < ms; i++) {
+        if (pred())
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return pred();
+}
+
+// --- Illegal transitions: each stops the process with a message naming
+// --- the slot and its state.
+
+class LifeCycleDeath : public ::testing::Test {
+  protected:
+    void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
+};
+
+TEST_F(LifeCycleDeath, DoubleRelease) {
+    EXPECT_DEATH(
+        {
+            Pool pool(small(Config{}));
+            auto a = pool.acquire(Kind::memory, 1, kPage);
+            pool.release(*a);
+            pool.release(*a);
+        },
+        "release of memory slot [0-9]+ \\(generation 1\\) in state free: released twice");
+}
+
+TEST_F(LifeCycleDeath, DoubleReleaseWhileQueued) {
+    EXPECT_DEATH(
+        {
+            Config c = small(Config{});
+            c.reset = Reset::decommit;
+            c.batch_size = 100;
+            Pool pool(c);
+            auto a = pool.acquire(Kind::table, 1, kPage);
+            pool.release(*a);
+            pool.release(*a);
+        },
+        "release of table slot [0-9]+ .* in state queued for reset: released twice");
+}
+
+TEST_F(LifeCycleDeath, ReleaseOfSlotNeverAcquired) {
+    EXPECT_DEATH(
+        {
+            Pool pool(small(Config{}));
+            auto a = pool.acquire(Kind::memory, 1, kPage);
+            Pool::Lease fake = *a;
+            fake.index = a->index ^ 1; // a free neighbour
+            fake.base = a->base + (a->index & 1 ? -1 : 1) *
+                                      static_cast<ptrdiff_t>(pool.config().memory_reservation);
+            fake.generation = 0;
+            pool.release(fake);
+        },
+        "release of memory slot [0-9]+ \\(generation 0\\) in state free");
+}
+
+TEST_F(LifeCycleDeath, StaleLeaseAfterReuse) {
+    EXPECT_DEATH(
+        {
+            Config c = small(Config{});
+            c.memory_slots = 1;
+            Pool pool(c);
+            auto a = pool.acquire(Kind::memory, 1, kPage);
+            pool.release(*a);
+            auto b = pool.acquire(Kind::memory, 1, kPage); // the same slot, leased again
+            if (b->index == a->index)
+                pool.release(*a); // the old lease: must not free b's slot
+        },
+        "in state leased: a stale lease");
+}
+
+TEST_F(LifeCycleDeath, ReleaseThroughAnotherPool) {
+    EXPECT_DEATH(
+        {
+            Pool one(small(Config{}));
+            Pool two(small(Config{}));
+            auto a = one.acquire(Kind::memory, 1, kPage);
+            two.release(*a);
+        },
+        "not a lease of this pool");
+}
+
+TEST_F(LifeCycleDeath, ReleaseBaseInsideASlot) {
+    EXPECT_DEATH(
+        {
+            Pool pool(small(Config{}));
+            auto a = pool.acquire(Kind::memory, 1, 2 * kPage);
+            pool.release_base(Kind::memory, a->base + kPage);
+        },
+        "not the base of a slot of this pool");
+}
+
+TEST_F(LifeCycleDeath, ReleaseBaseTwice) {
+    EXPECT_DEATH(
+        {
+            Pool pool(small(Config{}));
+            auto a = pool.acquire(Kind::stack, 1, 0);
+            pool.release_base(Kind::stack, a->base);
+            pool.release_base(Kind::stack, a->base);
+        },
+        "release of stack slot [0-9]+ .* in state free: released twice");
+}
+
+TEST_F(LifeCycleDeath, GrowOfFreeSlot) {
+    EXPECT_DEATH(
+        {
+            Pool pool(small(Config{}));
+            auto a = pool.acquire(Kind::memory, 1, kPage);
+            pool.release(*a);
+            pool.grow(Kind::memory, a->index, 2 * kPage);
+        },
+        "grow of memory slot [0-9]+ .* in state free: the slot is not leased");
+}
+
+// Legal use never trips the checks, from many threads at once, with
+// leases handed from the acquiring thread to another for release.
+TEST(LifeCycle, HandOffBetweenThreads) {
+    Config c = small(Config{});
+    c.memory_slots = 64;
+    Pool pool(c);
+    std::mutex mu;
+    std::vector<Pool::Lease> handed;
+    std::atomic<bool> done{false};
+    std::thread releaser([&] {
+        while (!done.load() || !handed.empty()) {
+            std::vector<Pool::Lease> take;
+            {
+                std::lock_guard<std::mutex> g(mu);
+                take.swap(handed);
+            }
+            for (auto &l : take)
+                pool.release(l);
+        }
+    });
+    for (int i = 0; i < 2000; i++) {
+        auto l = pool.acquire(Kind::memory, i % 3, kPage);
+        if (!l) {
+            std::this_thread::yield();
+            continue;
+        }
+        ASSERT_TRUE(all_zero(l->base, kPage));
+        dirty(l->base, kPage);
+        std::lock_guard<std::mutex> g(mu);
+        handed.push_back(*l);
+    }
+    done = true;
+    releaser.join();
+    EXPECT_EQ(pool.stats().acquired, pool.stats().released);
+}
+
+// --- A failed reset: fresh memory is mapped over the slot; only if that
+// --- fails too is the slot quarantined.
+
+Config failing_decommit(std::atomic<void *> &poisoned) {
+    Config c = small(Config{});
+    c.reset = Reset::decommit;
+    c.batch_size = 3;
+    c.background_flush = false;
+    c.sharded = false;
+    c.memory_slots = 4;
+    c.decommit_hook = [&poisoned](const iovec *iov, size_t n) -> ssize_t {
+        ssize_t done = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (iov[i].iov_base == poisoned.load()) {
+                errno = EIO;
+                return done ? done : -1;
+            }
+            if (madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED) != 0)
+                return done ? done : -1;
+            done += static_cast<ssize_t>(iov[i].iov_len);
+        }
+        return done;
+    };
+    return c;
+}
+
+TEST(FailedReset, DecommitFailsSlotIsRemappedClean) {
+    std::atomic<void *> poisoned{nullptr};
+    Pool pool(failing_decommit(poisoned));
+    std::vector<Pool::Lease> leases;
+    for (int i = 0; i < 3; i++) {
+        auto l = pool.acquire(Kind::memory, 1, 4 * kPage);
+        ASSERT_TRUE(l);
+        dirty(l->base, 4 * kPage);
+        leases.push_back(*l);
+    }
+    poisoned = leases[1].base; // the middle one of the batch, every time
+    for (auto &l : leases)
+        pool.release(l); // the third release flushes
+    auto st = pool.stats();
+    EXPECT_EQ(st.remapped, 1u);
+    EXPECT_EQ(st.quarantined, 0u);
+    // Every slot comes back, the remapped one too, reading zero, with its
+    // layout: 4 pages read-write.
+    std::set<uint32_t> seen;
+    while (auto l = pool.acquire(Kind::memory, 1, 4 * kPage)) {
+        EXPECT_TRUE(all_zero(l->base, 4 * kPage)) << "slot " << l->index;
+        dirty(l->base, 4 * kPage);
+        seen.insert(l->index);
+    }
+    EXPECT_EQ(seen.size(), 4u) << "the remapped slot was lost";
+    EXPECT_TRUE(seen.count(leases[1].index));
+}
+
+TEST(FailedReset, RemapFailsTooSlotIsQuarantined) {
+    std::atomic<void *> poisoned{nullptr};
+    Config c = failing_decommit(poisoned);
+    std::atomic<int> remaps{0};
+    c.remap_hook = [&](void *, size_t, int) -> void * {
+        remaps++;
+        errno = ENOMEM;
+        return MAP_FAILED;
+    };
+    Pool pool(c);
+    std::vector<Pool::Lease> leases;
+    for (int i = 0; i < 3; i++) {
+        auto l = pool.acquire(Kind::memory, 1, kPage);
+        ASSERT_TRUE(l);
+        dirty(l->base, kPage);
+        leases.push_back(*l);
+    }
+    poisoned = leases[1].base;
+    for (auto &l : leases)
+        pool.release(l);
+    EXPECT_EQ(remaps.load(), 1);
+    EXPECT_EQ(pool.stats().quarantined, 1u);
+    EXPECT_EQ(pool.stats().remapped, 0u);
+    std::set<uint32_t> seen;
+    while (auto l = pool.acquire(Kind::memory, 1, kPage)) {
+        EXPECT_NE(l->index, leases[1].index) << "a quarantined slot came back";
+        EXPECT_TRUE(all_zero(l->base, kPage));
+        seen.insert(l->index);
+    }
+    EXPECT_EQ(errno, ENOMEM);
+    EXPECT_EQ(seen.size(), 3u); // 4 slots, one quarantined
+}
+
+// --- Adaptive: the zero page is not data.
+
+// A tenant that reads pages it never writes maps the shared zero page
+// there; zeroing those in place would copy-on-write a real page for each
+// (mincore() calls them resident).  Only the written pages are zeroed.
+TEST(Adaptive, ZeroPageMappingsAreLeftAlone) {
+    Config c = small(Config{});
+    c.memory_reservation = size_t{16} << 20;
+    c.sharded = false;
+    Pool pool(c);
+    const size_t bytes = 256 * kPage; // past the whole-extent memset size
+    auto a = pool.acquire(Kind::memory, 1, bytes);
+    ASSERT_TRUE(a);
+    volatile unsigned sink = 0;
+    for (size_t off = 0; off < bytes; off += kPage)
+        sink = sink + static_cast<unsigned>(a->base[off]); // maps the zero page
+    for (size_t page = 0; page < 256; page += 64)
+        a->base[page * kPage] = std::byte{1}; // 4 written pages
+    ASSERT_EQ(data_bytes(a->base, bytes), 4 * kPage);
+    pool.release(*a);
+    EXPECT_EQ(pool.stats().zeroed_in_place, 1u);
+    EXPECT_EQ(data_bytes(a->base, bytes), 4 * kPage)
+        << "the reset turned zero-page mappings into private pages";
+    EXPECT_EQ(pool.stats().resident_bytes, 4 * kPage);
+    auto b = pool.acquire(Kind::memory, 1, bytes);
+    ASSERT_TRUE(b);
+    EXPECT_TRUE(all_zero(b->base, bytes));
+    pool.release(*b);
+}
+
+// Pages left resident behind a shrink (a smaller next user) are still
+// counted in the budget and reset before anyone can reach them again.
+TEST(Adaptive, ShrinkKeepsLeftoverPagesCounted) {
+    Config c = small(Config{});
+    c.memory_reservation = size_t{16} << 20;
+    c.sharded = false;
+    Pool pool(c);
+    auto a = pool.acquire(Kind::memory, 1, 256 * kPage);
+    ASSERT_TRUE(a);
+    for (size_t page = 0; page < 256; page += 4)
+        a->base[page * kPage] = std::byte{7}; // 64 sparse pages
+    pool.release(*a);
+    ASSERT_EQ(pool.stats().resident_bytes, 64 * kPage);
+    auto b = pool.acquire(Kind::memory, 1, 16 * kPage); // same slot, smaller
+    ASSERT_TRUE(b);
+    ASSERT_EQ(b->index, a->index);
+    dirty(b->base, 16 * kPage);
+    pool.release(*b);
+    size_t held = data_bytes(a->base, 256 * kPage);
+    EXPECT_GE(pool.stats().resident_bytes, held) << "resident pages of the slot escaped the budget";
+    auto c2 = pool.acquire(Kind::memory, 1, 256 * kPage);
+    ASSERT_TRUE(c2);
+    EXPECT_TRUE(all_zero(c2->base, 256 * kPage));
+    pool.release(*c2);
+}
+
+// Concurrent releases never push the resident memory past the budget.
+TEST(Adaptive, BudgetHoldsUnderConcurrentReleases) {
+    Config c = small(Config{});
+    c.memory_slots = 64;
+    c.resident_budget_bytes = 24 * kPage;
+    c.batch_size = 4;
+    c.max_warm_slots = 1000;
+    c.warm_idle_ms = 0;
+    Pool pool(c);
+    std::atomic<bool> stop{false};
+    std::atomic<size_t> worst{0};
+    std::thread watcher([&] {
+        while (!stop.load()) {
+            size_t r = pool.stats().resident_bytes;
+            size_t w = worst.load();
+            while (r > w && !worst.compare_exchange_weak(w, r)) {
+            }
+        }
+    });
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4; t++)
+        ts.emplace_back([&, t] {
+            for (int round = 0; round < 3000; round++) {
+                auto l = pool.acquire(Kind::memory, static_cast<uint64_t>(t * 1000 + round % 7),
+                                      8 * kPage);
+                if (!l)
+                    continue;
+                dirty(l->base, 8 * kPage);
+                pool.release(*l);
+            }
+        });
+    for (auto &t : ts)
+        t.join();
+    stop = true;
+    watcher.join();
+    EXPECT_LE(worst.load(), c.resident_budget_bytes);
+    EXPECT_GT(pool.stats().zeroed_in_place, 0u);
+}
+
+// Idle warm slots age out of the budget in the background.
+TEST(Adaptive, IdleWarmSlotsAgeOut) {
+    Config c = small(Config{});
+    c.warm_idle_ms = 20;
+    c.flush_interval_ms = 5;
+    Pool pool(c);
+    std::vector<Pool::Lease> held;
+    for (int i = 0; i < 4; i++) {
+        auto l = pool.acquire(Kind::memory, 1, 4 * kPage);
+        ASSERT_TRUE(l);
+        dirty(l->base, 4 * kPage);
+        held.push_back(*l);
+    }
+    for (auto &l : held)
+        pool.release(l);
+    EXPECT_GT(pool.stats().resident_bytes, 0u);
+    EXPECT_TRUE(wait_for([&] { return pool.stats().resident_bytes == 0; }))
+        << pool.stats().resident_bytes << " bytes still resident";
+    EXPECT_EQ(pool.stats().warm_slots, 0u);
+    EXPECT_GE(pool.stats().aged_out, 4u);
+    for (auto &l : held)
+        EXPECT_EQ(data_bytes(l.base, 4 * kPage), 0u) << "aged slot not decommitted";
+}
+
+// No more than max_warm_slots free slots keep resident pages.
+TEST(Adaptive, WarmSlotsAreCapped) {
+    Config c = small(Config{});
+    c.max_warm_slots = 2;
+    c.warm_idle_ms = 0;
+    c.flush_interval_ms = 5;
+    Pool pool(c);
+    std::vector<Pool::Lease> held;
+    for (int i = 0; i < 6; i++) {
+        auto l = pool.acquire(Kind::memory, 1, 4 * kPage);
+        ASSERT_TRUE(l);
+        dirty(l->base, 4 * kPage);
+        held.push_back(*l);
+    }
+    for (auto &l : held)
+        pool.release(l);
+    EXPECT_TRUE(wait_for([&] { return pool.stats().warm_slots <= 2; }))
+        << pool.stats().warm_slots << " warm slots";
+    EXPECT_TRUE(wait_for([&] { return pool.stats().resident_bytes <= 2 * 4 * kPage; }));
+    EXPECT_GE(pool.stats().aged_out, 4u);
+}
+
+// --- Resets off the request path.
+
+pid_t my_tid() {
+    return static_cast<pid_t>(syscall(SYS_gettid));
+}
+
+TEST(Flusher, ReleaseNeverWaitsForADecommit) {
+    Config c = small(Config{});
+    c.reset = Reset::decommit;
+    c.batch_size = 4;
+    c.sharded = false;
+    std::mutex mu;
+    std::vector<pid_t> callers;
+    c.decommit_hook = [&](const iovec *iov, size_t n) -> ssize_t {
+        {
+            std::lock_guard<std::mutex> g(mu);
+            callers.push_back(my_tid());
+        }
+        ssize_t done = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (madvise(iov[i].iov_base, iov[i].iov_len, MADV_DONTNEED) != 0)
+                return done ? done : -1;
+            done += static_cast<ssize_t>(iov[i].iov_len);
+        }
+        return done;
+    };
+    Pool pool(c);
+    for (int round = 0; round < 8; round++) {
+        std::vector<Pool::Lease> held;
+        for (int i = 0; i < 4; i++) {
+            auto l = pool.acquire(Kind::memory, 1, kPage);
+            ASSERT_TRUE(l);
+            dirty(l->base, kPage);
+            held.push_back(*l);
+        }
+        for (auto &l : held)
+            pool.release(l);
+        // Wait for the flusher instead of flushing on acquire.
+        ASSERT_TRUE(wait_for([&] { return pool.stats().decommitted >= 4u * (round + 1); }));
+    }
+    std::lock_guard<std::mutex> g(mu);
+    ASSERT_FALSE(callers.empty());
+    for (pid_t t : callers)
+        EXPECT_NE(t, my_tid()) << "a decommit ran on the releasing thread";
+    EXPECT_EQ(pool.stats().flushes_on_empty, 0u);
+    EXPECT_GT(pool.stats().background_flushes, 0u);
+}
+
+// What a thread queued is flushed when it exits, without waiting for a
+// batch to fill.
+TEST(Flusher, ThreadExitFlushesItsQueue) {
+    Config c = small(Config{});
+    c.reset = Reset::decommit;
+    c.batch_size = 100;
+    c.background_flush = false;
+    c.shards = 2;
+    Pool pool(c);
+    std::thread t([&] {
+        for (int i = 0; i < 3; i++) {
+            auto l = pool.acquire(Kind::memory, 1, kPage);
+            ASSERT_TRUE(l);
+            dirty(l->base, kPage);
+            pool.release(*l);
+        }
+    });
+    t.join();
+    EXPECT_EQ(pool.stats().decommitted, 3u);
+}
+
+// A released slot goes to the releasing thread's shard: flushing that
+// thread's queue resets it, wherever it was acquired.
+TEST(Flusher, ReleaseJoinsTheReleasingThreadsShard) {
+    Config c = small(Config{});
+    c.reset = Reset::decommit;
+    c.batch_size = 100;
+    c.background_flush = false;
+    c.shards = 4;
+    c.memory_slots = 8;
+    Pool pool(c);
+    std::vector<Pool::Lease> held;
+    for (int i = 0; i < 8; i++) {
+        auto l = pool.acquire(Kind::memory, 1, kPage); // steals from every shard
+        ASSERT_TRUE(l);
+        held.push_back(*l);
+    }
+    std::thread t([&] {
+        for (auto &l : held)
+            pool.release(l);
+        pool.flush(false); // this thread's shard only
+        EXPECT_EQ(pool.stats().decommitted, 8u) << "released slots went to other shards";
+    });
+    t.join();
+}
+
+// Destroying the pool flushes what the flusher had not yet taken.
+TEST(Flusher, DestructionFlushes) {
+    std::atomic<size_t> ranges{0};
+    {
+        Config c = small(Config{});
+        c.reset = Reset::decommit;
+        c.batch_size = 100;
+        c.flush_interval_ms = 60000;
+        c.decommit_hook = [&](const iovec *iov, size_t n) -> ssize_t {
+            ranges += n;
+            ssize_t done = 0;
+            for (size_t i = 0; i < n; i++)
+                done += static_cast<ssize_t>(iov[i].iov_len);
+            return done;
+        };
+        Pool pool(c);
+        for (int i = 0; i < 3; i++) {
+            auto l = pool.acquire(Kind::table, 1, kPage);
+            ASSERT_TRUE(l);
+            pool.release(*l);
+        }
+        EXPECT_EQ(ranges.load(), 0u);
+    }
+    EXPECT_EQ(ranges.load(), 3u);
+}
+
+} // namespace

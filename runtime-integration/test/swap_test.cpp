@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: MIT
+// wasmpool-swap-test: a tenant's pages are swapped out and dropped from the
+// swap cache, then the slot is released and leased again: under every
+// reset policy the next tenant reads zeros.  Needs swap (the test guests
+// make a zram device, vm-images/guest/guest-run.sh); without swap it
+// fails, it does not skip.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "wasmpool/pool.h"
+
+using wasmpool::Config;
+using wasmpool::Kind;
+using wasmpool::Pool;
+using wasmpool::Reset;
+
+namespace {
+
+const size_t kPage = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+constexpr size_t kSlotBytes = size_t{8} << 20;
+constexpr size_t kPages = 16; // written sparsely over the 8 MiB slot
+constexpr int kMadvPageout = 21;
+
+size_t swap_total_kb() {
+    std::ifstream f("/proc/meminfo");
+    std::string key;
+    size_t v = 0;
+    while (f >> key >> v) {
+        if (key == "SwapTotal:")
+            return v;
+        f.ignore(64, '\n');
+    }
+    return 0;
+}
+
+// /proc/self/pagemap's entry for the page at @p: bit 63 present, bit 62
+// swapped.
+uint64_t pagemap_entry(const void *p) {
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    uint64_t e = 0;
+    off_t at = static_cast<off_t>(reinterpret_cast<uintptr_t>(p) / kPage * sizeof(e));
+    if (fd < 0 || pread(fd, &e, sizeof(e), at) != static_cast<ssize_t>(sizeof(e)))
+        e = 0;
+    if (fd >= 0)
+        close(fd);
+    return e;
+}
+
+bool swapped_out(const void *p) {
+    uint64_t e = pagemap_entry(p);
+    bool present = e >> 63 & 1, swapped = e >> 62 & 1;
+    unsigned char v = 0;
+    bool resident = mincore(const_cast<void *>(p), kPage, &v) == 0 && (v & 1);
+    // Swapped, and out of the swap cache: mincore() no longer sees it.
+    return swapped && !present && !resident;
+}
+
+// Push @pages out to swap and out of the swap cache: page them out, then
+// create memory pressure until the kernel drops them from the cache.
+// Returns how many rounds of pressure it took, or -1.
+int push_out(const std::vector<std::byte *> &pages) {
+    for (int round = 0; round < 20; round++) {
+        for (std::byte *p : pages)
+            madvise(p, kPage, kMadvPageout);
+        bool all = true;
+        for (std::byte *p : pages)
+            all = all && swapped_out(p);
+        if (all)
+            return round;
+        // Pressure: dirty 64 MiB more each round, then give it back.
+        size_t bytes = size_t{64} << 20 << std::min(round, 4);
+        void *m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            continue;
+        for (size_t off = 0; off < bytes; off += kPage)
+            static_cast<char *>(m)[off] = 1;
+        madvise(m, bytes, kMadvPageout);
+        munmap(m, bytes);
+    }
+    return -1;
+}
+
+struct Policy {
+    const char *name;
+    Config cfg;
+};
+void PrintTo(const Policy &p, std::ostream *os) {
+    *os << p.name;
+}
+
+std::vector<Policy> policies() {
+    Config base;
+    base.memory_slots = 1; // the next lease is the same slot
+    base.table_slots = base.stack_slots = 1;
+    base.memory_reservation = 2 * kSlotBytes;
+    base.sharded = false;
+    base.background_flush = false;
+    std::vector<Policy> v;
+    Config c = base;
+    c.reset = Reset::decommit;
+    v.push_back({"decommit", c});
+    c = base;
+    c.reset = Reset::keep_resident;
+    c.keep_resident_bytes = kSlotBytes / 2; // half zeroed in place, half decommitted
+    v.push_back({"keep_resident", c});
+    c = base;
+    c.reset = Reset::adaptive;
+    v.push_back({"adaptive", c});
+    c.pagemap_scan = false;
+    v.push_back({"adaptive_no_pagemap_scan", c});
+    return v;
+}
+
+class Swapped : public ::testing::TestWithParam<Policy> {};
+
+// 16 pages written over the slot, all swapped out and out of the swap
+// cache; released; the next lease of the slot must read zeros.
+TEST_P(Swapped, SwappedOutPagesReadZeroAfterReuse) {
+    ASSERT_GT(swap_total_kb(), 0u) << "no swap: this test needs a swap device";
+    Pool pool(GetParam().cfg);
+    auto a = pool.acquire(Kind::memory, 1, kSlotBytes);
+    ASSERT_TRUE(a);
+    std::vector<std::byte *> pages;
+    for (size_t i = 0; i < kPages; i++) {
+        std::byte *p = a->base + i * (kSlotBytes / kPages) + 8 * kPage;
+        memset(p, 0xa5, kPage);
+        pages.push_back(p);
+    }
+    int rounds = push_out(pages);
+    ASSERT_GE(rounds, 0) << "the pages could not be pushed out of the swap cache";
+    printf("[ swap     ] %s: 16 pages swapped out and out of the swap cache after %d rounds of "
+           "pressure\n",
+           GetParam().name, rounds);
+    pool.release(*a);
+    auto b = pool.acquire(Kind::memory, 1, kSlotBytes);
+    ASSERT_TRUE(b);
+    ASSERT_EQ(b->index, a->index);
+    size_t stale = 0;
+    for (std::byte *p : pages)
+        for (size_t j = 0; j < kPage; j++)
+            stale += p[j] != std::byte{0};
+    EXPECT_EQ(stale, 0u) << "bytes of the previous tenant came back from swap";
+    auto st = pool.stats();
+    if (GetParam().cfg.reset == Reset::adaptive && GetParam().cfg.pagemap_scan) {
+        EXPECT_EQ(st.swapped_resets, 1u) << "the swapped pages were not found by the scan";
+        EXPECT_EQ(st.zeroed_in_place, 1u);
+    }
+    pool.release(*b);
+}
+
+// Some pages swapped out, some written again after (present), some
+// swapped and then read back in (present and in the swap cache): all of
+// them are reset, and the present ones in place.
+TEST_P(Swapped, MixedPresentAndSwappedPages) {
+    ASSERT_GT(swap_total_kb(), 0u) << "no swap: this test needs a swap device";
+    Pool pool(GetParam().cfg);
+    auto a = pool.acquire(Kind::memory, 1, kSlotBytes);
+    ASSERT_TRUE(a);
+    std::vector<std::byte *> pages;
+    for (size_t i = 0; i < kPages; i++) {
+        std::byte *p = a->base + i * (kSlotBytes / kPages);
+        memset(p, 0x5a, kPage);
+        pages.push_back(p);
+    }
+    ASSERT_GE(push_out(pages), 0);
+    volatile std::byte sink{};
+    for (size_t i = 0; i < 4; i++)
+        sink = pages[i][0]; // swapped in again, still in the swap cache
+    for (size_t i = 0; i < 4; i++)
+        memset(pages[4 + i] + kPage, 0x77, kPage); // a new page beside
+    (void)sink;
+    pool.release(*a);
+    auto b = pool.acquire(Kind::memory, 1, kSlotBytes);
+    ASSERT_TRUE(b);
+    ASSERT_EQ(b->index, a->index);
+    size_t stale = 0;
+    for (std::byte *p : pages)
+        for (size_t j = 0; j < 2 * kPage; j++)
+            stale += p[j] != std::byte{0};
+    EXPECT_EQ(stale, 0u) << "bytes of the previous tenant survived the reset";
+    pool.release(*b);
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, Swapped, ::testing::ValuesIn(policies()),
+                         [](const auto &info) { return std::string(info.param.name); });
+
+} // namespace
