@@ -16,13 +16,23 @@ namespace {
 
 constexpr unsigned kRingEntries = 128;
 
+// Set when this thread's ring is destroyed at thread exit.  A plain bool
+// (nothing to destroy), so it can be read by a later thread_local
+// destructor that calls madvisev(): that call uses a ring of its own.
+thread_local bool t_ring_gone = false;
+
 // One ring per thread, created on first use.  A forked child must not
 // share its parent's ring, so the ring remembers the process that made it.
 struct ThreadRing {
     io_uring ring{};
     pid_t owner = 0;
+    bool per_thread = true;
 
-    ~ThreadRing() { reset(); }
+    ~ThreadRing() {
+        reset();
+        if (per_thread)
+            t_ring_gone = true;
+    }
     void reset() {
         if (owner != 0)
             io_uring_queue_exit(&ring);
@@ -46,7 +56,10 @@ struct ThreadRing {
 thread_local ThreadRing t_ring;
 
 ssize_t uring_chunk(const iovec *iov, size_t n, int advice) {
-    io_uring *ring = t_ring.get();
+    ThreadRing once; // only set up when this thread's ring is gone
+    once.per_thread = false;
+    ThreadRing &tr = t_ring_gone ? once : t_ring;
+    io_uring *ring = tr.get();
     if (ring == nullptr)
         return -1;
     for (size_t i = 0; i < n; i++) {
@@ -62,7 +75,7 @@ ssize_t uring_chunk(const iovec *iov, size_t n, int advice) {
     }
     int submitted = io_uring_submit_and_wait(ring, static_cast<unsigned>(n));
     if (submitted < 0) {
-        t_ring.reset(); // unsubmitted SQEs must not leak into the next call
+        tr.reset(); // unsubmitted SQEs must not leak into the next call
         errno = -submitted;
         return -1;
     }
@@ -72,7 +85,7 @@ ssize_t uring_chunk(const iovec *iov, size_t n, int advice) {
         io_uring_cqe *cqe = nullptr;
         int r = io_uring_wait_cqe(ring, &cqe);
         if (r < 0) {
-            t_ring.reset();
+            tr.reset();
             errno = -r;
             return -1;
         }
@@ -84,7 +97,7 @@ ssize_t uring_chunk(const iovec *iov, size_t n, int advice) {
         io_uring_cqe_seen(ring, cqe);
     }
     if (static_cast<size_t>(submitted) < n) {
-        t_ring.reset();
+        tr.reset();
         if (static_cast<size_t>(submitted) < first_bad) {
             first_bad = static_cast<size_t>(submitted);
             bad_err = EAGAIN;

@@ -51,6 +51,7 @@ struct Options {
     std::vector<std::string> strategies; // empty: all
     std::string json;
     std::string tracer; // madvisev-trace, run on this process per measurement
+    size_t budget = 0;  // pool-adaptive's resident budget (0: the pool's default)
 };
 
 struct Result {
@@ -61,6 +62,7 @@ struct Result {
     size_t pool_resident = 0, budget = 0;
     double p50, p99;
     uint64_t instances, quarantined = 0;
+    double decommits = 0; // slots decommitted per instantiation (3 slots each)
     bool insecure;
     // From madvisev-trace, per instantiation: madvise-family system calls,
     // the IPI rounds they sent, the pages they zapped (-1: not counted on
@@ -81,11 +83,15 @@ void usage(FILE *out) {
             "  -b, --batch-size N      instances per decommit batch (default 32)\n"
             "  -S, --strategy LIST     strategies (default: all the kernel supports):\n"
             "                          stock, pool-immediate, pool-global-queue,\n"
-            "                          pool-sharded-<backend>, pool-keep-resident,\n"
-            "                          pool-adaptive, unsafe-no-reset\n"
+            "                          pool-sharded-<backend>, pool-sharded-inline,\n"
+            "                          pool-keep-resident, pool-adaptive, unsafe-no-reset\n"
             "  -j, --json FILE         also write the records as JSON\n"
             "  -T, --trace TRACER      run TRACER (madvisev-trace, needs root) on this process\n"
             "                          per measurement and print its figures per instantiation\n"
+            "  -r, --resident-budget BYTES\n"
+            "                          pool-adaptive's resident budget (suffix K, M, G); below\n"
+            "                          the pool's dirty memory it forces decommits, and the\n"
+            "                          run ends with adaptive against the best fixed strategy\n"
             "  -h, --help              this text\n");
 }
 
@@ -119,7 +125,7 @@ std::vector<size_t> parse_list(const char *arg, const char *what, size_t max) {
     return out;
 }
 
-std::vector<Strategy> all_strategies(size_t batch) {
+std::vector<Strategy> all_strategies(size_t batch, size_t budget) {
     std::vector<Strategy> s;
     s.push_back({"stock", true, {}, false});
     wasmpool::Config c;
@@ -141,6 +147,11 @@ std::vector<Strategy> all_strategies(size_t batch) {
         std::replace(name.begin(), name.end(), '_', '-');
         s.push_back({"pool-sharded-" + name, false, c, false});
     }
+    // As pool-sharded with the automatic backend, but each full queue is
+    // flushed by the release() that fills it, on the request path.
+    c.backend = MADVISEV_BACKEND_AUTO;
+    c.background_flush = false;
+    s.push_back({"pool-sharded-inline", false, c, false});
     wasmpool::Config k;
     k.stack_bytes = kStackBytes;
     k.reset = wasmpool::Reset::keep_resident;
@@ -151,6 +162,7 @@ std::vector<Strategy> all_strategies(size_t batch) {
     wasmpool::Config a;
     a.stack_bytes = kStackBytes;
     a.batch_size = batch;
+    a.resident_budget_bytes = budget;
     s.push_back({"pool-adaptive", false, a, false});
     wasmpool::Config n;
     n.stack_bytes = kStackBytes;
@@ -298,6 +310,8 @@ Result run(const Strategy &st, size_t threads, size_t dirty, double seconds,
         r.quarantined = s.quarantined;
         r.pool_resident = s.resident_bytes;
         r.budget = s.resident_budget;
+        r.decommits =
+            r.instances ? static_cast<double>(s.decommitted) / static_cast<double>(r.instances) : 0;
     }
     wasm_rt_pooled_use_stock();
     return r;
@@ -314,11 +328,12 @@ int main(int argc, char **argv) {
                                   {"strategy", required_argument, nullptr, 'S'},
                                   {"json", required_argument, nullptr, 'j'},
                                   {"trace", required_argument, nullptr, 'T'},
+                                  {"resident-budget", required_argument, nullptr, 'r'},
                                   {"help", no_argument, nullptr, 'h'},
                                   {nullptr, 0, nullptr, 0}};
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":t:d:s:b:S:j:T:h", opts, nullptr)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:d:s:b:S:j:T:r:h", opts, nullptr)) != -1) {
         switch (c) {
         case 't':
             o.threads = parse_list(optarg, "--threads", 1024);
@@ -347,6 +362,25 @@ int main(int argc, char **argv) {
                 die(std::string("--trace '") + optarg + "' is not an executable");
             o.tracer = optarg;
             break;
+        case 'r': {
+            char *end = nullptr;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            int shift = 0;
+            if (*end == 'K' || *end == 'k')
+                shift = 10;
+            else if (*end == 'M' || *end == 'm')
+                shift = 20;
+            else if (*end == 'G' || *end == 'g')
+                shift = 30;
+            if (shift)
+                end++;
+            if (optarg[0] == '-' || end == optarg || *end || errno || v == 0 ||
+                v > (size_t{1} << 40) >> shift)
+                die(std::string("bad --resident-budget '") + optarg + "'");
+            o.budget = static_cast<size_t>(v) << shift;
+            break;
+        }
         case 'h':
             usage(stdout);
             return 0;
@@ -359,7 +393,7 @@ int main(int argc, char **argv) {
     if (optind < argc)
         die(std::string("unexpected argument '") + argv[optind] + "'");
 
-    std::vector<Strategy> all = all_strategies(o.batch), chosen;
+    std::vector<Strategy> all = all_strategies(o.batch, o.budget), chosen;
     if (o.strategies.empty()) {
         chosen = all;
     } else {
@@ -409,6 +443,33 @@ int main(int argc, char **argv) {
                 fflush(stdout);
             }
 
+    if (o.budget) {
+        // The budget row set: adaptive against the fastest fixed safe
+        // strategy of the same row, and its shootdowns against 1.5 per
+        // batch.
+        printf("# resident budget %zu bytes: pool-adaptive against the best fixed safe strategy\n",
+               o.budget);
+        for (const Result &a : results) {
+            if (a.strategy != "pool-adaptive")
+                continue;
+            const Result *best = nullptr;
+            for (const Result &r : results)
+                if (r.dirty == a.dirty && r.threads == a.threads && !r.insecure &&
+                    r.strategy != "stock" && r.strategy != a.strategy &&
+                    (!best || r.per_s > best->per_s))
+                    best = &r;
+            if (!best)
+                continue;
+            double bound = 1.5 / static_cast<double>(a.batch);
+            printf("# dirty %zu, %zu threads: adaptive %.0f/s = %.2fx %s (%.0f/s); %.2f slots "
+                   "decommitted per instantiation; %.4f shootdowns per instantiation %s %.4f "
+                   "(1.5/batch)\n",
+                   a.dirty, a.threads, a.per_s, a.per_s / best->per_s, best->strategy.c_str(),
+                   best->per_s, a.decommits, a.shootdowns, a.shootdowns <= bound ? "<=" : ">",
+                   bound);
+        }
+    }
+
     if (!o.json.empty()) {
         FILE *f = fopen(o.json.c_str(), "w");
         if (!f) {
@@ -424,12 +485,13 @@ int main(int argc, char **argv) {
                     "\"instantiations_per_s\": %.1f, \"efficiency\": %s, "
                     "\"shootdowns_per_instantiation\": %.4f, \"resident_bytes\": %lld, "
                     "\"pool_resident_bytes\": %zu, \"resident_budget\": %zu, "
-                    "\"p50_ns\": %.0f, \"p99_ns\": %.0f, \"insecure\": %s",
+                    "\"p50_ns\": %.0f, \"p99_ns\": %.0f, \"insecure\": %s, "
+                    "\"decommits_per_instantiation\": %.4f",
                     r.strategy.c_str(), r.threads, r.dirty, r.batch,
                     static_cast<unsigned long long>(r.instances), r.per_s,
                     r.efficiency >= 0 ? std::to_string(r.efficiency).c_str() : "null", r.shootdowns,
                     r.resident, r.pool_resident, r.budget, r.p50, r.p99,
-                    r.insecure ? "true" : "false");
+                    r.insecure ? "true" : "false", r.decommits);
             if (r.traced)
                 fprintf(f,
                         ", \"traced_syscalls_per_instantiation\": %.4f, "

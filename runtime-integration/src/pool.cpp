@@ -194,6 +194,7 @@ struct alignas(64) Shard {
     std::vector<Pending> queue;
     std::vector<iovec> ranges;
     size_t queued_memories = 0;
+    std::atomic<bool> full{false}; // the queue holds a batch: the flusher takes it
     Counters n;
 };
 
@@ -218,7 +219,7 @@ struct Pool::Impl {
     std::vector<std::unique_ptr<Shard>> shards;
     size_t budget = 0;
     std::atomic<size_t> resident{0};
-    std::atomic<size_t> warm{0}; // free slots with resident > 0
+    std::atomic<size_t> warm[kKinds]{}; // free slots with resident > 0, per kind
 
     std::mutex flusher_lock;
     std::condition_variable flusher_cv;
@@ -250,8 +251,9 @@ struct Pool::Impl {
     void set_resident(Slot &s, size_t bytes);
     bool reset_adaptive(Kind k, uint32_t i);
     void kick();
+    void thread_exit();
     void flusher_main();
-    void age_warm(std::vector<Pending> &out, std::vector<iovec> &ranges);
+    void age_warm(std::vector<Pending> &out, std::vector<iovec> &ranges, bool idle);
 };
 
 Pool::Impl::Impl(Config c) : cfg(std::move(c)) {
@@ -393,7 +395,7 @@ bool Pool::Impl::take_free(Shard &s, Kind k, uint64_t key, uint32_t *out) {
     list.erase(list.begin() + static_cast<std::ptrdiff_t>(pick));
     Slot &sl = slot(k, *out);
     if (sl.resident > 0)
-        warm.fetch_sub(1, std::memory_order_relaxed);
+        warm[static_cast<int>(k)].fetch_sub(1, std::memory_order_relaxed);
     uint64_t w = sl.word.load(std::memory_order_relaxed);
     if (state_of(w) != State::free ||
         !sl.word.compare_exchange_strong(w, word(gen_of(w) + 1, State::leased),
@@ -417,7 +419,8 @@ void Pool::Impl::make_free(Kind k, uint32_t i) {
             misuse("free", k, i, w, "only a slot being reset can become free");
         // Counted under the lock that take_free() uncounts it under.
         if (s.resident > 0)
-            over = warm.fetch_add(1, std::memory_order_relaxed) + 1 > cfg.max_warm_slots;
+            over = warm[static_cast<int>(k)].fetch_add(1, std::memory_order_relaxed) + 1 >
+                   cfg.max_warm_slots;
         sh.free[static_cast<int>(k)].push_back(i);
     }
     if (over)
@@ -527,6 +530,7 @@ size_t Pool::Impl::flush_shards(const std::vector<Shard *> &which, std::vector<P
         s->queue.clear();
         s->ranges.clear();
         s->queued_memories = 0;
+        s->full.store(false, std::memory_order_relaxed);
     }
     if (work.empty())
         return 0;
@@ -563,6 +567,8 @@ void Pool::Impl::enqueue(Kind k, uint32_t i, const iovec *r, size_t n, bool whol
         // batch_size counts memories, one per instance; the tables and
         // stacks released with them join the same call.
         full = sh.queued_memories >= cfg.batch_size || sh.queue.size() >= kKinds * cfg.batch_size;
+        if (full)
+            sh.full.store(true, std::memory_order_relaxed);
     }
     if (!full)
         return;
@@ -612,6 +618,10 @@ bool Pool::Impl::reset_adaptive(Kind k, uint32_t i) {
     }
     if (!cfg.pagemap_scan)
         return false;
+    // The budget is spent and this slot holds no share of it: no scan can
+    // make an in-place reset fit.
+    if (s.resident == 0 && resident.load(std::memory_order_relaxed) + kPage > budget)
+        return false;
     size_t len = std::max(s.span, extent);
     if (scan_data_pages(base, len, runs) != ScanStatus::ok)
         return false; // the kernel cannot say: decommit it all
@@ -655,6 +665,23 @@ bool Pool::Impl::reset_adaptive(Kind k, uint32_t i) {
     return true;
 }
 
+void Pool::Impl::thread_exit() {
+    Shard &mine = my_shard();
+    if (!cfg.background_flush) {
+        flush_shards({&mine});
+        return;
+    }
+    bool queued;
+    {
+        std::lock_guard<std::mutex> g(mine.lock);
+        queued = !mine.queue.empty();
+        if (queued)
+            mine.full.store(true, std::memory_order_relaxed);
+    }
+    if (queued)
+        kick();
+}
+
 void Pool::Impl::kick() {
     if (!cfg.background_flush) {
         return; // no flusher: aging and the warm cap need one
@@ -669,7 +696,12 @@ void Pool::Impl::kick() {
 // Warm slots to decommit: those idle past warm_idle_ms, then the oldest
 // while more than max_warm_slots are warm.  Taken off their free lists
 // (queued), so no one acquires them meanwhile.
-void Pool::Impl::age_warm(std::vector<Pending> &out, std::vector<iovec> &ranges) {
+void Pool::Impl::age_warm(std::vector<Pending> &out, std::vector<iovec> &ranges, bool idle_too) {
+    auto over_cap = [&](int k) {
+        return warm[k].load(std::memory_order_relaxed) > cfg.max_warm_slots;
+    };
+    if (!idle_too && !over_cap(0) && !over_cap(1) && !over_cap(2))
+        return;
     int64_t now = now_ns();
     int64_t idle = int64_t{cfg.warm_idle_ms} * 1000000;
     for (auto &shp : shards) {
@@ -681,8 +713,8 @@ void Pool::Impl::age_warm(std::vector<Pending> &out, std::vector<iovec> &ranges)
             for (size_t j = 0; j < list.size(); j++) { // oldest first
                 uint32_t i = list[j];
                 Slot &s = slot(static_cast<Kind>(k), i);
-                bool old = cfg.warm_idle_ms > 0 && now - s.freed_at > idle;
-                bool over = warm.load(std::memory_order_relaxed) > cfg.max_warm_slots;
+                bool old = idle_too && cfg.warm_idle_ms > 0 && now - s.freed_at > idle;
+                bool over = over_cap(k);
                 if (s.resident == 0 || (!old && !over)) {
                     list[kept++] = i;
                     continue;
@@ -692,7 +724,7 @@ void Pool::Impl::age_warm(std::vector<Pending> &out, std::vector<iovec> &ranges)
                     !s.word.compare_exchange_strong(w, word(gen_of(w), State::queued)))
                     misuse("aging", static_cast<Kind>(k), i, w,
                            "a free list held a slot that is not free");
-                warm.fetch_sub(1, std::memory_order_relaxed);
+                warm[k].fetch_sub(1, std::memory_order_relaxed);
                 Area &a = area[k];
                 out.push_back(
                     {static_cast<Kind>(k), i, static_cast<uint32_t>(ranges.size()), 1, true});
@@ -711,14 +743,26 @@ void Pool::Impl::flusher_main() {
     auto interval = std::chrono::milliseconds(cfg.flush_interval_ms);
     std::unique_lock<std::mutex> lk(flusher_lock);
     while (!flusher_stop) {
-        flusher_cv.wait_for(lk, interval, [&] { return flusher_stop || flusher_kicked; });
+        bool kicked =
+            flusher_cv.wait_for(lk, interval, [&] { return flusher_stop || flusher_kicked; });
         flusher_kicked = false;
         lk.unlock();
+        // Kicked: the full queues only, so that batches stay whole, and
+        // the warm slots over the cap.  A tick: every queue, and the warm
+        // slots idle too long as well.
+        std::vector<Shard *> which;
+        for (Shard *s : all)
+            if (!kicked || s->full.load(std::memory_order_relaxed))
+                which.push_back(s);
         std::vector<Pending> aged;
         std::vector<iovec> ranges;
-        age_warm(aged, ranges);
-        if (flush_shards(all, std::move(aged), std::move(ranges)) > 0)
-            bump(all.front()->n.background_flushes);
+        age_warm(aged, ranges, !kicked);
+        if (!which.empty() || !aged.empty()) {
+            if (which.empty())
+                which.push_back(all.front()); // whose counters the call goes to
+            if (flush_shards(which, std::move(aged), std::move(ranges)) > 0)
+                bump(all.front()->n.background_flushes);
+        }
         lk.lock();
     }
     lk.unlock();
@@ -780,7 +824,6 @@ void Pool::Impl::release_slot(Kind k, uint32_t i, uint32_t gen, const char *op) 
             bump(n.zeroed);
         } else {
             enqueue_whole(k, i);
-            kick(); // over budget: let aging make room for the next ones
         }
         return;
     }
@@ -809,24 +852,27 @@ Pool::~Pool() {
 
 namespace {
 
-// At thread exit, what the thread queued is flushed (inline pools) or
-// handed to the flusher now rather than at its next tick.
+// At thread exit, what the thread queued is handed to the flusher now
+// rather than at its next tick, or, without a flusher, flushed on the
+// exiting thread.
 struct ExitFlush {
-    std::vector<Pool *> pools;
+    std::vector<std::pair<Pool *, Pool::Impl *>> pools;
     ~ExitFlush() {
         std::lock_guard<std::mutex> g(g_pools_lock);
-        for (Pool *p : pools)
+        for (auto [p, impl] : pools)
             for (auto &live : g_pools)
                 if (live.load() == p)
-                    p->flush(false);
+                    impl->thread_exit();
     }
 };
 thread_local ExitFlush t_exit_flush;
 
-void note_pool_use(Pool *p) {
+void note_pool_use(Pool *p, Pool::Impl *impl) {
     auto &v = t_exit_flush.pools;
-    if (std::find(v.begin(), v.end(), p) == v.end())
-        v.push_back(p);
+    for (auto &e : v)
+        if (e.first == p)
+            return;
+    v.emplace_back(p, impl);
 }
 
 } // namespace
@@ -895,7 +941,7 @@ std::optional<Pool::Lease> Pool::acquire(Kind kind, uint64_t key, size_t bytes) 
     }
     s.key = key;
     bump(mine.n.acquired);
-    note_pool_use(this);
+    note_pool_use(this, impl_.get());
     uint32_t gen = gen_of(s.word.load(std::memory_order_relaxed));
     return Lease{kind, idx, gen, base, a.capacity};
 }
@@ -998,7 +1044,8 @@ Stats Pool::stats() const {
     }
     st.resident_bytes = m.resident.load();
     st.resident_budget = m.budget;
-    st.warm_slots = m.warm.load();
+    for (auto &w : m.warm)
+        st.warm_slots += w.load();
     return st;
 }
 

@@ -507,6 +507,28 @@ TEST(Flusher, ThreadExitFlushesItsQueue) {
     EXPECT_EQ(pool.stats().decommitted, 3u);
 }
 
+// With a flusher, a thread's exit hands its queue over at once, without
+// waiting for the flusher's next tick.
+TEST(Flusher, ThreadExitHandsItsQueueToTheFlusher) {
+    Config c = small(Config{});
+    c.reset = Reset::decommit;
+    c.batch_size = 100;
+    c.flush_interval_ms = 600000; // no tick during the test
+    c.shards = 2;
+    Pool pool(c);
+    std::thread t([&] {
+        for (int i = 0; i < 3; i++) {
+            auto l = pool.acquire(Kind::memory, 1, kPage);
+            ASSERT_TRUE(l);
+            dirty(l->base, kPage);
+            pool.release(*l);
+        }
+    });
+    t.join();
+    EXPECT_TRUE(wait_for([&] { return pool.stats().decommitted == 3u; }));
+    EXPECT_EQ(pool.stats().background_flushes, 1u);
+}
+
 // A released slot goes to the releasing thread's shard: flushing that
 // thread's queue resets it, wherever it was acquired.
 TEST(Flusher, ReleaseJoinsTheReleasingThreadsShard) {

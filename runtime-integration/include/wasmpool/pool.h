@@ -65,8 +65,9 @@ struct Config {
     // means the default (RAM / 16, between 16 MiB and 1 GiB).  Reserved
     // atomically: concurrent releases never overrun it.
     size_t resident_budget_bytes = 0;
-    // Free slots that may keep resident (zeroed) pages, as Wasmtime's
-    // max_unused_warm_slots; the flusher decommits the oldest beyond it.
+    // Free slots of each kind that may keep resident (zeroed) pages, as
+    // Wasmtime's max_unused_warm_slots; the flusher decommits the oldest
+    // beyond it.
     size_t max_warm_slots = 100;
     // A free slot that has stayed warm this long is decommitted by the
     // flusher, returning its share of the budget (0: never).
