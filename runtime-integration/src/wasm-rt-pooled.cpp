@@ -194,8 +194,10 @@ void wasm_rt_free_memory(wasm_rt_memory_t *memory) {
         wasm_rt_stock_allocate_##type##_table(t, elements, max_elements);                          \
     }                                                                                              \
     void wasm_rt_free_##type##_table(wasm_rt_##type##_table_t *t) {                                \
-        if (!pooled_table_free<wasm_rt_##type##_table_t, wasm_rt_##type##_t>(t))                   \
+        if (!pooled_table_free<wasm_rt_##type##_table_t, wasm_rt_##type##_t>(t)) {                 \
             wasm_rt_stock_free_##type##_table(t);                                                  \
+            t->data = nullptr;                                                                     \
+        }                                                                                          \
     }                                                                                              \
     uint32_t wasm_rt_grow_##type##_table(wasm_rt_##type##_table_t *t, uint32_t delta,              \
                                          wasm_rt_##type##_t init) {                                \

@@ -126,4 +126,42 @@ TEST(Wasm, ExhaustedPoolFallsBackToStock) {
     wasm_rt_pooled_use_stock();
 }
 
+// Memories and tables go back to the pool that holds them, whichever
+// pool is current when they are freed.
+TEST(Wasm, FreedThroughTheOwningPool) {
+    wasmpool::Pool first(test_config()), second(test_config());
+    wasm_rt_pooled_set_pool(&first);
+    Z_echo_instance_t inst;
+    Z_echo_instantiate(&inst);
+    wasm_rt_pooled_set_pool(&second);
+    Z_echo_free(&inst);
+    EXPECT_EQ(first.stats().released, 2u) << "memory and table";
+    EXPECT_EQ(second.stats().released, 0u);
+    wasm_rt_pooled_use_stock();
+}
+
+TEST(WasmDeath, MemoryFreedTwice) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_DEATH(
+        {
+            wasmpool::Pool pool(test_config());
+            wasm_rt_pooled_set_pool(&pool);
+            Z_echo_instance_t inst;
+            Z_echo_instantiate(&inst);
+            wasm_rt_memory_t copy = *Z_echoZ_memory(&inst);
+            Z_echo_free(&inst);
+            wasm_rt_free_memory(&copy); // a stale copy of the freed memory
+        },
+        "release of memory slot [0-9]+ .* in state free: released twice");
+    EXPECT_DEATH(
+        {
+            wasm_rt_pooled_use_stock();
+            Z_echo_instance_t inst;
+            Z_echo_instantiate(&inst);
+            Z_echo_free(&inst);
+            Z_echo_free(&inst); // the table (freed first) and memory are null now
+        },
+        "table freed twice, or never allocated");
+}
+
 } // namespace
