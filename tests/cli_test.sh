@@ -105,7 +105,8 @@ ibench_help)
 ibench_bad_input)
     for args in "--bogus" "--threads" "--threads 0" "--dirty-pages 273" "--dirty-pages x" \
                 "--seconds -1" "--seconds abc" "--strategy pool-nope" "--batch-size 0" "stray" \
-                "--trace /nonexistent" "--trace"; do
+                "--trace /nonexistent" "--trace" "--resident-budget" "--resident-budget 0" \
+                "--resident-budget 12X" "--resident-budget -5" "--resident-budget 9999999G"; do
         # shellcheck disable=SC2086
         "$ibench" $args > /dev/null 2> "$tmp/err" && fail "accepted '$args'"
         one_line "$tmp/err"
@@ -121,7 +122,8 @@ ibench_json)
 import json, sys
 recs = json.load(open(sys.argv[1]))
 keys = {"strategy", "threads", "dirty_pages", "batch_size", "instantiations_per_s", "efficiency",
-        "shootdowns_per_instantiation", "resident_bytes", "p50_ns", "p99_ns", "insecure"}
+        "shootdowns_per_instantiation", "resident_bytes", "p50_ns", "p99_ns", "insecure",
+        "decommits_per_instantiation"}
 assert len(recs) == 8, len(recs)
 for r in recs:
     assert keys <= r.keys(), r
@@ -130,6 +132,25 @@ for r in recs:
     assert r["efficiency"] is not None and r["efficiency"] > 0, r
     if r["threads"] == 1:
         assert r["efficiency"] == 1.0, r
+PY
+    ;;
+ibench_budget)
+    # A budget below the pool's dirty memory: adaptive decommits, and the
+    # run ends with its comparison line.
+    "$ibench" --threads 1 --dirty-pages 256 --seconds 0.2 --resident-budget 64K \
+        --strategy pool-sharded-auto,pool-adaptive --json "$tmp/out.json" > "$tmp/out" ||
+        fail "instantiate-bench exited $?"
+    cat "$tmp/out"
+    grep -q '^# resident budget 65536 bytes' "$tmp/out" || fail "no budget summary"
+    grep -Eq '^# dirty 256, 1 threads: adaptive [0-9]+/s = [0-9.]+x pool-sharded-' "$tmp/out" ||
+        fail "no comparison with pool-sharded"
+    python3 - "$tmp/out.json" <<'PY' || fail "adaptive did not decommit under the budget"
+import json, sys
+recs = {r["strategy"]: r for r in json.load(open(sys.argv[1]))}
+a = recs["pool-adaptive"]
+assert a["resident_budget"] == 65536, a
+assert a["pool_resident_bytes"] <= 65536, a
+assert a["decommits_per_instantiation"] >= 0.9, a
 PY
     ;;
 vm_scripts_bad_input)

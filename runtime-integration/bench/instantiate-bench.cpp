@@ -83,7 +83,8 @@ void usage(FILE *out) {
             "  -b, --batch-size N      instances per decommit batch (default 32)\n"
             "  -S, --strategy LIST     strategies (default: all the kernel supports):\n"
             "                          stock, pool-immediate, pool-global-queue,\n"
-            "                          pool-sharded-<backend>, pool-sharded-inline,\n"
+            "                          pool-sharded-<backend> (pool-sharded-auto: the one\n"
+            "                          detection picks), pool-sharded-inline,\n"
             "                          pool-keep-resident, pool-adaptive, unsafe-no-reset\n"
             "  -j, --json FILE         also write the records as JSON\n"
             "  -T, --trace TRACER      run TRACER (madvisev-trace, needs root) on this process\n"
@@ -397,7 +398,11 @@ int main(int argc, char **argv) {
     if (o.strategies.empty()) {
         chosen = all;
     } else {
-        for (const std::string &name : o.strategies) {
+        for (std::string name : o.strategies) {
+            if (name == "pool-sharded-auto") { // the backend detection picks
+                name = std::string("pool-sharded-") + madvisev_backend_name();
+                std::replace(name.begin(), name.end(), '_', '-');
+            }
             auto it = std::find_if(all.begin(), all.end(), [&](auto &s) { return s.name == name; });
             if (it == all.end())
                 die("unknown or unavailable strategy '" + name + "'");
@@ -445,9 +450,11 @@ int main(int argc, char **argv) {
 
     if (o.budget) {
         // The budget row set: adaptive against the fastest fixed safe
-        // strategy of the same row, and its shootdowns against 1.5 per
-        // batch.
-        printf("# resident budget %zu bytes: pool-adaptive against the best fixed safe strategy\n",
+        // strategy of the same row that keeps within the budget too
+        // (pool-keep-resident keeps its bytes resident whatever the
+        // budget), and its shootdowns against 1.5 per batch.
+        printf("# resident budget %zu bytes: pool-adaptive against the best fixed safe strategy "
+               "within the budget\n",
                o.budget);
         for (const Result &a : results) {
             if (a.strategy != "pool-adaptive")
@@ -456,7 +463,7 @@ int main(int argc, char **argv) {
             for (const Result &r : results)
                 if (r.dirty == a.dirty && r.threads == a.threads && !r.insecure &&
                     r.strategy != "stock" && r.strategy != a.strategy &&
-                    (!best || r.per_s > best->per_s))
+                    r.pool_resident <= o.budget && (!best || r.per_s > best->per_s))
                     best = &r;
             if (!best)
                 continue;
