@@ -15,6 +15,9 @@ RESULTS    ?= $(BUILD)/results
 VM_BENCH   ?= --ranges:4096
 VM_IBENCH  ?= --seconds:0.5
 IBENCH     ?= --seconds 1
+# The budget row set: the adaptive reset against the fixed strategies when
+# its budget forces decommits.
+IBENCH_BUDGET_STRATEGIES ?= pool-immediate,pool-global-queue,pool-sharded-auto,pool-sharded-inline,pool-keep-resident,pool-adaptive
 
 KERNEL_PATCHED   := $(VM)/obj-patched/arch/x86/boot/bzImage
 KERNEL_UNPATCHED := $(VM)/obj-unpatched/arch/x86/boot/bzImage
@@ -65,7 +68,7 @@ $(BUILD_ST)/build.ninja: | deps
 
 build-static: deps $(BUILD_ST)/build.ninja
 	cmake --build $(BUILD_ST) -j $(JOBS) --target madvisev-test madvisev-info madvisev-bench \
-	    wasmpool-test instantiate-bench $(notdir $(TRACE_BINS))
+	    wasmpool-test wasmpool-swap-test instantiate-bench $(notdir $(TRACE_BINS))
 
 # The main job: what this kernel offers and what each backend costs, here
 # and in the patched 6.12 guest.
@@ -87,6 +90,11 @@ demo: build vm-images
 	@echo
 	@echo "== host: instantiate-bench (JSON in $(RESULTS)/host-instantiate-bench.json)"
 	@$(BUILD)/runtime-integration/instantiate-bench $(IBENCH) --json $(RESULTS)/host-instantiate-bench.json
+	@echo
+	@echo "== host: instantiate-bench with a 1 MiB resident budget, smaller than the pool's dirty memory"
+	@echo "   (JSON in $(RESULTS)/host-instantiate-budget.json)"
+	@$(BUILD)/runtime-integration/instantiate-bench --threads 1,2 --dirty-pages 16,256 --seconds 0.5 \
+	    --resident-budget 1M --strategy $(IBENCH_BUDGET_STRATEGIES) --json $(RESULTS)/host-instantiate-budget.json
 	@echo
 	@rm -f $(RESULTS)/host-instantiate-trace.json
 	@if [ -x $(BUILD)/trace/madvisev-trace ] && [ "$$(id -u)" = 0 ]; then \
@@ -151,11 +159,13 @@ vm-images: vm-kernels build-static $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER
 	vm-images/build-initramfs.sh $(INITRAMFS) $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER) \
 	    $(BUILD_ST)/libmadvisev/madvisev-test $(BUILD_ST)/libmadvisev/madvisev-info \
 	    $(BUILD_ST)/libmadvisev/madvisev-bench $(BUILD_ST)/runtime-integration/wasmpool-test \
+	    $(BUILD_ST)/runtime-integration/wasmpool-swap-test \
 	    $(BUILD_ST)/runtime-integration/instantiate-bench $(TRACE_BINS)
 
 # In the patched guest: the kselftest (64- and 32-bit) and the library's
 # tests, detection picking `syscall`.  In the unpatched one: the library's tests, detection
-# picking `sequential`.
+# picking `sequential`.  Both with swap on zram, and the pool's reset of
+# swapped-out pages (wasmpool-swap-test).
 vm-test: vm-images
 	vm-images/run-vm.sh -q -k $(KERNEL_PATCHED) -i $(INITRAMFS) -j test-patched -s 2 \
 	    -t 1200 -l $(VM)/test-patched.log; rc=$$?; tr -d '\r' < $(VM)/test-patched.log | \

@@ -1,8 +1,9 @@
 #!/bin/sh
 # guest-run.sh JOB: what the test guest runs.  Exit 0 pass, non-zero fail.
-#   test-patched    kselftest madvisev (64- and 32-bit), the gtests; detection
-#                   must pick syscall
-#   test-unpatched  the gtests; detection must pick sequential
+#   test-patched    swap on zram, kselftest madvisev (64- and 32-bit), the
+#                   gtests, wasmpool-swap-test; detection must pick syscall
+#   test-unpatched  swap on zram, the gtests, wasmpool-swap-test; detection
+#                   must pick sequential
 #   bench           madvisev-info, madvisev-bench and instantiate-bench (their
 #                   arguments from madvisev.bench= and madvisev.ibench=)
 #   info            madvisev-info only
@@ -46,8 +47,45 @@ run_gtests() {
     fi
 }
 
+# Swap for wasmpool-swap-test, which pushes a pool's pages out to swap:
+# 256 MiB of zram (compressed RAM; config/guest.config).
+setup_swap() {
+    if ! { echo 256M > /sys/block/zram0/disksize && mkswap /dev/zram0 && swapon /dev/zram0; } \
+        > /tmp/swap.txt 2>&1; then
+        cat /tmp/swap.txt
+        echo "[guest] FAIL: swap on /dev/zram0"
+        fail=1
+        return
+    fi
+    read -r dev type size used prio <<EOF
+$(sed -n 2p /proc/swaps)
+EOF
+    if [ "$dev" != /dev/zram0 ]; then
+        cat /proc/swaps
+        echo "[guest] FAIL: swap on /dev/zram0: not in /proc/swaps"
+        fail=1
+        return
+    fi
+    comp=$(sed 's/.*\[\(.*\)\].*/\1/' /sys/block/zram0/comp_algorithm)
+    echo "[guest] swap: $dev ($type, zram $comp), $size KiB, $used KiB used, priority $prio"
+}
+
+# The pool's reset of pages that are out in swap.  Not optional: without
+# the binary the job fails.
+run_swap_test() {
+    echo "[guest] pool reset of swapped-out pages"
+    if [ ! -x /tests/wasmpool-swap-test ]; then
+        echo "[guest] FAIL: wasmpool-swap-test missing"
+        fail=1
+    elif ! wasmpool-swap-test --gtest_brief=1; then
+        echo "[guest] FAIL: wasmpool-swap-test"
+        fail=1
+    fi
+}
+
 case $job in
 test-patched)
+    setup_swap
     expect_backend syscall
     for ksft in madvisev-kselftest madvisev-kselftest-32; do
         echo "[guest] kselftest mm/madvisev ($ksft)"
@@ -60,10 +98,13 @@ test-patched)
         fi
     done
     run_gtests
+    run_swap_test
     ;;
 test-unpatched)
+    setup_swap
     expect_backend sequential
     run_gtests
+    run_swap_test
     ;;
 bench)
     madvisev-info
