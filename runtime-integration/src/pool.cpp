@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "wasmpool/pool.h"
 
+#include <pthread.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -209,6 +211,7 @@ thread_local uint32_t t_thread = g_next_thread.fetch_add(1, std::memory_order_re
 // are lock-free; registration and the exit flush take the lock, so that a
 // pool is not destroyed under an exiting thread's flush.
 std::atomic<Pool *> g_pools[Pool::kMaxPools];
+Pool::Impl *g_impls[Pool::kMaxPools]; // under g_pools_lock, beside g_pools
 std::mutex g_pools_lock;
 
 } // namespace
@@ -225,6 +228,7 @@ struct Pool::Impl {
     std::condition_variable flusher_cv;
     bool flusher_stop = false, flusher_kicked = false;
     std::thread flusher;
+    pid_t creator = getpid();
 
     explicit Impl(Config c);
     ~Impl();
@@ -252,6 +256,8 @@ struct Pool::Impl {
     bool reset_adaptive(Kind k, uint32_t i);
     void kick();
     void thread_exit();
+    void lock_all();
+    void unlock_all();
     void flusher_main();
     void age_warm(std::vector<Pending> &out, std::vector<iovec> &ranges, bool idle);
 };
@@ -346,6 +352,10 @@ Pool::Impl::Impl(Config c) : cfg(std::move(c)) {
 }
 
 Pool::Impl::~Impl() {
+    // A forked child has a copy of the pool but not its flusher thread:
+    // nothing to stop or join there.
+    if (flusher.joinable() && getpid() != creator)
+        flusher.detach();
     if (flusher.joinable()) {
         {
             std::lock_guard<std::mutex> g(flusher_lock);
@@ -829,11 +839,66 @@ void Pool::Impl::release_slot(Kind k, uint32_t i, uint32_t gen, const char *op) 
     }
 }
 
+void Pool::Impl::lock_all() {
+    for (auto &s : shards)
+        s->flushing.lock();
+    for (auto &s : shards)
+        s->lock.lock();
+    flusher_lock.lock();
+}
+
+void Pool::Impl::unlock_all() {
+    flusher_lock.unlock();
+    for (auto &s : shards)
+        s->lock.unlock();
+    for (auto &s : shards)
+        s->flushing.unlock();
+}
+
+namespace {
+
+// fork(): the child gets copies of the pools' locks in whatever state the
+// parent's other threads (the flushers among them) had them.  Every lock
+// is taken before fork() and given back after it on both sides, so the
+// child's copies are free, as malloc does for its own.
+void fork_prepare() {
+    g_pools_lock.lock();
+    for (Pool::Impl *m : g_impls)
+        if (m)
+            m->lock_all();
+}
+
+void fork_parent() {
+    for (Pool::Impl *m : g_impls)
+        if (m)
+            m->unlock_all();
+    g_pools_lock.unlock();
+}
+
+// In the child, the flusher's condition variable still records the
+// parent's flusher waiting on it (destroying it would wait for that
+// waiter forever): it starts afresh, with no waiter.
+void fork_child() {
+    for (Pool::Impl *m : g_impls) {
+        if (m) {
+            new (&m->flusher_cv) std::condition_variable();
+            m->unlock_all();
+        }
+    }
+    g_pools_lock.unlock();
+}
+
+} // namespace
+
 Pool::Pool(Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {
+    static const int atfork = pthread_atfork(fork_prepare, fork_parent, fork_child);
+    if (atfork != 0)
+        throw std::system_error(atfork, std::generic_category(), "wasmpool: pthread_atfork");
     std::lock_guard<std::mutex> g(g_pools_lock);
-    for (auto &p : g_pools) {
-        if (p.load() == nullptr) {
-            p.store(this, std::memory_order_release);
+    for (int i = 0; i < kMaxPools; i++) {
+        if (g_pools[i].load() == nullptr) {
+            g_impls[i] = impl_.get();
+            g_pools[i].store(this, std::memory_order_release);
             return;
         }
     }
@@ -843,9 +908,12 @@ Pool::Pool(Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {
 Pool::~Pool() {
     {
         std::lock_guard<std::mutex> g(g_pools_lock);
-        for (auto &p : g_pools)
-            if (p.load() == this)
-                p.store(nullptr, std::memory_order_release);
+        for (int i = 0; i < kMaxPools; i++) {
+            if (g_pools[i].load() == this) {
+                g_pools[i].store(nullptr, std::memory_order_release);
+                g_impls[i] = nullptr;
+            }
+        }
     }
     impl_.reset();
 }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -596,6 +598,28 @@ TEST(Flusher, DestructionFlushes) {
         EXPECT_EQ(ranges.load(), 0u);
     }
     EXPECT_EQ(ranges.load(), 3u);
+}
+
+// A forked child can use a copy of the pool (without the flusher thread,
+// which stays in the parent) and destroy it.
+TEST(Flusher, ForkedChildUsesAndDestroysItsCopy) {
+    auto pool = std::make_unique<Pool>(small(Config{}));
+    auto a = pool->acquire(Kind::memory, 1, kPage);
+    ASSERT_TRUE(a);
+    dirty(a->base, kPage);
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        pool->release(*a);
+        auto b = pool->acquire(Kind::memory, 1, kPage);
+        bool ok = b && all_zero(b->base, kPage);
+        pool.reset();
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+    pool->release(*a);
 }
 
 } // namespace
