@@ -544,7 +544,7 @@ size_t Pool::Impl::flush_shards(const std::vector<Shard *> &which, std::vector<P
     }
     if (work.empty())
         return 0;
-    Shard &c = which.empty() ? my_shard() : *which.front();
+    Shard &c = which.empty() ? *shards.front() : *which.front(); // whose counters
     ssize_t r = decommit(c, ranges.data(), ranges.size());
     size_t done = r < 0 ? 0 : static_cast<size_t>(r);
     for (const Pending &p : work) {
@@ -757,22 +757,20 @@ void Pool::Impl::flusher_main() {
             flusher_cv.wait_for(lk, interval, [&] { return flusher_stop || flusher_kicked; });
         flusher_kicked = false;
         lk.unlock();
-        // Kicked: the full queues only, so that batches stay whole, and
-        // the warm slots over the cap.  A tick: every queue, and the warm
-        // slots idle too long as well.
+        // Full queues only, so that every call resets a whole batch
+        // (partial ones are flushed by a thread that runs short, at thread
+        // exit and at destruction); the warm slots over the cap, and on a
+        // tick those idle too long as well, in the same call.
         std::vector<Shard *> which;
         for (Shard *s : all)
-            if (!kicked || s->full.load(std::memory_order_relaxed))
+            if (s->full.load(std::memory_order_relaxed))
                 which.push_back(s);
         std::vector<Pending> aged;
         std::vector<iovec> ranges;
         age_warm(aged, ranges, !kicked);
-        if (!which.empty() || !aged.empty()) {
-            if (which.empty())
-                which.push_back(all.front()); // whose counters the call goes to
-            if (flush_shards(which, std::move(aged), std::move(ranges)) > 0)
-                bump(all.front()->n.background_flushes);
-        }
+        if ((!which.empty() || !aged.empty()) &&
+            flush_shards(which, std::move(aged), std::move(ranges)) > 0)
+            bump(all.front()->n.background_flushes);
         lk.lock();
     }
     lk.unlock();

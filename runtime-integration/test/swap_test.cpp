@@ -6,11 +6,13 @@
 // fails, it does not skip.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -67,6 +69,11 @@ bool swapped_out(const void *p) {
 // Push @pages out to swap and out of the swap cache: page them out, then
 // create memory pressure until the kernel drops them from the cache.
 // Returns how many rounds of pressure it took, or -1.
+//
+// A page just faulted in waits in its CPU's LRU-add batch, which
+// MADV_PAGEOUT drains only on the CPU it runs on: the test runs pinned to
+// one CPU, and a round that still finds pages in memory first drains every
+// CPU's batch (writing to drop_caches does, as root).
 int push_out(const std::vector<std::byte *> &pages) {
     for (int round = 0; round < 20; round++) {
         for (std::byte *p : pages)
@@ -76,6 +83,10 @@ int push_out(const std::vector<std::byte *> &pages) {
             all = all && swapped_out(p);
         if (all)
             return round;
+        if (FILE *f = fopen("/proc/sys/vm/drop_caches", "w")) {
+            fputs("1", f);
+            fclose(f);
+        }
         // Pressure: dirty 64 MiB more each round, then give it back.
         size_t bytes = size_t{64} << 20 << std::min(round, 4);
         void *m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -120,7 +131,15 @@ std::vector<Policy> policies() {
     return v;
 }
 
-class Swapped : public ::testing::TestWithParam<Policy> {};
+class Swapped : public ::testing::TestWithParam<Policy> {
+  protected:
+    void SetUp() override {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
+        ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0) << strerror(errno);
+    }
+};
 
 // 16 pages written over the slot, all swapped out and out of the swap
 // cache; released; the next lease of the slot must read zeros.

@@ -79,8 +79,10 @@ struct Config {
     // any kind.  1 means decommit at release, on the caller's thread.
     size_t batch_size = 32;
     // Flush full queues on a flusher thread owned by the pool, so that no
-    // release() waits for a system call; it also flushes partial queues
-    // every flush_interval_ms.  false: release() flushes a full queue.
+    // release() waits for a system call; it also ages warm slots every
+    // flush_interval_ms.  A partial queue is flushed by a thread that finds
+    // no free slot, when its thread exits, at destruction and by flush().
+    // false: release() flushes a full queue.
     bool background_flush = true;
     unsigned flush_interval_ms = 100;
     // Per-thread shards of queues and free lists (at most 16, as in
