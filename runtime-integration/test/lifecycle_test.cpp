@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "page_scan.h"
+#include "pool_test_util.h"
 #include "wasmpool/pool.h"
 
 using wasmpool::Config;
@@ -29,7 +30,8 @@ using wasmpool::Reset;
 
 namespace {
 
-const size_t kPage = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+using pool_test::all_zero;
+using pool_test::kPage;
 
 Config small(Config c) {
     c.memory_slots = 8;
@@ -39,13 +41,6 @@ Config small(Config c) {
     c.stack_slots = 8;
     c.stack_bytes = 8 * kPage;
     return c;
-}
-
-bool all_zero(const std::byte *p, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != std::byte{0})
-            return false;
-    return true;
 }
 
 void dirty(std::byte *p, size_t n) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "madvisev.h"
+#include "pool_test_util.h"
 #include "wasmpool/pool.h"
 
 using wasmpool::Config;
@@ -23,14 +24,8 @@ using wasmpool::Reset;
 
 namespace {
 
-const size_t kPage = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-
-bool all_zero(const std::byte *p, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != std::byte{0})
-            return false;
-    return true;
-}
+using pool_test::all_zero;
+using pool_test::kPage;
 
 void canary(std::byte *p, size_t n) {
     for (size_t off = 0; off < n; off += kPage)
