@@ -57,6 +57,20 @@ size_t data_bytes(const void *p, size_t n) {
     return b;
 }
 
+// @n memory slots of @bytes each, leased and written whole (fewer if the
+// pool runs out: the caller checks the count).
+std::vector<Pool::Lease> lease_dirty(Pool &pool, int n, size_t bytes) {
+    std::vector<Pool::Lease> held;
+    for (int i = 0; i < n; i++) {
+        auto l = pool.acquire(Kind::memory, 1, bytes);
+        if (!l)
+            break;
+        dirty(l->base, bytes);
+        held.push_back(*l);
+    }
+    return held;
+}
+
 template <class Pred> bool wait_for(Pred pred, int ms = 5000) {
     for (int i = 0; i < ms; i++) {
         if (pred())
@@ -413,13 +427,8 @@ TEST(Adaptive, IdleWarmSlotsAgeOut) {
     c.warm_idle_ms = 20;
     c.flush_interval_ms = 5;
     Pool pool(c);
-    std::vector<Pool::Lease> held;
-    for (int i = 0; i < 4; i++) {
-        auto l = pool.acquire(Kind::memory, 1, 4 * kPage);
-        ASSERT_TRUE(l);
-        dirty(l->base, 4 * kPage);
-        held.push_back(*l);
-    }
+    std::vector<Pool::Lease> held = lease_dirty(pool, 4, 4 * kPage);
+    ASSERT_EQ(held.size(), 4u);
     for (auto &l : held)
         pool.release(l);
     EXPECT_GT(pool.stats().resident_bytes, 0u);
@@ -438,13 +447,8 @@ TEST(Adaptive, WarmSlotsAreCapped) {
     c.warm_idle_ms = 0;
     c.flush_interval_ms = 5;
     Pool pool(c);
-    std::vector<Pool::Lease> held;
-    for (int i = 0; i < 6; i++) {
-        auto l = pool.acquire(Kind::memory, 1, 4 * kPage);
-        ASSERT_TRUE(l);
-        dirty(l->base, 4 * kPage);
-        held.push_back(*l);
-    }
+    std::vector<Pool::Lease> held = lease_dirty(pool, 6, 4 * kPage);
+    ASSERT_EQ(held.size(), 6u);
     for (auto &l : held)
         pool.release(l);
     EXPECT_TRUE(wait_for([&] { return pool.stats().warm_slots <= 2; }))
