@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: MIT
 // madvisev-bench: cost per range and TLB shootdowns per call of each
 // backend, with a sibling thread of the process spinning on another CPU so
-// that every flush really has to reach a second CPU.
+// that every flush really has to reach a second CPU.  A second section,
+// "overhead", sets madvisev() against the bare process_madvise(2) system
+// call it makes on this kernel, on the same vector.
 #include <getopt.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -34,6 +37,10 @@ struct Options {
     bool sibling = true;
     std::string json;
     std::string tracer; // madvisev-trace, run on this process per configuration
+    bool vlens_given = false;
+    // Sections: the backend table and the overhead section (by default both;
+    // --overhead runs only the latter, --no-overhead only the former).
+    bool table = true, overhead = true;
 };
 
 struct Record {
@@ -45,6 +52,9 @@ struct Record {
     // system calls seen, the IPI rounds sent and the pages zapped by them
     // (and by io_uring's madvise operations).  -1 when not traced.
     double traced_syscalls_per_call = -1, traced_ipi_per_call = -1, traced_pages_per_call = -1;
+    // From the overhead section, when it measured this configuration: the
+    // JSON "overhead" object (empty when not).
+    std::string overhead_json = {};
 };
 
 void usage(FILE *out) {
@@ -60,7 +70,17 @@ void usage(FILE *out) {
                  "  -j, --json FILE       also write the records as a JSON array\n"
                  "  -t, --trace TRACER    run TRACER (madvisev-trace, needs root) on this process\n"
                  "                        for each configuration and print the system calls and\n"
-                 "                        IPI rounds it attributes to each benchmark call\n"
+                 "                        IPI rounds it attributes to each benchmark call (the\n"
+                 "                        overhead section is left out: the tracer slows calls)\n"
+                 "      --overhead        run only the overhead section: madvisev() (automatic\n"
+                 "                        backend) against a direct process_madvise(PIDFD_SELF)\n"
+                 "                        on the same vector of 4 KiB ranges, in interleaved ABBA\n"
+                 "                        rounds, medians per call; at --vlens (default 64,1024).\n"
+                 "                        The default run ends with it, at the --vlens among 64\n"
+                 "                        and 1024; skipped where the kernel lacks PIDFD_SELF\n"
+                 "                        (Linux < 6.15).  JSON: an \"overhead\" object in the\n"
+                 "                        automatic backend's 4 KiB row of that vlen\n"
+                 "      --no-overhead     run only the backend table\n"
                  "  -h, --help            this text\n");
 }
 
@@ -188,6 +208,167 @@ Record run_one(int backend, size_t vlen, size_t range_bytes, const Options &o, s
     return rec;
 }
 
+// The overhead section: madvisev() through the library's automatic backend
+// (A) against the bare system call that backend makes on Linux 6.15+,
+// process_madvise(PIDFD_SELF, iov, n, MADV_DONTNEED, 0) (B), on the same
+// vector of one-page ranges, a page apart as in the table.  Every range is
+// dirtied before every call, untimed; the TLB counter is read before the
+// dirtying and after the call, untimed too, the same for A and B.  Calls
+// alternate in ABBA rounds, so that drift and the noise of a shared host
+// fall on both alike; the figures are medians per call.
+constexpr double kOverheadGoal = 1.05; // library at most 5% slower
+constexpr int kPidfdSelf = -10000;     // PIDFD_SELF (Linux 6.15)
+
+long direct_process_madvise(const iovec *iov, size_t n) {
+#ifdef SYS_process_madvise
+    return syscall(SYS_process_madvise, kPidfdSelf, iov, n, MADV_DONTNEED, 0u);
+#else
+    (void)iov, (void)n;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+// nullptr when the direct call works here (it zeroes a dirty page), else why
+// not.
+const char *direct_unavailable(size_t page) {
+    char *p = static_cast<char *>(
+        mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (p == MAP_FAILED)
+        return "cannot map a probe page";
+    p[0] = 1;
+    iovec v{p, page};
+    long r = direct_process_madvise(&v, 1);
+    int err = errno;
+    bool zeroed = p[0] == 0;
+    munmap(p, page);
+    if (r == static_cast<long>(page))
+        return zeroed ? nullptr : "process_madvise(PIDFD_SELF) did not zero a probe page";
+    switch (r < 0 ? err : 0) {
+    case ENOSYS:
+        return "this kernel (or build) has no process_madvise(2)";
+    case EBADF:
+        return "process_madvise(2) does not know PIDFD_SELF (Linux < 6.15)";
+    case EINVAL:
+        return "process_madvise(2) refuses MADV_DONTNEED on the caller itself (Linux < 6.13)";
+    case EPERM:
+        return "process_madvise(2) is refused (seccomp or capabilities)";
+    default:
+        return "process_madvise(PIDFD_SELF) failed on a probe page";
+    }
+}
+
+struct Overhead {
+    size_t vlen = 0, rounds = 0;
+    double library_ns = 0, direct_ns = 0; // medians per call
+    double paired_ratio = 0;              // median over rounds of (A + A) / (B + B)
+    double library_shootdowns = -1, direct_shootdowns = -1; // per call; -1: no counter
+    bool ok = false;
+    double ratio() const { return library_ns / direct_ns; }
+};
+
+double median(std::vector<double> v) {
+    if (v.empty())
+        return 0;
+    size_t mid = v.size() / 2;
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
+    double m = v[mid];
+    if (v.size() % 2 == 0)
+        m = (m + *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid))) / 2;
+    return m;
+}
+
+// ABBA rounds: enough for about 8 * --ranges ranges on each side, at least
+// 256 rounds (512 calls each side).
+size_t overhead_rounds(size_t vlen, const Options &o) {
+    return std::max<size_t>(256, o.ranges_per_config * 4 / vlen);
+}
+
+Overhead run_overhead(size_t vlen, const Options &o, size_t page) {
+    Overhead res;
+    res.vlen = vlen;
+    res.rounds = overhead_rounds(vlen, o);
+    const size_t stride = 2 * page;
+    const size_t span = stride * vlen;
+    char *base = static_cast<char *>(
+        mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (base == MAP_FAILED) {
+        fprintf(stderr, "madvisev-bench: mmap %zu bytes: %s\n", span, strerror(errno));
+        return res;
+    }
+    madvise(base, span, MADV_NOHUGEPAGE);
+    std::vector<iovec> iov(vlen);
+    for (size_t i = 0; i < vlen; i++)
+        iov[i] = {base + i * stride, page};
+    const ssize_t want = static_cast<ssize_t>(vlen * page);
+    const bool counted = madvisev_tools::tlb_shootdowns() >= 0;
+
+    std::vector<double> ns[2]; // [0] library, [1] direct
+    int64_t shootdowns[2] = {0, 0};
+    for (auto &v : ns)
+        v.reserve(2 * res.rounds);
+    // One call of side @direct; false (and a message) if it failed.
+    auto call = [&](int direct, bool keep) {
+        int64_t before = counted ? madvisev_tools::tlb_shootdowns() : 0;
+        for (size_t i = 0; i < vlen; i++)
+            base[i * stride] = 1;
+        auto t0 = std::chrono::steady_clock::now();
+        ssize_t r = direct ? direct_process_madvise(iov.data(), vlen)
+                           : madvisev(iov.data(), vlen, MADV_DONTNEED, 0);
+        auto t1 = std::chrono::steady_clock::now();
+        int64_t after = counted ? madvisev_tools::tlb_shootdowns() : 0;
+        if (r != want) {
+            fprintf(stderr, "madvisev-bench: overhead vlen=%zu: %s returned %zd: %s\n", vlen,
+                    direct ? "process_madvise" : "madvisev", r,
+                    r < 0 ? strerror(errno) : "short count");
+            return false;
+        }
+        if (keep) {
+            ns[direct].push_back(static_cast<double>(
+                std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+            shootdowns[direct] += after - before;
+        }
+        return true;
+    };
+    bool ok = true;
+    // Warm up both paths (the library picks its backend on its first call).
+    for (int w = 0; w < 8 && ok; w++)
+        ok = call(0, false) && call(1, false);
+    for (size_t round = 0; round < res.rounds && ok; round++)
+        ok = call(0, true) && call(1, true) && call(1, true) && call(0, true);
+    munmap(base, span);
+    if (!ok)
+        return res;
+    res.library_ns = median(ns[0]);
+    res.direct_ns = median(ns[1]);
+    std::vector<double> paired(res.rounds);
+    for (size_t round = 0; round < res.rounds; round++)
+        paired[round] =
+            (ns[0][2 * round] + ns[0][2 * round + 1]) / (ns[1][2 * round] + ns[1][2 * round + 1]);
+    res.paired_ratio = median(paired);
+    if (counted) {
+        res.library_shootdowns = static_cast<double>(shootdowns[0]) / ns[0].size();
+        res.direct_shootdowns = static_cast<double>(shootdowns[1]) / ns[1].size();
+    }
+    res.ok = res.direct_ns > 0;
+    return res;
+}
+
+std::string overhead_json(const Overhead &r, const char *backend) {
+    char buf[640];
+    snprintf(buf, sizeof(buf),
+             "{\"library\": \"madvisev (%s)\", \"direct\": \"process_madvise(PIDFD_SELF)\", "
+             "\"rounds\": %zu, \"calls_each\": %zu, \"library_ns_per_call\": %.1f, "
+             "\"direct_ns_per_call\": %.1f, \"ratio\": %.4f, \"paired_ratio\": %.4f, "
+             "\"goal_ratio\": %.2f, "
+             "\"within_goal\": %s, \"library_shootdowns_per_call\": %.3f, "
+             "\"direct_shootdowns_per_call\": %.3f}",
+             backend, r.rounds, 2 * r.rounds, r.library_ns, r.direct_ns, r.ratio(), r.paired_ratio,
+             kOverheadGoal, r.ratio() <= kOverheadGoal ? "true" : "false", r.library_shootdowns,
+             r.direct_shootdowns);
+    return buf;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -199,6 +380,8 @@ int main(int argc, char **argv) {
                                   {"no-sibling", no_argument, nullptr, 'n'},
                                   {"json", required_argument, nullptr, 'j'},
                                   {"trace", required_argument, nullptr, 't'},
+                                  {"overhead", no_argument, nullptr, 'O'},
+                                  {"no-overhead", no_argument, nullptr, 'N'},
                                   {"help", no_argument, nullptr, 'h'},
                                   {nullptr, 0, nullptr, 0}};
     opterr = 0;
@@ -211,6 +394,7 @@ int main(int argc, char **argv) {
             break;
         case 'v':
             o.vlens = parse_sizes(optarg, "bad --vlens '%s'");
+            o.vlens_given = true;
             break;
         case 's':
             o.sizes = parse_sizes(optarg, "bad --sizes '%s'");
@@ -229,6 +413,12 @@ int main(int argc, char **argv) {
             if (access(optarg, X_OK) != 0)
                 die_usage("--trace '%s' is not an executable", optarg);
             break;
+        case 'O':
+            o.table = false;
+            break;
+        case 'N':
+            o.overhead = false;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -240,6 +430,15 @@ int main(int argc, char **argv) {
     }
     if (optind < argc)
         die_usage("unexpected argument '%s'", argv[optind]);
+    if (!o.table && !o.overhead)
+        die_usage("%s", "--overhead and --no-overhead exclude each other");
+    if (!o.table && !o.tracer.empty())
+        die_usage("%s", "--overhead is not traced: leave out --trace");
+    if (!o.table)
+        for (size_t v : o.vlens)
+            if (v > MADVISEV_IOV_MAX) // the direct call's limit, UIO_MAXIOV
+                die_usage("--overhead: vlen %s is above 1024, the most process_madvise(2) takes",
+                          std::to_string(v).c_str());
 
     const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     for (size_t s : o.sizes)
@@ -293,12 +492,13 @@ int main(int argc, char **argv) {
     printf("# madvisev-bench: MADV_DONTNEED, sibling thread %s, TLB counter %s\n",
            have_sibling ? "spinning on another CPU" : "none",
            probe_tlb < 0 ? "unavailable" : "/proc/interrupts");
-    printf("%-16s %10s %6s %7s %14s %18s%s\n", "backend", "range", "vlen", "calls", "ns/range",
-           "shootdowns/call",
-           o.tracer.empty() ? "" : "  traced: syscalls/call ipi-rounds/call pages/call");
+    if (o.table)
+        printf("%-16s %10s %6s %7s %14s %18s%s\n", "backend", "range", "vlen", "calls", "ns/range",
+               "shootdowns/call",
+               o.tracer.empty() ? "" : "  traced: syscalls/call ipi-rounds/call pages/call");
     std::vector<Record> records;
     bool all_ok = true;
-    for (size_t size : o.sizes)
+    for (size_t size : o.table ? o.sizes : std::vector<size_t>{})
         for (size_t vlen : o.vlens)
             for (int b : o.backends) {
                 Record r = run_one(b, vlen, size, o, page);
@@ -314,6 +514,70 @@ int main(int argc, char **argv) {
                 printf("\n");
                 fflush(stdout);
             }
+
+    // The overhead section: alone at --vlens (default 64,1024), or after the
+    // table at the --vlens among 64 and 1024.
+    std::vector<size_t> overhead_vlens;
+    if (!o.table)
+        overhead_vlens = o.vlens_given ? o.vlens : std::vector<size_t>{64, 1024};
+    else if (o.overhead && o.tracer.empty())
+        for (size_t v : {size_t{64}, size_t{1024}})
+            if (std::find(o.vlens.begin(), o.vlens.end(), v) != o.vlens.end())
+                overhead_vlens.push_back(v);
+    if (o.overhead && !o.tracer.empty())
+        printf("# overhead: left out under --trace (the tracer slows every system call)\n");
+    if (!overhead_vlens.empty()) {
+        const char *why = direct_unavailable(page);
+        const char *backend = madvisev_backend_name();
+        if (why != nullptr) {
+            printf("# overhead: skipped: %s\n", why);
+        } else if (madvisev_backend() < 0) {
+            printf("# overhead: skipped: madvisev() has no backend (%s)\n", backend);
+        } else {
+            printf("# overhead: madvisev() (backend %s) against syscall(SYS_process_madvise, "
+                   "PIDFD_SELF, iov, n, MADV_DONTNEED, 0) on the same %zu KiB ranges, dirtied "
+                   "untimed before each call; ABBA rounds, medians per call\n",
+                   backend, page / 1024);
+            if (madvisev_backend() != MADVISEV_BACKEND_PROCESS_MADVISE)
+                printf("# overhead: the library's backend is not process_madvise: the ratio "
+                       "includes the difference between the two system calls\n");
+            fflush(stdout);
+        }
+        for (size_t vlen :
+             why == nullptr && madvisev_backend() >= 0 ? overhead_vlens : std::vector<size_t>{}) {
+            Overhead r = run_overhead(vlen, o, page);
+            all_ok &= r.ok;
+            if (!r.ok)
+                continue;
+            printf(
+                "overhead vlen=%zu: library %.2f us, direct %.2f us, ratio %.3f (goal <= %.2f%s), "
+                "shootdowns/call %.2f vs %.2f (%zu ABBA rounds; per-round ratio, median: "
+                "%.3f)\n",
+                vlen, r.library_ns / 1000, r.direct_ns / 1000, r.ratio(), kOverheadGoal,
+                r.ratio() <= kOverheadGoal ? ", holds" : ", MISSED", r.library_shootdowns,
+                r.direct_shootdowns, r.rounds, r.paired_ratio);
+            fflush(stdout);
+            // Into the JSON: the automatic backend's row of this configuration,
+            // made from the library's side of the section if the table lacks it.
+            std::string json = overhead_json(r, backend);
+            auto row = std::find_if(records.begin(), records.end(), [&](const Record &rec) {
+                return strcmp(rec.backend, backend) == 0 && rec.vlen == vlen &&
+                       rec.range_bytes == page;
+            });
+            if (row == records.end()) {
+                Record rec{madvisev_backend_str(madvisev_backend()),
+                           vlen,
+                           page,
+                           2 * r.rounds,
+                           r.library_ns / static_cast<double>(vlen),
+                           r.library_shootdowns,
+                           true};
+                records.push_back(rec);
+                row = records.end() - 1;
+            }
+            row->overhead_json = json;
+        }
+    }
     stop = true;
     if (sibling.joinable())
         sibling.join();
@@ -338,6 +602,8 @@ int main(int argc, char **argv) {
                     ", \"traced_syscalls_per_call\": %.3f, \"traced_ipi_rounds_per_call\": %.3f, "
                     "\"traced_pages_zapped_per_call\": %.3f",
                     r.traced_syscalls_per_call, r.traced_ipi_per_call, r.traced_pages_per_call);
+            if (!r.overhead_json.empty())
+                fprintf(f, ", \"overhead\": %s", r.overhead_json.c_str());
             fprintf(f, "}%s\n", i + 1 < records.size() ? "," : "");
         }
         fprintf(f, "]\n");
