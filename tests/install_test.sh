@@ -1,20 +1,108 @@
 #!/usr/bin/env bash
-# install_test.sh BUILD_DIR: install the library into a scratch prefix and
-# build two consumers against it: a C program through pkg-config (shared
-# and static) and a C++ program through CMake's find_package(madvisev).
+# install_test.sh SRC [GENERATOR]: build the library afresh the way a
+# distribution package does (prefix /usr, the multiarch libdir), install it
+# into a staging tree with DESTDIR, check every installed file, and build
+# consumers against the staged tree as users do: a C11 program through
+# pkg-config (shared, the same with PKG_CONFIG_SYSROOT_DIR, and --static)
+# and a C++ program through CMake's find_package(madvisev) (shared and
+# static).  Then the tree is moved, and the consumers are built again from
+# the new place, as at the final location.  Each consumer zeroes pages.
 # Exit 0 pass, 1 fail.
 set -euo pipefail
-build=$1
-src=$(cd "$(dirname "$0")/.." && pwd)
+src=$(cd "$1" && pwd)
+gen=${2:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
+log_fail() { echo "FAIL: $1"; tail -n 40 "$2"; exit 1; }
 
-cmake --install "$build" --prefix "$tmp/prefix" > "$tmp/install.log" || fail "install: $(cat "$tmp/install.log")"
-for f in include/madvisev.h include/madvisev.hpp lib/libmadvisev.so lib/libmadvisev.a \
-         lib/pkgconfig/madvisev.pc lib/cmake/madvisev/madvisevConfig.cmake share/man/man3/madvisev.3; do
-    [ -e "$tmp/prefix/$f" ] || fail "not installed: $f"
+multiarch=$(cc -print-multiarch 2> /dev/null || true)
+libdir=lib/${multiarch:-x86_64-linux-gnu}
+stage=$tmp/stage
+build=$tmp/build
+
+# The library, its tools and install rules; none of the tests.
+echo "== configure and build (prefix /usr, libdir $libdir)"
+cmake -S "$src" -B "$build" ${gen:+-G "$gen"} -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_LIBDIR="$libdir" -DMADVISEV_BUILD_TESTS=OFF \
+    > "$tmp/configure.log" 2>&1 || log_fail "configure" "$tmp/configure.log"
+cmake --build "$build" -j 2 --target madvisev madvisev_static madvisev-info madvisev-bench \
+    > "$tmp/build.log" 2>&1 || log_fail "build" "$tmp/build.log"
+DESTDIR=$stage cmake --install "$build" > "$tmp/install.log" 2>&1 || log_fail "install" "$tmp/install.log"
+version=$(sed -n 's/^CMAKE_PROJECT_VERSION:[A-Z]*=//p' "$build/CMakeCache.txt")
+[ -n "$version" ] || fail "no project version in the cache"
+soversion=${version%%.*}
+
+# Every installed file, and nothing else.
+echo "== installed files"
+man=usr/share/man
+{
+    printf '%s\n' usr/bin/madvisev-bench usr/bin/madvisev-info \
+        usr/include/madvisev.h usr/include/madvisev.hpp \
+        "usr/$libdir/libmadvisev.a" "usr/$libdir/libmadvisev.so" \
+        "usr/$libdir/libmadvisev.so.$soversion" "usr/$libdir/libmadvisev.so.$version" \
+        "usr/$libdir/pkgconfig/madvisev.pc" \
+        "usr/$libdir/cmake/madvisev/madvisevConfig.cmake" \
+        "usr/$libdir/cmake/madvisev/madvisevConfigVersion.cmake" \
+        "usr/$libdir/cmake/madvisev/madvisevTargets.cmake" \
+        "usr/$libdir/cmake/madvisev/madvisevTargets-relwithdebinfo.cmake"
+    for page in "$src"/libmadvisev/man/*.[0-9]; do
+        p=$(basename "$page")
+        echo "$man/man${p##*.}/$p"
+    done
+} | sort > "$tmp/want"
+(cd "$stage" && find . \( -type f -o -type l \) | sed 's#^\./##' | sort) > "$tmp/have"
+if ! cmp -s "$tmp/want" "$tmp/have"; then
+    echo "missing:"; comm -23 "$tmp/want" "$tmp/have" | sed 's/^/  /'
+    echo "unexpected:"; comm -13 "$tmp/want" "$tmp/have" | sed 's/^/  /'
+    fail "the installed files are not the expected ones"
+fi
+sed 's/^/  /' "$tmp/have"
+
+L=$stage/usr/$libdir
+[ "$(readlink "$L/libmadvisev.so")" = "libmadvisev.so.$soversion" ] || fail "libmadvisev.so: not a link to .so.$soversion"
+[ "$(readlink "$L/libmadvisev.so.$soversion")" = "libmadvisev.so.$version" ] ||
+    fail "libmadvisev.so.$soversion: not a link to .so.$version"
+for f in madvisev.h madvisev.hpp; do
+    cmp -s "$stage/usr/include/$f" "$src/libmadvisev/include/$f" || fail "installed $f differs from the source"
 done
+for page in "$src"/libmadvisev/man/*.[0-9]; do
+    p=$(basename "$page")
+    cmp -s "$stage/$man/man${p##*.}/$p" "$page" || fail "installed $p differs from the source"
+done
+
+# The shared library: its exports, no liburing; nothing installed keeps a
+# run path into the build tree.
+# (A failure here is reported at the end, after the consumers.)
+exports_ok=1
+bash "$src/tests/package_test.sh" exports "$L/libmadvisev.so.$version" "$src/libmadvisev/src/libmadvisev.map" |
+    sed 's/^/  /' || exports_ok=0
+for f in "$L/libmadvisev.so.$version" "$stage"/usr/bin/*; do
+    ! readelf -d "$f" | grep -Eq '\((RPATH|RUNPATH)\)' || fail "$f keeps a run path: $(readelf -d "$f" | grep PATH)"
+done
+readelf -d "$stage/usr/bin/madvisev-info" | grep -q "(NEEDED).*\[libmadvisev\.so\.$soversion\]" ||
+    fail "madvisev-info does not use libmadvisev.so.$soversion"
+LD_LIBRARY_PATH=$L "$stage/usr/bin/madvisev-info" > "$tmp/info.out" 2>&1 ||
+    fail "installed madvisev-info: $(cat "$tmp/info.out")"
+grep -q 'page zeroed' "$tmp/info.out" || fail "installed madvisev-info: $(cat "$tmp/info.out")"
+"$stage/usr/bin/madvisev-bench" --help > /dev/null || fail "installed madvisev-bench --help"
+
+# Each installed page, by name through the staged manual as man finds it
+# (so each .so link resolves), renders without a warning; each libmadvisev
+# page a SEE ALSO names is installed.
+for page in "$stage/$man"/man*/*; do
+    p=$(basename "$page")
+    LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -M "$stage/$man" "${p##*.}" "${p%.*}" > "$tmp/page" 2> "$tmp/err" ||
+        fail "man ${p##*.} ${p%.*}: $(cat "$tmp/err")"
+    [ ! -s "$tmp/err" ] || fail "man ${p##*.} ${p%.*}: $(cat "$tmp/err")"
+    grep -q "${p%.*}" "$tmp/page" || fail "man ${p##*.} ${p%.*} does not name ${p%.*}"
+    sed -n '/^\.SH SEE ALSO/,/^\.SH/p' "$page" |
+        sed -n 's/^\.BR \(madvisev[a-z_-]*\) (\([0-9]\)).*/\1 \2/p' |
+        while read -r ref sec; do
+            [ -f "$stage/$man/man$sec/$ref.$sec" ] || fail "$p: SEE ALSO names $ref($sec), which is not installed"
+        done
+done
+echo "  man pages render, SEE ALSO resolves"
 
 cat > "$tmp/consumer.c" <<'C'
 #define _GNU_SOURCE /* MADV_*, MAP_ANONYMOUS */
@@ -24,37 +112,85 @@ cat > "$tmp/consumer.c" <<'C'
 #include <sys/mman.h>
 #include <unistd.h>
 
-int main(void)
+/* Dirty two pages, advise them away in one call, check that they read 0. */
+static int zeroes(int backend)
 {
 	long ps = sysconf(_SC_PAGESIZE);
 	char *p = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 0;
 	struct iovec iov[2] = { { p, ps }, { p + ps, ps } };
 	memset(p, 1, 2 * ps);
-	ssize_t n = madvisev(iov, 2, MADV_DONTNEED, 0);
-	printf("%s %zd %d\n", madvisev_backend_name(), n, p[0] + p[ps]);
-	return n == 2 * ps && p[0] == 0 && p[ps] == 0 ? 0 : 1;
+	ssize_t n = madvisev_via(backend, iov, 2, MADV_DONTNEED, 0);
+	int ok = n == 2 * ps && p[0] == 0 && p[ps] == 0;
+	munmap(p, 2 * ps);
+	return ok;
+}
+
+int main(void)
+{
+	printf("backend %s: ", madvisev_backend_name());
+	if (!zeroes(MADVISEV_BACKEND_AUTO)) {
+		printf("pages not zeroed\n");
+		return 1;
+	}
+	/* io_uring, which the library loads on demand, works wherever it
+	 * says it is available. */
+	const char *why = NULL;
+	int uring = madvisev_backend_probe(MADVISEV_BACKEND_IO_URING, &why);
+	printf("zeroed; io_uring %s (%s)\n", uring == 1 ? "available" : "unavailable", why);
+	return uring == 1 && !zeroes(MADVISEV_BACKEND_IO_URING) ? 1 : 0;
 }
 C
-export PKG_CONFIG_PATH=$tmp/prefix/lib/pkgconfig
-# shellcheck disable=SC2046
-cc -std=c11 -Wall -Wextra -Werror -o "$tmp/c-shared" "$tmp/consumer.c" $(pkg-config --cflags --libs madvisev) ||
-    fail "C consumer (shared) did not build"
-LD_LIBRARY_PATH=$tmp/prefix/lib "$tmp/c-shared" || fail "C consumer (shared) failed"
-# shellcheck disable=SC2046
-cc -std=c11 -Wall -Wextra -Werror -o "$tmp/c-static" "$tmp/consumer.c" \
-    $(pkg-config --cflags madvisev) "$tmp/prefix/lib/libmadvisev.a" \
-    $(pkg-config --static --libs madvisev | sed 's/-lmadvisev//') ||
-    fail "C consumer (static) did not build"
+pc_dir() { echo "$1/usr/$libdir/pkgconfig"; }
+PKG_CONFIG_PATH=$(pc_dir "$stage") pkg-config --validate madvisev || fail "pkg-config --validate madvisev"
+[ "$(PKG_CONFIG_PATH=$(pc_dir "$stage") pkg-config --modversion madvisev)" = "$version" ] ||
+    fail "madvisev.pc: not version $version"
+cflags=(-std=c11 -Wall -Wextra -Werror)
+
+# C: pkg-config, shared, straight from the staging tree and with the
+# staging tree as sysroot.
+c_shared() { # TREE NAME [ENV...]
+    local tree=$1 name=$2
+    shift 2
+    local flags
+    flags=$(env PKG_CONFIG_PATH="$(pc_dir "$tree")" "$@" pkg-config --cflags --libs madvisev) ||
+        fail "$name: pkg-config"
+    echo "  pkg-config --cflags --libs: $flags"
+    # shellcheck disable=SC2086
+    cc "${cflags[@]}" -o "$tmp/$name" "$tmp/consumer.c" $flags 2> "$tmp/cc.err" ||
+        fail "$name did not build: $(cat "$tmp/cc.err")"
+    readelf -d "$tmp/$name" | grep -q "(NEEDED).*\[libmadvisev\.so\.$soversion\]" ||
+        fail "$name does not use libmadvisev.so.$soversion"
+    LD_LIBRARY_PATH=$tree/usr/$libdir "$tmp/$name" || fail "$name failed"
+}
+echo "== C, pkg-config, shared"
+c_shared "$stage" c-shared
+echo "== C, pkg-config, shared, PKG_CONFIG_SYSROOT_DIR=\$DESTDIR"
+c_shared "$stage" c-shared-sysroot PKG_CONFIG_SYSROOT_DIR="$stage"
+
+echo "== C, pkg-config --static"
+flags=$(PKG_CONFIG_PATH=$(pc_dir "$stage") pkg-config --static --cflags --libs madvisev) || fail "pkg-config --static"
+echo "  pkg-config --static --cflags --libs: $flags"
+# shellcheck disable=SC2086
+cc "${cflags[@]}" -static -o "$tmp/c-static" "$tmp/consumer.c" $flags 2> "$tmp/cc.err" ||
+    fail "C consumer (static) did not build: $(cat "$tmp/cc.err")"
+# The only warning allowed: glibc's, about dlopen() (io_uring) in a static program.
+grep -v "Using 'dlopen' in statically linked" "$tmp/cc.err" | grep -i warning && fail "static link warned"
+readelf -d "$tmp/c-static" 2>&1 | grep -q 'no dynamic section' || fail "C consumer (static) is not static"
 "$tmp/c-static" || fail "C consumer (static) failed"
 
+# C++: CMake's find_package, the shared and the static library.
 mkdir -p "$tmp/cxx"
 cat > "$tmp/cxx/CMakeLists.txt" <<'CM'
 cmake_minimum_required(VERSION 3.25)
 project(consumer CXX)
 set(CMAKE_CXX_STANDARD 20)
-find_package(madvisev REQUIRED)
+find_package(madvisev 0.1 REQUIRED)
 add_executable(consumer main.cpp)
 target_link_libraries(consumer PRIVATE madvisev::madvisev)
+add_executable(consumer-static main.cpp)
+target_link_libraries(consumer-static PRIVATE madvisev::madvisev_static)
 CM
 cat > "$tmp/cxx/main.cpp" <<'CPP'
 #include <madvisev.hpp>
@@ -62,21 +198,47 @@ cat > "$tmp/cxx/main.cpp" <<'CPP'
 #include <unistd.h>
 #include <cstdio>
 #include <cstring>
+#include <span>
 
 int main() {
     const long ps = sysconf(_SC_PAGESIZE);
-    auto *p = static_cast<char *>(
-        mmap(nullptr, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    void *m = mmap(nullptr, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return 1;
+    auto *p = static_cast<char *>(m);
     std::memset(p, 1, 2 * ps);
-    madv::batch b;
-    b.add(p, ps);
-    b.add(p + ps, ps);
-    madv::flush_result r = b.flush();
-    std::printf("%s %zu\n", madv::backend_name(), r.bytes);
-    return r && p[0] == 0 && p[ps] == 0 ? 0 : 1;
+    const iovec ranges[] = {{p, size_t(ps)}, {p + ps, size_t(ps)}};
+    auto r = madv::advise(std::span<const iovec>(ranges), MADV_DONTNEED);
+    const bool ok = static_cast<bool>(r) && p[0] == 0 && p[ps] == 0;
+    std::printf("backend %s: %s\n", madvisev_backend_name(), ok ? "zeroed" : "pages not zeroed");
+    return ok ? 0 : 1;
 }
 CPP
-cmake -S "$tmp/cxx" -B "$tmp/cxx/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" > "$tmp/cxx.log" 2>&1 &&
-    cmake --build "$tmp/cxx/build" >> "$tmp/cxx.log" 2>&1 || fail "C++ consumer did not build: $(tail -20 "$tmp/cxx.log")"
-LD_LIBRARY_PATH=$tmp/prefix/lib "$tmp/cxx/build/consumer" || fail "C++ consumer failed"
-echo "PASS: installed library used from C (pkg-config, shared and static) and C++ (CMake)"
+cxx() { # TREE NAME
+    local tree=$1 b=$tmp/cxx/$2
+    if ! cmake -S "$tmp/cxx" -B "$b" ${gen:+-G "$gen"} -DCMAKE_PREFIX_PATH="$tree/usr" > "$tmp/cxx.log" 2>&1 ||
+        ! cmake --build "$b" >> "$tmp/cxx.log" 2>&1; then
+        log_fail "C++ consumer did not build" "$tmp/cxx.log"
+    fi
+    grep -q "madvisev_DIR:PATH=$tree/usr/$libdir/cmake/madvisev\$" "$b/CMakeCache.txt" ||
+        fail "find_package found $(grep madvisev_DIR "$b/CMakeCache.txt")"
+    readelf -d "$b/consumer" | grep -q "(NEEDED).*\[libmadvisev\.so\.$soversion\]" ||
+        fail "consumer does not use libmadvisev.so.$soversion"
+    ! readelf -d "$b/consumer-static" | grep -q "(NEEDED).*\[libmadvisev" ||
+        fail "consumer-static uses the shared library"
+    LD_LIBRARY_PATH=$tree/usr/$libdir "$b/consumer" || fail "C++ consumer (shared) failed"
+    "$b/consumer-static" || fail "C++ consumer (static) failed"
+}
+echo "== C++, find_package(madvisev)"
+cxx "$stage" staged
+
+# The same tree elsewhere: nothing in it may name where it was staged.
+echo "== moved"
+mv "$stage" "$tmp/moved"
+! grep -rlF "$stage" "$tmp/moved" || fail "files above name the staging directory"
+c_shared "$tmp/moved" c-moved
+cxx "$tmp/moved" moved
+
+[ "$exports_ok" = 1 ] || fail "the installed library's exports (see above)"
+echo "PASS: installed (prefix /usr, libdir $libdir) and used from C (pkg-config, shared and static)" \
+     "and C++ (CMake, shared and static), staged and moved"
