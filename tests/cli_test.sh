@@ -16,8 +16,8 @@ one_line() { [ "$(wc -l < "$1")" -eq 1 ] || fail "expected one line on stderr, g
 unavailable_backend() {
     env -u MADVISEV_BACKEND "$info" | awk '$2 == "unavailable" { print $1; exit }'
 }
-available_backend() {
-    env -u MADVISEV_BACKEND "$info" | awk '/^  / && $2 == "available" { print $1 }' | tail -n 1
+available_backends() {
+    env -u MADVISEV_BACKEND "$info" | awk '/^  / && $2 == "available" { print $1 }'
 }
 
 case $case_name in
@@ -63,10 +63,21 @@ forced_unavailable)
     grep -q '^selected: none' "$tmp/out" || fail "another backend was used silently"
     ;;
 forced_available)
-    b=$(available_backend)
-    MADVISEV_BACKEND=$b "$info" > "$tmp/out" 2> "$tmp/err" || fail "forced $b failed: $(cat "$tmp/err")"
-    grep -q "^selected: $b\$" "$tmp/out" || fail "selected is not $b"
-    [ ! -s "$tmp/err" ] || fail "stderr not empty: $(cat "$tmp/err")"
+    # Every backend this kernel has, forced in turn: madvisev-info must use
+    # that one (not detection's pick) and its probe call must go through it.
+    available_backends > "$tmp/avail"
+    [ -s "$tmp/avail" ] || fail "madvisev-info lists no available backend"
+    n=0
+    while read -r b; do
+        MADVISEV_BACKEND=$b "$info" > "$tmp/out" 2> "$tmp/err" || fail "forced $b failed: $(cat "$tmp/err")"
+        grep -q "^forced: *$b\$" "$tmp/out" || fail "forced $b: 'forced:' line is not $b: $(grep '^forced:' "$tmp/out")"
+        grep -q "^selected: *$b\$" "$tmp/out" || fail "forced $b: $(grep '^selected:' "$tmp/out")"
+        grep -q '^madvisev: .* bytes advised, page zeroed' "$tmp/out" || fail "forced $b: probe call failed"
+        [ ! -s "$tmp/err" ] || fail "forced $b: stderr not empty: $(cat "$tmp/err")"
+        echo "forced $b: selected $b"
+        n=$((n + 1))
+    done < "$tmp/avail"
+    [ "$n" -eq "$(wc -l < "$tmp/avail")" ] || fail "tested $n backends"
     ;;
 bench_help)
     "$bench" --help > "$tmp/out" || fail "--help exited $?"
