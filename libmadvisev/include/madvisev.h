@@ -14,7 +14,8 @@
  *                      never chosen automatically, it exists to be measured
  *   "sequential"       one madvise(2) per range
  *
- * The MADVISEV_BACKEND environment variable forces one of these names.
+ * The MADVISEV_BACKEND environment variable forces one of these names
+ * (ignored in set-user-ID programs); MADVISEV_DEBUG=1 prints the choice.
  */
 #ifndef MADVISEV_H
 #define MADVISEV_H
@@ -31,23 +32,27 @@ extern "C" {
 #define MADVISEV_VERSION_MAJOR 0
 #define MADVISEV_VERSION_MINOR 1
 
-/*
- * System call number of madvisev(2) in the kernel-patch/ series, the same
- * on x86_64 and on asm-generic architectures.  Far above the numbers
- * upstream hands out, so that it never collides with a future syscall.
- */
-#ifndef __NR_madvisev
-#define __NR_madvisev 1000
+/* Exported functions; the library is built with hidden visibility. */
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define MADVISEV_API __attribute__((visibility("default")))
+#else
+#define MADVISEV_API
 #endif
 
 /*
- * madvisev(2) flags.  MADVISEV_QUERY with iov == NULL, iovcnt == 0 and
- * advice == 0 touches no memory and returns MADVISEV_QUERY_MAGIC; this
- * positive answer is how the library tells the real madvisev(2) from
- * whatever else the number might mean on another kernel.
+ * madvisev(2) flags, as the patched kernel's <linux/mman.h> spells them
+ * (the same tokens, so including both is not a redefinition).
+ * MADVISEV_QUERY with iov == NULL, iovcnt == 0 and advice == 0 touches no
+ * memory and returns MADVISEV_QUERY_MAGIC.  The library finds the system
+ * call's number in /sys/kernel/mm/madvisev/syscall_nr and never calls a
+ * number the kernel has not said is madvisev(2).
  */
-#define MADVISEV_QUERY 0x80000000u
-#define MADVISEV_QUERY_MAGIC 0x4d414456L /* "MADV" */
+#ifndef MADVISEV_QUERY
+#define MADVISEV_QUERY		0x80000000U
+#endif
+#ifndef MADVISEV_QUERY_MAGIC
+#define MADVISEV_QUERY_MAGIC	0x4d414456	/* "MADV" */
+#endif
 
 /* Largest iovcnt a single madvisev(2) system call takes (UIO_MAXIOV). */
 #define MADVISEV_IOV_MAX 1024
@@ -76,36 +81,53 @@ enum madvisev_backend {
  *   EFAULT  @iov == NULL with @iovcnt > 0.
  * Then, per range: ENOMEM (not mapped) and every error madvise(2) gives.
  * Zero-length ranges are skipped unexamined.  Any @iovcnt is accepted.
- * ENOSYS: the backend forced by MADVISEV_BACKEND is not available.
+ * When the lengths sum past SSIZE_MAX the call stops before the range that
+ * would take it there and returns the sum so far (EOVERFLOW if that is
+ * none).  ENOSYS: the backend forced by MADVISEV_BACKEND is not available.
+ * A signal never cuts a call short: it returns once every request it made
+ * has finished.  With the automatic backend, a batching backend's ENOSYS,
+ * EPERM, EBADF, EMFILE or ENFILE is not returned: the call is redone with
+ * the next backend, down to one madvise(2) per range.
  */
-ssize_t madvisev(const struct iovec *iov, size_t iovcnt, int advice, unsigned int flags);
+MADVISEV_API ssize_t madvisev(const struct iovec *iov, size_t iovcnt, int advice,
+                              unsigned int flags);
 
 /* Name of the backend madvisev() uses: "syscall", "process_madvise",
  * "io_uring" or "sequential"; "none" if MADVISEV_BACKEND names an
  * unavailable or unknown backend. */
-const char *madvisev_backend_name(void);
+MADVISEV_API const char *madvisev_backend_name(void);
 
 /* The backend madvisev() uses (never MADVISEV_BACKEND_AUTO), or -1 as for
  * "none" above. */
-int madvisev_backend(void);
+MADVISEV_API int madvisev_backend(void);
 
 /* Like madvisev(), through one given backend (MADVISEV_BACKEND_AUTO is the
  * same as madvisev()).  ENOSYS if the kernel lacks it; no fallback. */
-ssize_t madvisev_via(int backend, const struct iovec *iov, size_t iovcnt, int advice,
-                     unsigned int flags);
+MADVISEV_API ssize_t madvisev_via(int backend, const struct iovec *iov, size_t iovcnt,
+                                  int advice, unsigned int flags);
 
 /*
- * Probe one backend (cached after the first call).  Returns 1 if available,
- * 0 if not, -1 with errno EINVAL for an unknown backend.  If @reason is not
+ * Probe one backend.  Returns 1 if available, 0 if not, -1 with errno
+ * EINVAL for an unknown backend.  A definite answer is cached for the life
+ * of the process; a probe that could not decide (no memory, no free
+ * descriptor) answers 0 and is tried again next time.  If @reason is not
  * NULL it receives a static one-line explanation.
  */
-int madvisev_backend_probe(int backend, const char **reason);
+MADVISEV_API int madvisev_backend_probe(int backend, const char **reason);
+
+/*
+ * Never use @backend in this process from now on: madvisev() picks another,
+ * madvisev_via() on it fails ENOSYS.  For sandboxes: a seccomp policy that
+ * kills on system calls it does not know disables MADVISEV_BACKEND_SYSCALL
+ * before the first call.  Returns 0, or -1 with errno EINVAL.
+ */
+MADVISEV_API int madvisev_backend_disable(int backend);
 
 /* Name of a backend value, or NULL if unknown. */
-const char *madvisev_backend_str(int backend);
+MADVISEV_API const char *madvisev_backend_str(int backend);
 
 /* Backend value for a name, or -1 if unknown. */
-int madvisev_backend_from_str(const char *name);
+MADVISEV_API int madvisev_backend_from_str(const char *name);
 
 #ifdef __cplusplus
 }

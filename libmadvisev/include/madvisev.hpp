@@ -7,10 +7,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <functional>
 #include <span>
 #include <system_error>
@@ -21,44 +20,58 @@
 
 namespace madv {
 
-// The outcome of one flush.
-struct flush_result {
+// The outcome of one flush (or of an add() that had to flush or refuse).
+struct [[nodiscard]] flush_result {
     std::size_t bytes = 0;  // bytes advised
     std::size_t ranges = 0; // ranges advised, counted from the front
     int error = 0;          // errno of the first range not advised; 0 if none
     explicit operator bool() const noexcept { return error == 0; }
 };
 
-// Advise a whole span of ranges.
-inline flush_result advise(std::span<const iovec> ranges, int advice) {
+// Advise a whole span of ranges.  A short count (the library stops before a
+// range that would take the byte sum past SSIZE_MAX) is followed by another
+// call for the rest, so error is 0 exactly when every range was advised,
+// and otherwise the errno of the first range that was not.
+[[nodiscard]] inline flush_result advise(std::span<const iovec> ranges, int advice) {
     flush_result res;
-    if (ranges.empty())
-        return res;
-    ssize_t r = ::madvisev(ranges.data(), ranges.size(), advice, 0);
-    if (r < 0) {
-        res.error = errno;
-        return res;
+    while (res.ranges < ranges.size()) {
+        std::span<const iovec> rest = ranges.subspan(res.ranges);
+        ssize_t r = ::madvisev(rest.data(), rest.size(), advice, 0);
+        if (r < 0) {
+            res.error = errno;
+            return res;
+        }
+        std::size_t left = static_cast<std::size_t>(r);
+        std::size_t before = res.ranges;
+        while (res.ranges < ranges.size() && left >= ranges[res.ranges].iov_len) {
+            left -= ranges[res.ranges].iov_len;
+            res.bytes += ranges[res.ranges].iov_len;
+            res.ranges++;
+        }
+        if (res.ranges == before) { // cannot happen: madvisev() counts whole ranges
+            res.error = EIO;
+            return res;
+        }
     }
-    res.bytes = static_cast<std::size_t>(r);
-    std::size_t left = res.bytes;
-    while (res.ranges < ranges.size() && left >= ranges[res.ranges].iov_len) {
-        left -= ranges[res.ranges].iov_len;
-        res.ranges++;
-    }
-    // Empty ranges at the tail count as advised.
-    if (res.ranges < ranges.size())
-        res.error = EAGAIN; // refined by the caller's retry, see batch::flush
     return res;
 }
 
 // Collects ranges and advises them in one call when full, on flush(), or
 // when destroyed.  Not thread-safe: use one batch per thread.
 //
-// A range that could not be advised stays in the batch after flush()
-// returns an error, so the caller can decide what to do with it (retry,
-// quarantine, or clear()).  A batch destroyed with ranges it cannot advise
-// calls its error handler; the default one prints a line and aborts, since
-// dropping a reset silently could hand stale data to the memory's next user.
+// add() checks each range as madvisev() would (a page-aligned start, a
+// length that neither wraps the address space nor exceeds SSIZE_MAX) and
+// refuses a bad one with EINVAL, so one bad range can never stop the rest
+// of a batch.  The batch never holds more than its capacity: when it is
+// full and a flush fails, add() refuses the new range (ENOBUFS) and keeps
+// what it holds.  A range that could not be advised stays in the batch
+// after flush() returns an error, so the caller can decide what to do with
+// it (retry, quarantine, or clear()).
+//
+// The destructor flushes what is left.  Ranges it cannot advise go to the
+// error handler if one is set; without one they are dropped, unadvised: a
+// caller for whom that matters (memory about to be handed to someone else)
+// calls flush() itself and checks the result.
 class batch {
   public:
     using error_handler = std::function<void(std::span<const iovec> unadvised, int error)>;
@@ -76,44 +89,46 @@ class batch {
         if (ranges_.empty())
             return;
         flush_result r = flush();
-        if (!r) {
-            if (on_error_) {
-                on_error_(ranges_, r.error);
-            } else {
-                std::fprintf(stderr,
-                             "libmadvisev: batch destroyed with %zu range(s) not advised: %s\n",
-                             ranges_.size(), std::generic_category().message(r.error).c_str());
-                std::abort();
-            }
-        }
+        if (!r && on_error_)
+            on_error_(ranges_, r.error);
     }
 
     void on_error(error_handler h) { on_error_ = std::move(h); }
 
-    // Queue one range; flushes first if the batch is full.  Throws
-    // std::system_error(EINVAL) for an address that is not page-aligned,
-    // and whatever a flush throws (nothing: errors are kept, see above).
-    flush_result add(void *addr, std::size_t len) {
-        if (reinterpret_cast<std::uintptr_t>(addr) % page_size() != 0)
-            throw std::system_error(EINVAL, std::generic_category(),
-                                    "madv::batch::add: address not page-aligned");
+    // Queue one range.  When the batch is full it is flushed first; the
+    // result is that flush's, or EINVAL for a bad range, or ENOBUFS when
+    // the batch is full and could not be flushed (the range is not queued).
+    // Empty ranges are accepted and not queued.
+    [[nodiscard]] flush_result add(void *addr, std::size_t len) noexcept {
         flush_result r;
-        if (ranges_.size() >= capacity_)
+        const auto start = reinterpret_cast<std::uintptr_t>(addr);
+        const std::uintptr_t ps = page_size();
+        if (len == 0)
+            return r;
+        if (start % ps != 0 || len > static_cast<std::size_t>(SSIZE_MAX) ||
+            len > UINTPTR_MAX - start || ((start + len + ps - 1) & ~(ps - 1)) == 0) {
+            r.error = EINVAL;
+            return r;
+        }
+        if (ranges_.size() >= capacity_) {
             r = flush();
-        if (len != 0)
-            ranges_.push_back({addr, len});
+            if (ranges_.size() >= capacity_) {
+                if (r.error == 0)
+                    r.error = ENOBUFS;
+                return r;
+            }
+        }
+        ranges_.push_back({addr, len});
         return r;
     }
-    flush_result add(std::span<std::byte> range) { return add(range.data(), range.size()); }
+    [[nodiscard]] flush_result add(std::span<std::byte> range) noexcept {
+        return add(range.data(), range.size());
+    }
 
-    // Advise every queued range in one madvisev() call.
-    flush_result flush() {
+    // Advise every queued range.  The ranges advised leave the batch; the
+    // first that failed, and those after it, stay.
+    [[nodiscard]] flush_result flush() noexcept {
         flush_result r = advise(ranges_, advice_);
-        if (r.error == EAGAIN && r.ranges < ranges_.size()) {
-            // A short count: learn the real error from the range that stopped.
-            iovec v = ranges_[r.ranges];
-            r.error = ::madvisev(&v, 1, advice_, 0) < 0 ? errno : EAGAIN;
-        }
         ranges_.erase(ranges_.begin(), ranges_.begin() + static_cast<std::ptrdiff_t>(r.ranges));
         return r;
     }
@@ -121,11 +136,12 @@ class batch {
     void clear() noexcept { ranges_.clear(); }
     std::span<const iovec> pending() const noexcept { return ranges_; }
     std::size_t size() const noexcept { return ranges_.size(); }
+    std::size_t capacity() const noexcept { return capacity_; }
     bool empty() const noexcept { return ranges_.empty(); }
     int advice() const noexcept { return advice_; }
 
   private:
-    static std::size_t page_size() {
+    static std::size_t page_size() noexcept {
         static const std::size_t ps = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
         return ps;
     }

@@ -2,17 +2,116 @@
 // One io_uring submission of linked IORING_OP_MADVISE requests.  Each
 // request is still its own madvise() in an io-wq worker, with its own TLB
 // flush: this backend exists to be measured, never picked automatically.
-#include <liburing.h>
+//
+// liburing is loaded with dlopen() at first use, so the shared library does
+// not need it at run time; static builds (MADVISEV_URING_LINKED) call it
+// directly.  Only liburing's inline helpers and the functions in UringApi
+// are used.
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
 #include "internal.h"
 
+#ifndef MADVISEV_NO_IO_URING
+#include <liburing.h>
+#ifndef MADVISEV_URING_LINKED
+#include <dlfcn.h>
+#endif
+#include <mutex>
+#include <type_traits>
+#endif
+
 namespace madvisev_internal {
 namespace {
+
+#ifdef MADVISEV_NO_IO_URING
+
+ssize_t uring_chunk(const iovec *, size_t, int) {
+    errno = ENOSYS;
+    return -1;
+}
+
+Answer uring_probe(const char **reason) {
+    *reason = "built without liburing";
+    return Answer::no;
+}
+
+#else
+
+struct UringApi {
+    int (*queue_init)(unsigned, io_uring *, unsigned);
+    void (*queue_exit)(io_uring *);
+    int (*submit)(io_uring *);
+    int (*get_cqe)(io_uring *, io_uring_cqe **, unsigned, unsigned, sigset_t *);
+    io_uring_probe *(*get_probe_ring)(io_uring *);
+    void (*free_probe)(io_uring_probe *);
+};
+
+UringApi g_api{};
+std::atomic<bool> g_api_ok{false};
+bool g_api_failed = false; // definitely: not there, or not usable
+const char *g_api_why = "liburing not loaded";
+std::mutex g_api_lock;
+
+void load_api() {
+#ifdef MADVISEV_URING_LINKED
+    g_api = {io_uring_queue_init, io_uring_queue_exit,     io_uring_submit,
+             __io_uring_get_cqe,  io_uring_get_probe_ring, io_uring_free_probe};
+    g_api_ok.store(true, std::memory_order_release);
+#else
+    // dlopen() needs a descriptor; with none free its failure says nothing
+    // about liburing, so it is tried again later.
+    int probe_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (probe_fd < 0) {
+        g_api_why = "no free descriptor to load liburing.so.2; asked again at the next call";
+        return;
+    }
+    close(probe_fd);
+    void *h = dlopen("liburing.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (h == nullptr) {
+        g_api_why = "liburing.so.2 cannot be loaded (package liburing2)";
+        g_api_failed = true;
+        return;
+    }
+    bool ok = true;
+    auto sym = [&](auto &fn, const char *name) {
+        void *p = dlsym(h, name);
+        ok = ok && p != nullptr;
+        fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(p);
+    };
+    sym(g_api.queue_init, "io_uring_queue_init");
+    sym(g_api.queue_exit, "io_uring_queue_exit");
+    sym(g_api.submit, "io_uring_submit");
+    sym(g_api.get_cqe, "__io_uring_get_cqe");
+    sym(g_api.get_probe_ring, "io_uring_get_probe_ring");
+    sym(g_api.free_probe, "io_uring_free_probe");
+    if (!ok) {
+        g_api_why = "liburing.so.2 lacks a function the backend needs";
+        g_api_failed = true;
+        return; // the handle stays open: nothing is unloaded behind a caller
+    }
+    g_api_ok.store(true, std::memory_order_release);
+#endif
+}
+
+// liburing's functions are loaded: true; else false with errno ENOSYS when
+// they never will be, EMFILE when they could not be yet.
+bool api() {
+    if (g_api_ok.load(std::memory_order_acquire))
+        return true;
+    std::lock_guard<std::mutex> guard(g_api_lock);
+    if (!g_api_ok.load(std::memory_order_relaxed) && !g_api_failed)
+        load_api();
+    if (g_api_ok.load(std::memory_order_relaxed))
+        return true;
+    errno = g_api_failed ? ENOSYS : EMFILE;
+    return false;
+}
 
 constexpr unsigned kRingEntries = 128;
 
@@ -33,17 +132,19 @@ struct ThreadRing {
         if (per_thread)
             t_ring_gone = true;
     }
+    // Only ever called with no request in flight.
     void reset() {
         if (owner != 0)
-            io_uring_queue_exit(&ring);
+            g_api.queue_exit(&ring);
         owner = 0;
     }
     io_uring *get() {
         pid_t me = getpid();
         if (owner == me)
             return &ring;
-        reset();
-        int r = io_uring_queue_init(kRingEntries, &ring, 0);
+        if (owner != 0) // inherited across fork(): the parent's, not ours
+            reset();
+        int r = g_api.queue_init(kRingEntries, &ring, 0);
         if (r < 0) {
             errno = -r;
             return nullptr;
@@ -55,7 +156,20 @@ struct ThreadRing {
 
 thread_local ThreadRing t_ring;
 
+// Waits for one completion.  A signal does not end the wait: the caller
+// returns only when every request it submitted has completed, or data the
+// application writes after the return could still be zapped.
+int wait_one(io_uring *ring, io_uring_cqe **cqe) {
+    for (;;) {
+        int r = g_api.get_cqe(ring, cqe, 0, 1, nullptr);
+        if (r != -EINTR && r != -EAGAIN)
+            return r;
+    }
+}
+
 ssize_t uring_chunk(const iovec *iov, size_t n, int advice) {
+    if (!api())
+        return -1;
     ThreadRing once; // only set up when this thread's ring is gone
     once.per_thread = false;
     ThreadRing &tr = t_ring_gone ? once : t_ring;
@@ -73,21 +187,24 @@ ssize_t uring_chunk(const iovec *iov, size_t n, int advice) {
             sqe->flags |= IOSQE_IO_LINK;
         sqe->user_data = i;
     }
-    int submitted = io_uring_submit_and_wait(ring, static_cast<unsigned>(n));
+    syscalls_made++;
+    int submitted;
+    do
+        submitted = g_api.submit(ring);
+    while (submitted == -EINTR);
     if (submitted < 0) {
-        tr.reset(); // unsubmitted SQEs must not leak into the next call
+        tr.reset(); // nothing in flight; unsubmitted SQEs must not linger
         errno = -submitted;
         return -1;
     }
     size_t first_bad = n;
-    int bad_err = 0;
+    int bad_err = 0, wait_err = 0;
     for (int k = 0; k < submitted; k++) {
         io_uring_cqe *cqe = nullptr;
-        int r = io_uring_wait_cqe(ring, &cqe);
+        int r = wait_one(ring, &cqe);
         if (r < 0) {
-            tr.reset();
-            errno = -r;
-            return -1;
+            wait_err = -r; // cannot happen with a ring of our own; reported
+            break;
         }
         size_t idx = static_cast<size_t>(cqe->user_data);
         if (cqe->res < 0 && idx < first_bad) {
@@ -96,8 +213,13 @@ ssize_t uring_chunk(const iovec *iov, size_t n, int advice) {
         }
         io_uring_cqe_seen(ring, cqe);
     }
-    if (static_cast<size_t>(submitted) < n) {
+    if (wait_err) {
         tr.reset();
+        errno = wait_err;
+        return -1;
+    }
+    if (static_cast<size_t>(submitted) < n) {
+        tr.reset(); // every submitted request has completed
         if (static_cast<size_t>(submitted) < first_bad) {
             first_bad = static_cast<size_t>(submitted);
             bad_err = EAGAIN;
@@ -113,40 +235,47 @@ ssize_t uring_chunk(const iovec *iov, size_t n, int advice) {
     return static_cast<ssize_t>(done);
 }
 
-int uring_advise_page(void *p, size_t len) {
-    iovec v{p, len};
-    ssize_t r = uring_chunk(&v, 1, MADV_DONTNEED);
-    if (r < 0)
-        return errno;
-    return static_cast<size_t>(r) == len ? 0 : EIO;
-}
-
-int uring_probe(const char **reason) {
-    io_uring_probe *probe = io_uring_get_probe();
-    if (probe == nullptr) {
-        *reason = "io_uring is not available (kernel, sysctl or seccomp)";
-        return 0;
+Answer uring_probe(const char **reason) {
+    if (!api()) {
+        *reason = g_api_why;
+        return errno == ENOSYS ? Answer::no : Answer::undecided;
     }
-    bool has_op = io_uring_opcode_supported(probe, IORING_OP_MADVISE);
-    io_uring_free_probe(probe);
+    io_uring ring{};
+    int r = g_api.queue_init(2, &ring, 0);
+    if (r == -EMFILE || r == -ENFILE || r == -ENOMEM) {
+        *reason = "could not set up an io_uring (no free descriptor or memory); asked again "
+                  "at the next call";
+        return Answer::undecided;
+    }
+    if (r < 0) {
+        *reason = "io_uring is not available (kernel, sysctl or seccomp)";
+        return Answer::no;
+    }
+    io_uring_probe *probe = g_api.get_probe_ring(&ring);
+    bool has_op = probe != nullptr && io_uring_opcode_supported(probe, IORING_OP_MADVISE);
+    if (probe)
+        g_api.free_probe(probe);
+    g_api.queue_exit(&ring);
+    if (probe == nullptr) {
+        *reason = "could not ask io_uring which operations it has; asked again at the next call";
+        return Answer::undecided;
+    }
     if (!has_op) {
         *reason = "io_uring lacks IORING_OP_MADVISE";
-        return 0;
-    }
-    if (probe_dontneed_page(uring_advise_page) != 0) {
-        *reason = "IORING_OP_MADVISE did not zero a probe page";
-        return 0;
+        return Answer::no;
     }
     *reason = "io_uring IORING_OP_MADVISE: one submission, one TLB flush per range";
-    return 1;
+    return Answer::yes;
 }
+
+#endif
 
 } // namespace
 
 const Backend &backend_io_uring() {
-    // sqe->len is 32 bits wide; a chunk is what the ring holds.
-    static const Backend b{
-        "io_uring", uring_chunk, uring_probe, {kRingEntries, size_t{1} << 31, 0, true}};
+    // sqe->len is 32 bits wide: a longer range goes to madvise(2) whole.
+    // A chunk is what the ring holds.
+    static const Backend b{"io_uring", uring_chunk, uring_probe, {128, size_t{1} << 31, 0, true}};
     return b;
 }
 

@@ -9,9 +9,7 @@
 
 #include <atomic>
 #include <cerrno>
-#include <cstdint>
 #include <cstdio>
-#include <mutex>
 
 #include "internal.h"
 
@@ -20,59 +18,37 @@ namespace {
 
 constexpr int kPidfdSelf = -10000; // PIDFD_SELF (Linux 6.15)
 
-// Before 6.15 the backend keeps a pidfd of its own process.  A forked child
-// inherits that descriptor, which still names the parent: the (pid, fd) pair
-// is checked on every call so that a child never advises its parent.
-std::atomic<bool> g_use_pidfd{false};
-std::atomic<uint64_t> g_pidfd{0}; // pid << 32 | fd, 0 = none
-std::mutex g_pidfd_lock;
+// Before 6.15 the backend opens a pidfd of the process for each call and
+// closes it after: a descriptor kept between calls could be closed or
+// reused by the application, and after fork() it names the parent.
+std::atomic<bool> g_pidfd_per_call{false};
 
-long sys_process_madvise(int pidfd, const iovec *iov, size_t n, int advice) {
+long pm_call(int pidfd, const iovec *iov, size_t n, int advice) {
+    syscalls_made++;
     return syscall(SYS_process_madvise, pidfd, iov, n, advice, 0u);
 }
 
-int own_pidfd() {
-    pid_t me = getpid();
-    uint64_t v = g_pidfd.load(std::memory_order_acquire);
-    if (v != 0 && static_cast<pid_t>(v >> 32) == me)
-        return static_cast<int>(v & 0xffffffffu);
-    std::lock_guard<std::mutex> guard(g_pidfd_lock);
-    v = g_pidfd.load(std::memory_order_relaxed);
-    if (v != 0 && static_cast<pid_t>(v >> 32) == me)
-        return static_cast<int>(v & 0xffffffffu);
-    if (v != 0)
-        close(static_cast<int>(v & 0xffffffffu)); // inherited: names the parent
-    // pidfds are always close-on-exec.
-    int fd = static_cast<int>(syscall(SYS_pidfd_open, me, 0));
-    if (fd < 0) {
-        g_pidfd.store(0, std::memory_order_release);
+long pm_self(const iovec *iov, size_t n, int advice) {
+    if (!g_pidfd_per_call.load(std::memory_order_relaxed))
+        return pm_call(kPidfdSelf, iov, n, advice);
+    int fd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0)); // close-on-exec
+    if (fd < 0)
         return -1;
-    }
-    g_pidfd.store(static_cast<uint64_t>(me) << 32 | static_cast<uint32_t>(fd),
-                  std::memory_order_release);
-    return fd;
-}
-
-int self_target() {
-    return g_use_pidfd.load(std::memory_order_relaxed) ? own_pidfd() : kPidfdSelf;
+    long r = pm_call(fd, iov, n, advice);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return r;
 }
 
 ssize_t pm_chunk(const iovec *iov, size_t n, int advice) {
-    int target = self_target();
-    if (target == -1)
-        return -1;
-    return sys_process_madvise(target, iov, n, advice);
-}
-
-int pm_advise_page(void *p, size_t len) {
-    iovec v{p, len};
-    int target = self_target();
-    if (target == -1)
-        return errno;
-    long r = sys_process_madvise(target, &v, 1, MADV_DONTNEED);
-    if (r < 0)
-        return errno;
-    return static_cast<size_t>(r) == len ? 0 : EIO;
+    long r = pm_self(iov, n, advice);
+    // import_iovec() refuses the whole vector when one range lies outside
+    // the user address space, where madvise(2) advises the ranges before
+    // it and fails that one with ENOMEM: do the same, range by range.
+    if (r < 0 && errno == EFAULT)
+        return backend_sequential().chunk(iov, n, advice);
+    return r;
 }
 
 bool kernel_at_least(int major, int minor) {
@@ -83,50 +59,60 @@ bool kernel_at_least(int major, int minor) {
     return ma > major || (ma == major && mi >= minor);
 }
 
-int pm_probe(const char **reason) {
-    int err = probe_dontneed_page(pm_advise_page);
-    if (err == EBADF && !g_use_pidfd.load(std::memory_order_relaxed)) {
-        // No PIDFD_SELF before 6.15: fall back to a pidfd of the process.
-        g_use_pidfd.store(true, std::memory_order_relaxed);
-        err = probe_dontneed_page(pm_advise_page);
+Answer pm_probe(const char **reason) {
+    // One empty range: the kernel checks the advice and the target, and
+    // advises nothing, so the probe needs no memory.
+    iovec empty{nullptr, 0};
+    long r = pm_self(&empty, 1, MADV_DONTNEED);
+    if (r < 0 && errno == EBADF && !g_pidfd_per_call.load(std::memory_order_relaxed)) {
+        // No PIDFD_SELF before 6.15: a pidfd of the process per call.
+        g_pidfd_per_call.store(true, std::memory_order_relaxed);
+        r = pm_self(&empty, 1, MADV_DONTNEED);
     }
-    bool pidfd = g_use_pidfd.load(std::memory_order_relaxed);
-    switch (err) {
-    case 0:
+    bool pidfd = g_pidfd_per_call.load(std::memory_order_relaxed);
+    if (r == 0) {
         if (kernel_at_least(6, 16))
-            *reason = pidfd
-                          ? "process_madvise(2) on a pidfd of the process: one TLB flush per vector"
-                          : "process_madvise(PIDFD_SELF): one TLB flush per vector";
+            *reason = pidfd ? "process_madvise(2) on a pidfd per call: one TLB flush per vector"
+                            : "process_madvise(PIDFD_SELF): one TLB flush per vector";
         else
-            *reason = pidfd ? "process_madvise(2) on a pidfd of the process: one TLB flush per "
-                              "range (Linux < 6.16)"
+            *reason = pidfd ? "process_madvise(2) on a pidfd per call: one TLB flush per range "
+                              "(Linux < 6.16)"
                             : "process_madvise(PIDFD_SELF): one TLB flush per range (Linux < 6.16)";
-        return 1;
+        return Answer::yes;
+    }
+    switch (errno) {
     case ENOSYS:
         *reason = "this kernel has no process_madvise(2) (Linux < 5.10)";
-        return 0;
+        return Answer::no;
     case EINVAL:
         *reason = "process_madvise(2) refuses MADV_DONTNEED on the caller itself (Linux < 6.13)";
-        return 0;
+        return Answer::no;
     case EPERM:
         *reason = "process_madvise(2) is refused (seccomp or capabilities)";
-        return 0;
+        return Answer::no;
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+        *reason = "could not open a pidfd of the process (no free descriptor or memory); asked "
+                  "again at the next call";
+        return Answer::undecided;
     default:
-        *reason = "process_madvise(MADV_DONTNEED) did not zero a probe page";
-        return 0;
+        *reason = "process_madvise(2) gave an unexpected answer to an empty vector";
+        return Answer::undecided;
     }
 }
 
 } // namespace
 
 void process_madvise_force_pidfd(bool on) {
-    g_use_pidfd.store(on, std::memory_order_relaxed);
+    g_pidfd_per_call.store(on, std::memory_order_relaxed);
 }
 
 const Backend &backend_process_madvise() {
-    // import_iovec() caps a vector at MAX_RW_COUNT bytes (silently
-    // truncating the rest), so ranges and chunks stay at 1 GiB, and an
-    // empty range would still have its start checked for alignment.
+    // import_iovec() caps a vector at MAX_RW_COUNT bytes and silently drops
+    // the rest, so a call carries at most 1 GiB; a longer range goes to
+    // madvise(2) whole (one call, one flush, whatever its size), so no range
+    // is ever cut.  An empty range would still have its start checked.
     static const Backend b{
         "process_madvise", pm_chunk, pm_probe, {1024, size_t{1} << 30, size_t{1} << 30, true}};
     return b;

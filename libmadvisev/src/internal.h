@@ -10,16 +10,19 @@
 namespace madvisev_internal {
 
 // A backend advises a chunk the dispatcher has already validated and shaped
-// to the backend's limits (see Limits).  Same return convention as
-// madvisev(): bytes advised, or -1 with errno when nothing was.
+// to the backend's limits (see Limits): bytes advised, counted in whole
+// ranges from the first, or -1 with errno when nothing was.
 using ChunkFn = ssize_t (*)(const iovec *iov, size_t n, int advice);
-// Positive probe: 1 available, 0 not; *reason explains either way.
-using ProbeFn = int (*)(const char **reason);
+
+// A probe's answer.  Only yes and no are cached: undecided (no memory, no
+// free descriptor) is asked again at the next call.
+enum class Answer { no, yes, undecided };
+using ProbeFn = Answer (*)(const char **reason);
 
 struct Limits {
     size_t max_iov;   // ranges per call
-    size_t max_seg;   // bytes per range (page multiple), 0 = unlimited
-    size_t max_total; // bytes per call, 0 = unlimited
+    size_t max_range; // a longer range goes to madvise(2) whole; 0 = no limit
+    size_t max_call;  // bytes per call, 0 = unlimited
     bool drop_empty;  // zero-length ranges must not reach the kernel
 };
 
@@ -35,13 +38,12 @@ const Backend &backend_process_madvise();
 const Backend &backend_io_uring();
 const Backend &backend_sequential();
 
-// Maps one anonymous page, dirties it, lets @advise reset it and checks that
-// it reads zero again.  Returns 0 on success, else the errno @advise gave
-// (or EIO if the page kept its data).  Backends use it as a positive probe.
-int probe_dontneed_page(int (*advise)(void *page, size_t len));
+// System calls this thread has made to advise memory (tests count them).
+// Trivially destructible: usable from thread-exit destructors.
+extern thread_local unsigned long syscalls_made;
 
-// Test hook: make the process_madvise backend use a pidfd of the process
-// instead of PIDFD_SELF, as on Linux 6.13 and 6.14.
+// Test seam: make the process_madvise backend open a pidfd per call, as
+// on Linux 6.13 and 6.14, which have no PIDFD_SELF.
 void process_madvise_force_pidfd(bool on);
 
 } // namespace madvisev_internal

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// Argument checks, backend selection and chunking.  The checks run before
+// Argument checks, backend selection, chunking and fallback.  The checks run before
 // any range is touched, so a bad vector is refused as a whole and every
 // backend gives the same answer for the same input.
 #include "madvisev.h"
@@ -39,71 +39,136 @@ const Backend *backend_ops(int b) {
     }
 }
 
-// Probes run once per backend and are cached for the life of the process.
+// The order automatic selection tries backends in.  io_uring is never
+// picked: it still flushes once per range.
+constexpr int kAutoOrder[] = {MADVISEV_BACKEND_SYSCALL, MADVISEV_BACKEND_PROCESS_MADVISE,
+                              MADVISEV_BACKEND_SEQUENTIAL};
+
+// Per backend: the probe's definite answer once there is one (a probe that
+// could not decide is asked again next time), and whether the application
+// disabled it.
+enum : int { kUnknown = 0, kYes = 1, kNo = 2 };
 struct ProbeCache {
-    std::once_flag once;
-    int available = 0;
-    const char *reason = nullptr;
+    std::atomic<int> state{kUnknown};
+    std::atomic<const char *> reason{nullptr};
+    std::atomic<bool> disabled{false};
+    std::mutex lock; // one probe at a time per backend
 };
 ProbeCache g_probe[MADVISEV_BACKEND_MAX + 1];
 
-int probe_cached(int b, const char **reason) {
+// Runs the probe now, whatever is cached, and caches a definite answer.
+Answer probe_fresh(int b) {
     ProbeCache &c = g_probe[b];
-    std::call_once(c.once, [&] {
-        const char *r = "unknown";
-        c.available = backend_ops(b)->probe(&r);
-        c.reason = r;
-    });
+    std::lock_guard<std::mutex> guard(c.lock);
+    const char *r = "unknown";
+    Answer a = backend_ops(b)->probe(&r);
+    c.reason.store(r, std::memory_order_relaxed);
+    if (a != Answer::undecided)
+        c.state.store(a == Answer::yes ? kYes : kNo, std::memory_order_release);
+    return a;
+}
+
+Answer probe(int b, const char **reason = nullptr) {
+    ProbeCache &c = g_probe[b];
+    Answer a;
+    if (c.disabled.load(std::memory_order_relaxed)) {
+        if (reason)
+            *reason = "disabled by madvisev_backend_disable()";
+        return Answer::no;
+    }
+    int st = c.state.load(std::memory_order_acquire);
+    if (st == kUnknown) {
+        std::unique_lock<std::mutex> guard(c.lock);
+        st = c.state.load(std::memory_order_acquire);
+        guard.unlock();
+        a = st == kUnknown ? probe_fresh(b) : st == kYes ? Answer::yes : Answer::no;
+    } else {
+        a = st == kYes ? Answer::yes : Answer::no;
+    }
     if (reason)
-        *reason = c.reason;
-    return c.available;
+        *reason = c.reason.load(std::memory_order_relaxed);
+    return a;
 }
 
-// The backend madvisev() uses: chosen once, from MADVISEV_BACKEND or by
-// probing the best first.  -1 with an errno when the forced one is unusable.
-struct Selection {
-    std::once_flag once;
-    int backend = -1;
-    int err = 0;
-} g_sel;
-
-void select_backend() {
-    const char *env = getenv("MADVISEV_BACKEND");
-    if (env != nullptr && *env != '\0' && strcmp(env, "auto") != 0) {
+// MADVISEV_BACKEND, read once: -1 when unset or "auto", -2 when unknown.
+int forced_backend() {
+    static const int forced = [] {
+        const char *env = secure_getenv("MADVISEV_BACKEND");
+        if (env == nullptr || *env == '\0' || strcmp(env, "auto") == 0)
+            return -1;
         int b = madvisev_backend_from_str(env);
-        if (b < 0) {
-            fprintf(stderr,
-                    "libmadvisev: MADVISEV_BACKEND=%s: unknown backend "
-                    "(use syscall, process_madvise, io_uring, sequential or auto)\n",
-                    env);
-            g_sel.err = EINVAL;
-            return;
-        }
-        const char *why = nullptr;
-        if (!probe_cached(b, &why)) {
-            fprintf(stderr, "libmadvisev: MADVISEV_BACKEND=%s: backend not available: %s\n", env,
-                    why);
-            g_sel.err = ENOSYS;
-            return;
-        }
-        g_sel.backend = b;
-        return;
-    }
-    // io_uring is never picked: it still flushes once per range.
-    for (int b : {MADVISEV_BACKEND_SYSCALL, MADVISEV_BACKEND_PROCESS_MADVISE,
-                  MADVISEV_BACKEND_SEQUENTIAL}) {
-        if (probe_cached(b, nullptr)) {
-            g_sel.backend = b;
-            return;
-        }
-    }
-    g_sel.err = ENOSYS; // not even madvise(2)
+        return b < 0 ? -2 : b;
+    }();
+    return forced;
 }
 
-int selected(int *err) {
-    std::call_once(g_sel.once, select_backend);
-    *err = g_sel.err;
-    return g_sel.backend;
+// The automatic choice, once every backend before it has said a definite
+// no; -1 while none is settled.
+std::atomic<int> g_auto{-1};
+
+// The best backend usable now, or -1 with errno.
+int choose(bool *fallback) {
+    *fallback = false;
+    int f = forced_backend();
+    if (f == -2) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (f >= 0) {
+        if (probe(f) == Answer::no) {
+            errno = ENOSYS;
+            return -1;
+        }
+        return f;
+    }
+    *fallback = true;
+    int b = g_auto.load(std::memory_order_acquire);
+    if (b >= 0 && !g_probe[b].disabled.load(std::memory_order_relaxed))
+        return b;
+    bool settled = true;
+    for (int cand : kAutoOrder) {
+        Answer a = probe(cand);
+        if (a == Answer::yes) {
+            if (settled)
+                g_auto.store(cand, std::memory_order_release);
+            return cand;
+        }
+        if (a == Answer::undecided)
+            settled = false;
+    }
+    errno = ENOSYS; // not even madvise(2)
+    return -1;
+}
+
+// The backend automatic selection goes to when @b refuses a call.
+int next_backend(int b) {
+    bool after = false;
+    for (int cand : kAutoOrder) {
+        if (after && probe(cand) != Answer::no)
+            return cand;
+        after = after || cand == b;
+    }
+    return -1;
+}
+
+// Errors that say a batching backend cannot be used now (a seccomp filter,
+// a full descriptor table), not that a range is bad.
+bool refusal(int err) {
+    return err == ENOSYS || err == EPERM || err == EBADF || err == EMFILE || err == ENFILE;
+}
+
+void debug_once(int b) {
+    static std::once_flag once;
+    std::call_once(once, [b] {
+        const char *d = secure_getenv("MADVISEV_DEBUG");
+        if (d == nullptr || strcmp(d, "1") != 0)
+            return;
+        const char *why = nullptr;
+        if (b >= 0)
+            probe(b, &why);
+        fprintf(stderr, "libmadvisev: backend %s: %s\n", b >= 0 ? backend_ops(b)->name : "none",
+                why ? why : "MADVISEV_BACKEND names no usable backend");
+    });
 }
 
 bool advice_known(int advice) {
@@ -149,7 +214,7 @@ int check_args(const iovec *iov, size_t iovcnt, int advice, unsigned int flags) 
         return 0;
     if (iov == nullptr)
         return EFAULT;
-    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
     for (size_t i = 0; i < iovcnt; i++) {
         uintptr_t start = reinterpret_cast<uintptr_t>(iov[i].iov_base);
         size_t len = iov[i].iov_len;
@@ -166,118 +231,125 @@ int check_args(const iovec *iov, size_t iovcnt, int advice, unsigned int flags) 
     return 0;
 }
 
-ssize_t finish(size_t done, ssize_t r) {
-    if (r < 0 && done == 0)
-        return -1;
-    return static_cast<ssize_t>(done);
-}
-
-// A backend that takes ranges as they are: hand it slices of the caller's
-// vector, no copy.
-ssize_t run_passthrough(const Backend &be, const iovec *iov, size_t iovcnt, int advice) {
-    size_t done = 0;
-    for (size_t off = 0; off < iovcnt;) {
-        size_t n = std::min(iovcnt - off, be.limits.max_iov);
-        size_t want = 0;
-        for (size_t i = off; i < off + n; i++)
-            want += iov[i].iov_len; // no wrap: each range was checked
-        if (want > static_cast<size_t>(SSIZE_MAX) - done)
-            return static_cast<ssize_t>(done); // keep the result representable
-        ssize_t r = be.chunk(iov + off, n, advice);
-        if (r < 0)
-            return finish(done, r);
-        done += static_cast<size_t>(r);
-        if (static_cast<size_t>(r) < want)
-            return static_cast<ssize_t>(done);
-        off += n;
-    }
-    return static_cast<ssize_t>(done);
-}
-
-// A piece of a caller's range, cut to the backend's limits.
-struct Piece {
-    iovec v;
-    bool ends_range; // the last piece of its caller range
+// How far a backend got through a vector.
+struct Progress {
+    size_t bytes = 0; // bytes of whole ranges advised
+    size_t next = 0;  // first range not advised
+    int err = 0;      // why it stopped at @next, 0 if it finished or ran short
 };
 
-// Backends with per-range or per-call byte limits: cut ranges into pieces,
-// drop empty ones, and count progress in whole caller ranges.
-ssize_t run_shaped(const Backend &be, const iovec *iov, size_t iovcnt, int advice) {
-    // Per call, not thread_local: madvisev() must work from a thread_local
-    // destructor too (a pool flushing at thread exit), after this thread's
-    // other thread_locals are gone.
-    std::vector<Piece> pieces;
-    std::vector<iovec> vec;
-    const Limits &lim = be.limits;
-    size_t done = 0;       // bytes of whole caller ranges advised
-    size_t partial = 0;    // bytes of the current caller range advised so far
-    size_t i = 0, off = 0; // next caller range and offset in it
-
-    while (i < iovcnt) {
-        pieces.clear();
-        size_t total = 0;
-        while (i < iovcnt && pieces.size() < lim.max_iov) {
-            size_t len = iov[i].iov_len - off;
-            if (len == 0) {
-                i++, off = 0;
-                continue;
-            }
-            size_t cut = len;
-            if (lim.max_seg)
-                cut = std::min(cut, lim.max_seg);
-            if (lim.max_total) {
-                if (total >= lim.max_total)
-                    break;
-                cut = std::min(cut, lim.max_total - total); // both page multiples
-            }
-            char *base = static_cast<char *>(iov[i].iov_base) + off;
-            bool last = cut == len;
-            pieces.push_back({{base, cut}, last});
-            total += cut;
-            if (last)
-                i++, off = 0;
-            else
-                off += cut;
-        }
-        if (pieces.empty())
-            break;
-        if (total > static_cast<size_t>(SSIZE_MAX) - done - partial)
-            return static_cast<ssize_t>(done);
-        vec.resize(pieces.size());
-        for (size_t k = 0; k < pieces.size(); k++)
-            vec[k] = pieces[k].v;
-        ssize_t r = be.chunk(vec.data(), vec.size(), advice);
-        size_t got = r < 0 ? 0 : static_cast<size_t>(r);
-        size_t k = 0;
-        for (; k < pieces.size() && got >= pieces[k].v.iov_len; k++) {
-            got -= pieces[k].v.iov_len;
-            partial += pieces[k].v.iov_len;
-            if (pieces[k].ends_range) {
-                done += partial;
-                partial = 0;
-            }
-        }
-        if (k == pieces.size())
-            continue;
-        // Stopped at piece k.  Its error is only known if the call failed
-        // outright; after a short count, ask for it with that piece alone.
-        if (done > 0)
-            return static_cast<ssize_t>(done);
-        if (r >= 0) {
-            ssize_t again = be.chunk(&pieces[k].v, 1, advice);
-            if (again >= 0)
-                errno = EAGAIN;
-        }
-        return -1;
-    }
-    return static_cast<ssize_t>(done);
+// One range as one madvise(2), whatever its size.
+ssize_t advise_whole(const iovec &v, int advice) {
+    return backend_sequential().chunk(&v, 1, advice);
 }
 
-ssize_t run(int b, const iovec *iov, size_t iovcnt, int advice) {
+// Hands the backend chunks that fit its limits, in order, never cutting a
+// range: one longer than a request takes goes to madvise(2) whole, so no
+// piece can start off a page boundary.  Stops before a range that would
+// take the sum past @budget.
+Progress run(int b, const iovec *iov, size_t n, int advice, size_t budget) {
     const Backend &be = *backend_ops(b);
-    if (!be.limits.drop_empty && be.limits.max_seg == 0 && be.limits.max_total == 0)
-        return run_passthrough(be, iov, iovcnt, advice);
-    return run_shaped(be, iov, iovcnt, advice);
+    const Limits &lim = be.limits;
+    Progress p;
+    std::vector<iovec> packed; // only when empty ranges must be dropped
+    size_t i = 0;
+    while (i < n) {
+        size_t room = budget - p.bytes;
+        if (lim.max_range && iov[i].iov_len > lim.max_range) {
+            if (iov[i].iov_len > room)
+                break;
+            if (advise_whole(iov[i], advice) < 0) {
+                p.err = errno;
+                break;
+            }
+            p.bytes += iov[i].iov_len;
+            p.next = ++i;
+            continue;
+        }
+        size_t j = i, sum = 0, count = 0;
+        bool empties = false;
+        while (j < n && count < lim.max_iov) {
+            size_t len = iov[j].iov_len;
+            if (len == 0) {
+                empties = empties || lim.drop_empty;
+                count += lim.drop_empty ? 0 : 1;
+                j++;
+                continue;
+            }
+            if ((lim.max_range && len > lim.max_range) ||
+                (lim.max_call && sum + len > lim.max_call) || len > room - sum)
+                break;
+            sum += len;
+            count++;
+            j++;
+        }
+        if (j == i)
+            break;      // the next range does not fit in the budget
+        if (sum == 0) { // only empty ranges
+            p.next = i = j;
+            continue;
+        }
+        const iovec *vec = iov + i;
+        size_t vn = j - i;
+        if (empties) {
+            packed.clear();
+            for (size_t k = i; k < j; k++)
+                if (iov[k].iov_len)
+                    packed.push_back(iov[k]);
+            vec = packed.data();
+            vn = packed.size();
+        }
+        ssize_t r = be.chunk(vec, vn, advice);
+        if (r < 0) {
+            p.err = errno;
+            break;
+        }
+        if (static_cast<size_t>(r) < sum) {
+            // Stopped inside the chunk: count the whole ranges before.
+            size_t got = static_cast<size_t>(r);
+            for (size_t k = i; k < j && iov[k].iov_len <= got; k++) {
+                got -= iov[k].iov_len;
+                p.bytes += iov[k].iov_len;
+                p.next = k + 1;
+            }
+            if (p.next == i)
+                p.err = EAGAIN; // a short count with no whole range: say so
+            return p;
+        }
+        p.bytes += sum;
+        p.next = i = j;
+    }
+    return p;
+}
+
+ssize_t result(const Progress &p, size_t n) {
+    if (p.bytes > 0 || p.next == n)
+        return static_cast<ssize_t>(p.bytes);
+    // Nothing advised and ranges left: a range refused, or the first
+    // non-empty one does not fit in an ssize_t.
+    errno = p.err ? p.err : EOVERFLOW;
+    return -1;
+}
+
+ssize_t advise(int b, bool fallback, const iovec *iov, size_t n, int advice) {
+    constexpr size_t kMax = static_cast<size_t>(SSIZE_MAX);
+    Progress total;
+    for (;;) {
+        Progress p = run(b, iov + total.next, n - total.next, advice, kMax - total.bytes);
+        total.bytes += p.bytes;
+        total.next += p.next;
+        total.err = p.err;
+        if (!fallback || p.err == 0 || b == MADVISEV_BACKEND_SEQUENTIAL || !refusal(p.err))
+            return result(total, n);
+        // A batching backend refused the call: ask its probe again (a
+        // definite no is kept, so later calls skip it) and redo the rest
+        // with the next backend.
+        if (probe_fresh(b) == Answer::no)
+            g_auto.store(-1, std::memory_order_release);
+        b = next_backend(b);
+        if (b < 0)
+            return result(total, n);
+    }
 }
 
 } // namespace
@@ -294,20 +366,21 @@ ssize_t madvisev_via(int backend, const struct iovec *iov, size_t iovcnt, int ad
         errno = err;
         return -1;
     }
+    bool fallback = false;
     if (backend == MADVISEV_BACKEND_AUTO) {
-        int err = 0;
-        backend = selected(&err);
-        if (backend < 0) {
-            errno = err;
+        backend = choose(&fallback);
+        debug_once(backend);
+        if (backend < 0)
             return -1;
-        }
-    } else if (!probe_cached(backend, nullptr)) {
+    } else if (probe(backend) == Answer::no) {
+        // An undecided probe is no reason to refuse: the call itself says
+        // what is wrong (EMFILE, say).
         errno = ENOSYS;
         return -1;
     }
     if (iovcnt == 0)
         return 0;
-    return run(backend, iov, iovcnt, advice);
+    return advise(backend, fallback, iov, iovcnt, advice);
 }
 
 ssize_t madvisev(const struct iovec *iov, size_t iovcnt, int advice, unsigned int flags) {
@@ -315,8 +388,11 @@ ssize_t madvisev(const struct iovec *iov, size_t iovcnt, int advice, unsigned in
 }
 
 int madvisev_backend(void) {
-    int err = 0;
-    return selected(&err);
+    bool fallback = false;
+    int saved = errno;
+    int b = choose(&fallback);
+    errno = saved;
+    return b;
 }
 
 const char *madvisev_backend_name(void) {
@@ -329,7 +405,18 @@ int madvisev_backend_probe(int backend, const char **reason) {
         errno = EINVAL;
         return -1;
     }
-    return probe_cached(backend, reason);
+    return probe(backend, reason) == Answer::yes ? 1 : 0;
+}
+
+int madvisev_backend_disable(int backend) {
+    if (backend_ops(backend) == nullptr) {
+        errno = EINVAL;
+        return -1;
+    }
+    g_probe[backend].disabled.store(true, std::memory_order_relaxed);
+    int expected = backend;
+    g_auto.compare_exchange_strong(expected, -1, std::memory_order_acq_rel);
+    return 0;
 }
 
 const char *madvisev_backend_str(int backend) {

@@ -28,6 +28,12 @@
 
 #include "madvisev.h"
 
+/* The series' number (kernel-patch/0004); this program runs only in the
+ * patched guest, where /sys/kernel/mm/madvisev/syscall_nr says the same. */
+#ifndef __NR_madvisev
+#define __NR_madvisev 1000
+#endif
+
 #define PIDFD_SELF -10000 /* the calling thread; its mm is the process's */
 
 static atomic_int stop;
