@@ -81,7 +81,7 @@ $(BUILD_ST)/build.ninja: | deps
 
 build-static: deps $(BUILD_ST)/build.ninja
 	$(call trace_configured,$(BUILD_ST))
-	trace="$(TRACE_BINS)"; cmake --build $(BUILD_ST) -j $(JOBS) --target madvisev-test madvisev-info \
+	trace="$(TRACE_BINS)"; cmake --build $(BUILD_ST) -j $(JOBS) --target madvisev-test madvisev-first-use madvisev-info \
 	    madvisev-bench wasmpool-test wasmpool-swap-test instantiate-bench $${trace:+madvisev-trace trace-child}
 
 # The main job: what this kernel offers and what each backend costs, here
@@ -185,7 +185,8 @@ $(FUZZER) $(RACER): $(VM)/madvisev-%: tests/fuzz/madvisev-%.c vm-kernels FORCE
 
 vm-images: vm-kernels build-static $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER)
 	vm-images/build-initramfs.sh $(INITRAMFS) $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER) \
-	    $(BUILD_ST)/libmadvisev/madvisev-test $(BUILD_ST)/libmadvisev/madvisev-info \
+	    $(BUILD_ST)/libmadvisev/madvisev-test $(BUILD_ST)/libmadvisev/madvisev-first-use \
+	    $(BUILD_ST)/libmadvisev/madvisev-info \
 	    $(BUILD_ST)/libmadvisev/madvisev-bench $(BUILD_ST)/runtime-integration/wasmpool-test \
 	    $(BUILD_ST)/runtime-integration/wasmpool-swap-test \
 	    $(BUILD_ST)/runtime-integration/instantiate-bench $(TRACE_BINS)

@@ -3,8 +3,11 @@
 // this test binary has probed every backend long before its tests run.
 #include <sys/wait.h>
 
+#include <unistd.h>
+
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "test_util.h"
@@ -16,9 +19,22 @@ struct Outcome {
     std::string output;
 };
 
+// The helper: where the build put it, else beside this binary (the guests
+// carry both in /tests).
+std::string helper_path() {
+    if (const char *e = getenv("MADVISEV_FIRST_USE_BIN"))
+        return e;
+    if (access(MADVISEV_FIRST_USE_BIN, X_OK) == 0)
+        return MADVISEV_FIRST_USE_BIN;
+    char self[4096] = {};
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    std::string dir = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string(".");
+    return dir.substr(0, dir.rfind('/') + 1) + "madvisev-first-use";
+}
+
 Outcome run_scenario(const char *scenario) {
     Outcome o;
-    std::string cmd = std::string(MADVISEV_FIRST_USE_BIN) + " " + scenario + " 2>&1";
+    std::string cmd = helper_path() + " " + scenario + " 2>&1";
     FILE *p = popen(cmd.c_str(), "r");
     if (!p)
         return o;
