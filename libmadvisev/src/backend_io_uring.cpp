@@ -167,15 +167,11 @@ int wait_one(io_uring *ring, io_uring_cqe **cqe) {
     }
 }
 
-ssize_t uring_chunk(const iovec *iov, size_t n, int advice) {
-    if (!api())
-        return -1;
-    ThreadRing once; // only set up when this thread's ring is gone
-    once.per_thread = false;
-    ThreadRing &tr = t_ring_gone ? once : t_ring;
-    io_uring *ring = tr.get();
-    if (ring == nullptr)
-        return -1;
+// Submits @iov as one linked chain and reaps every completion: sets the
+// index of the first request that failed (n if none) and its error.
+// Returns false, with errno, if the ring itself failed.
+bool run_chain(ThreadRing &tr, io_uring *ring, const iovec *iov, size_t n, int advice,
+               size_t *first_bad, int *bad_err) {
     for (size_t i = 0; i < n; i++) {
         io_uring_sqe *sqe = io_uring_get_sqe(ring);
         io_uring_prep_madvise(sqe, iov[i].iov_base, static_cast<off_t>(iov[i].iov_len), advice);
@@ -195,41 +191,69 @@ ssize_t uring_chunk(const iovec *iov, size_t n, int advice) {
     if (submitted < 0) {
         tr.reset(); // nothing in flight; unsubmitted SQEs must not linger
         errno = -submitted;
-        return -1;
+        return false;
     }
-    size_t first_bad = n;
-    int bad_err = 0, wait_err = 0;
+    *first_bad = n;
+    *bad_err = 0;
     for (int k = 0; k < submitted; k++) {
         io_uring_cqe *cqe = nullptr;
         int r = wait_one(ring, &cqe);
-        if (r < 0) {
-            wait_err = -r; // cannot happen with a ring of our own; reported
-            break;
+        if (r < 0) { // cannot happen with a ring of our own; reported
+            tr.reset();
+            errno = -r;
+            return false;
         }
         size_t idx = static_cast<size_t>(cqe->user_data);
-        if (cqe->res < 0 && idx < first_bad) {
-            first_bad = idx;
-            bad_err = -cqe->res;
+        if (cqe->res < 0 && idx < *first_bad) {
+            *first_bad = idx;
+            *bad_err = -cqe->res;
         }
         io_uring_cqe_seen(ring, cqe);
     }
-    if (wait_err) {
-        tr.reset();
-        errno = wait_err;
-        return -1;
-    }
     if (static_cast<size_t>(submitted) < n) {
         tr.reset(); // every submitted request has completed
-        if (static_cast<size_t>(submitted) < first_bad) {
-            first_bad = static_cast<size_t>(submitted);
-            bad_err = EAGAIN;
+        if (static_cast<size_t>(submitted) < *first_bad) {
+            *first_bad = static_cast<size_t>(submitted);
+            *bad_err = EAGAIN;
         }
     }
-    size_t done = 0;
-    for (size_t i = 0; i < first_bad; i++)
-        done += iov[i].iov_len;
-    if (first_bad < n && done == 0) {
-        errno = bad_err;
+    return true;
+}
+
+// A request cut short by something other than its range (a signal, a
+// cancelled link, a ring that took fewer requests): worth running again.
+bool transient(int err) {
+    return err == EINTR || err == ECANCELED || err == EAGAIN;
+}
+
+ssize_t uring_chunk(const iovec *iov, size_t n, int advice) {
+    if (!api())
+        return -1;
+    ThreadRing once; // only set up when this thread's ring is gone
+    once.per_thread = false;
+    ThreadRing &tr = t_ring_gone ? once : t_ring;
+    size_t start = 0, done = 0;
+    int err = 0;
+    for (int attempt = 0; start < n; attempt++) {
+        io_uring *ring = tr.get();
+        if (ring == nullptr) {
+            err = errno;
+            break;
+        }
+        size_t bad = 0;
+        if (!run_chain(tr, ring, iov + start, n - start, advice, &bad, &err)) {
+            err = errno;
+            break;
+        }
+        for (size_t i = start; i < start + bad; i++)
+            done += iov[i].iov_len;
+        start += bad;
+        // Every request has completed: what was cut short can run again.
+        if (start == n || !transient(err) || attempt >= 64)
+            break;
+    }
+    if (start < n && done == 0) {
+        errno = err;
         return -1;
     }
     return static_cast<ssize_t>(done);
