@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: MIT
 // What a successful or partly successful madvisev() does to memory, for
 // every backend the kernel offers.
+#include <fcntl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+
+#include <cstdlib>
+#include <string>
 
 #include <atomic>
 #include <thread>
@@ -289,6 +293,72 @@ TEST_P(Semantics, ManyThreadsAtOnce) {
     for (auto &th : threads)
         th.join();
     EXPECT_EQ(failures.load(), 0);
+}
+
+// True if the page at @p is in memory.
+bool resident(const void *p) {
+    unsigned char v = 0;
+    return mincore(const_cast<void *>(p), page_size(), &v) == 0 && (v & 1);
+}
+
+// MADV_PAGEOUT from a forked child must act on the child's memory only.
+// The kernel takes PAGEOUT from one process on another, so a backend that
+// aimed at the parent would be seen: at the address the child advises, the
+// parent has a clean page of a file (mapped by it alone, so PAGEOUT would
+// reclaim it), and the parent's page must still be resident afterwards.
+TEST_P(Semantics, ForkedChildPageoutLeavesTheParentsPages) {
+    const size_t ps = page_size();
+    std::string path = "madvisev-pageout-XXXXXX";
+    int fd = mkstemp(path.data());
+    ASSERT_GE(fd, 0) << strerror(errno);
+    unlink(path.c_str());
+    std::string block(ps, 'F');
+    ASSERT_EQ(write(fd, block.data(), ps), static_cast<ssize_t>(ps));
+    ASSERT_EQ(fsync(fd), 0); // clean: reclaim may drop it
+    // Check that PAGEOUT can evict such a page here at all.
+    void *self = mmap(nullptr, ps, PROT_READ, MAP_SHARED, fd, 0);
+    ASSERT_NE(self, MAP_FAILED);
+    (void)*static_cast<volatile const char *>(self);
+    ASSERT_TRUE(resident(self));
+    bool evictable = madvise(self, ps, 21 /* MADV_PAGEOUT */) == 0 && !resident(self);
+    munmap(self, ps);
+    if (!evictable) {
+        close(fd);
+        GTEST_SKIP() << "MADV_PAGEOUT does not evict a clean file page on this filesystem";
+    }
+
+    Mapping spot(ps); // an address both processes will reuse
+    char *at = spot.get();
+    spot.release();
+    munmap(at, ps);
+    int to_child[2];
+    ASSERT_EQ(pipe(to_child), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        char go;
+        void *mine = mmap(at, ps, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        if (mine != at || read(to_child[0], &go, 1) != 1)
+            _exit(3);
+        memset(at, 'C', ps);
+        iovec v{at, ps};
+        ssize_t r = madvisev_via(GetParam(), &v, 1, 21 /* MADV_PAGEOUT */, 0);
+        _exit(r == static_cast<ssize_t>(ps) ? 0 : 1);
+    }
+    void *theirs = mmap(at, ps, PROT_READ, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+    ASSERT_EQ(theirs, at);
+    (void)*static_cast<volatile const char *>(at);
+    ASSERT_TRUE(resident(at));
+    ASSERT_EQ(write(to_child[1], "g", 1), 1);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+    EXPECT_TRUE(resident(at)) << "the child's MADV_PAGEOUT reclaimed the parent's page";
+    munmap(at, ps);
+    close(to_child[0]);
+    close(to_child[1]);
+    close(fd);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Semantics, MADVISEV_ALL_BACKENDS, backend_param_name);
