@@ -206,7 +206,11 @@ class Signals : public BackendTest {};
 // installed without SA_RESTART.
 TEST_P(Signals, CallReturnsOnlyAfterEveryRequestFinished) {
     const size_t ps = page_size();
+#if defined(__SANITIZE_THREAD__)
+    constexpr size_t kRanges = 64, kPagesPerRange = 2; // every byte check is instrumented
+#else
     constexpr size_t kRanges = 64, kPagesPerRange = 16;
+#endif
     constexpr int kCalls = 200;
     Mapping m(kRanges * kPagesPerRange * ps);
     ASSERT_NE(m.get(), nullptr);
@@ -267,7 +271,8 @@ TEST_P(Overflow, SumPastSsizeMaxReturnsThePrefixThatFits) {
             break;
         }
     }
-    ASSERT_NE(range, 0u) << "could not reserve 8 TiB of address space";
+    if (range == 0) // ThreadSanitizer's shadow takes most of the address space
+        GTEST_SKIP() << "could not reserve 8 TiB of address space";
     const size_t fit = static_cast<size_t>(SSIZE_MAX) / range; // ranges whose sum fits
     std::vector<iovec> vec(fit + 3, iovec{r->at(0), range});
     madvisev_internal::syscalls_made = 0;
@@ -281,9 +286,9 @@ TEST_P(Overflow, SumPastSsizeMaxReturnsThePrefixThatFits) {
     EXPECT_EQ(got, static_cast<ssize_t>(3 * range)) << strerror(errno);
 }
 
-// One reservation larger than any per-call cap costs one system call.
+// One reservation far larger than any per-call cap costs one system call.
 TEST_P(Overflow, HugeReservationIsOneCall) {
-    const size_t len = size_t{1} << 42; // 4 TiB
+    const size_t len = size_t{1} << 36; // 64 GiB: 64 process_madvise calls if cut
     Reservation r(len, PROT_NONE);
     ASSERT_TRUE(r.ok());
     iovec v{r.at(0), len};
