@@ -142,47 +142,81 @@ const char *syscall_of(int backend) {
     }
 }
 
-// One configuration: vlen ranges of range_bytes each, one page apart so no
-// two ranges are adjacent, dirtied before each call.
+// The vector both sections measure: vlen ranges of range_bytes each, one
+// page apart so no two ranges are adjacent, in a mapping that unmaps
+// itself.
+class Ranges {
+  public:
+    Ranges(size_t vlen, size_t range_bytes, size_t page)
+        : vlen_(vlen), range_bytes_(range_bytes), page_(page), stride_(range_bytes + page),
+          span_(stride_ * vlen), iov_(vlen) {
+        void *p = mmap(nullptr, span_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            fprintf(stderr, "madvisev-bench: mmap %zu bytes: %s\n", span_, strerror(errno));
+            return;
+        }
+        base_ = static_cast<char *>(p);
+        // Keep THP out of the picture: 4 KiB pages, one zap per page.
+        madvise(base_, span_, MADV_NOHUGEPAGE);
+        for (size_t i = 0; i < vlen; i++)
+            iov_[i] = {base_ + i * stride_, range_bytes};
+    }
+    ~Ranges() {
+        if (base_)
+            munmap(base_, span_);
+    }
+    Ranges(const Ranges &) = delete;
+    Ranges &operator=(const Ranges &) = delete;
+    bool ok() const { return base_ != nullptr; }
+    const iovec *iov() const { return iov_.data(); }
+
+    // Dirties every page of every range (untimed), then times @call, which
+    // advises the vector and returns what the call returned; adds the time
+    // to @spent.  False, with a message "madvisev-bench: @who: @name
+    // returned ...", when the call did not advise every byte.
+    template <typename Call>
+    bool timed_call(Call call, std::chrono::nanoseconds *spent, const char *who, const char *name) {
+        for (size_t i = 0; i < vlen_; i++)
+            for (size_t off = 0; off < range_bytes_; off += page_)
+                base_[i * stride_ + off] = 1;
+        auto t0 = std::chrono::steady_clock::now();
+        ssize_t r = call();
+        *spent += std::chrono::steady_clock::now() - t0;
+        if (r == static_cast<ssize_t>(vlen_ * range_bytes_))
+            return true;
+        fprintf(stderr, "madvisev-bench: %s: %s returned %zd: %s\n", who, name, r,
+                r < 0 ? strerror(errno) : "short count");
+        return false;
+    }
+
+  private:
+    size_t vlen_, range_bytes_, page_, stride_, span_;
+    char *base_ = nullptr;
+    std::vector<iovec> iov_;
+};
+
+// One configuration: the table's row of @backend, every range dirtied
+// before each call.
 Record run_one(int backend, size_t vlen, size_t range_bytes, const Options &o, size_t page) {
     Record rec{madvisev_backend_str(backend), vlen, range_bytes, 0, 0, 0, false};
-    size_t stride = range_bytes + page;
-    size_t span = stride * vlen;
-    char *base = static_cast<char *>(
-        mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    if (base == MAP_FAILED) {
-        fprintf(stderr, "madvisev-bench: mmap %zu bytes: %s\n", span, strerror(errno));
-        return rec;
-    }
-    // Keep THP out of the picture: 4 KiB pages, one zap per page.
-    madvise(base, span, MADV_NOHUGEPAGE);
-    std::vector<iovec> iov(vlen);
-    for (size_t i = 0; i < vlen; i++)
-        iov[i] = {base + i * stride, range_bytes};
     size_t calls = std::max(o.min_calls, o.ranges_per_config / vlen);
     std::chrono::nanoseconds spent{0};
     madvisev_tools::TraceClient tracer;
-    if (!o.tracer.empty() && !tracer.start(o.tracer)) {
-        munmap(base, span);
-        return rec;
-    }
-    int64_t tlb_before = madvisev_tools::tlb_shootdowns();
-    for (size_t c = 0; c < calls; c++) {
-        for (size_t i = 0; i < vlen; i++)
-            for (size_t off = 0; off < range_bytes; off += page)
-                base[i * stride + off] = 1;
-        auto t0 = std::chrono::steady_clock::now();
-        ssize_t r = madvisev_via(backend, iov.data(), vlen, MADV_DONTNEED, 0);
-        spent += std::chrono::steady_clock::now() - t0;
-        if (r != static_cast<ssize_t>(vlen * range_bytes)) {
-            fprintf(stderr, "madvisev-bench: %s: madvisev returned %zd: %s\n", rec.backend, r,
-                    r < 0 ? strerror(errno) : "short count");
-            munmap(base, span);
+    int64_t tlb_before, tlb_after;
+    { // the ranges are unmapped before the tracer stops
+        Ranges v(vlen, range_bytes, page);
+        if (!v.ok())
             return rec;
-        }
+        if (!o.tracer.empty() && !tracer.start(o.tracer))
+            return rec;
+        tlb_before = madvisev_tools::tlb_shootdowns();
+        for (size_t c = 0; c < calls; c++)
+            if (!v.timed_call(
+                    [&] { return madvisev_via(backend, v.iov(), vlen, MADV_DONTNEED, 0); }, &spent,
+                    rec.backend, "madvisev"))
+                return rec;
+        tlb_after = madvisev_tools::tlb_shootdowns();
     }
-    int64_t tlb_after = madvisev_tools::tlb_shootdowns();
-    munmap(base, span);
     if (tracer.running()) {
         madvisev_tools::TraceReport report;
         if (!tracer.stop(&report)) {
@@ -288,19 +322,10 @@ Overhead run_overhead(size_t vlen, const Options &o, size_t page) {
     Overhead res;
     res.vlen = vlen;
     res.rounds = overhead_rounds(vlen, o);
-    const size_t stride = 2 * page;
-    const size_t span = stride * vlen;
-    char *base = static_cast<char *>(
-        mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    if (base == MAP_FAILED) {
-        fprintf(stderr, "madvisev-bench: mmap %zu bytes: %s\n", span, strerror(errno));
+    Ranges v(vlen, page, page);
+    if (!v.ok())
         return res;
-    }
-    madvise(base, span, MADV_NOHUGEPAGE);
-    std::vector<iovec> iov(vlen);
-    for (size_t i = 0; i < vlen; i++)
-        iov[i] = {base + i * stride, page};
-    const ssize_t want = static_cast<ssize_t>(vlen * page);
+    const std::string who = "overhead vlen=" + std::to_string(vlen);
     const bool counted = madvisev_tools::tlb_shootdowns() >= 0;
 
     std::vector<double> ns[2]; // [0] library, [1] direct
@@ -310,22 +335,18 @@ Overhead run_overhead(size_t vlen, const Options &o, size_t page) {
     // One call of side @direct; false (and a message) if it failed.
     auto call = [&](int direct, bool keep) {
         int64_t before = counted ? madvisev_tools::tlb_shootdowns() : 0;
-        for (size_t i = 0; i < vlen; i++)
-            base[i * stride] = 1;
-        auto t0 = std::chrono::steady_clock::now();
-        ssize_t r = direct ? direct_process_madvise(iov.data(), vlen)
-                           : madvisev(iov.data(), vlen, MADV_DONTNEED, 0);
-        auto t1 = std::chrono::steady_clock::now();
+        std::chrono::nanoseconds took{0};
+        bool advised = v.timed_call(
+            [&]() -> ssize_t {
+                return direct ? direct_process_madvise(v.iov(), vlen)
+                              : madvisev(v.iov(), vlen, MADV_DONTNEED, 0);
+            },
+            &took, who.c_str(), direct ? "process_madvise" : "madvisev");
         int64_t after = counted ? madvisev_tools::tlb_shootdowns() : 0;
-        if (r != want) {
-            fprintf(stderr, "madvisev-bench: overhead vlen=%zu: %s returned %zd: %s\n", vlen,
-                    direct ? "process_madvise" : "madvisev", r,
-                    r < 0 ? strerror(errno) : "short count");
+        if (!advised)
             return false;
-        }
         if (keep) {
-            ns[direct].push_back(static_cast<double>(
-                std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count()));
+            ns[direct].push_back(static_cast<double>(took.count()));
             shootdowns[direct] += after - before;
         }
         return true;
@@ -336,7 +357,6 @@ Overhead run_overhead(size_t vlen, const Options &o, size_t page) {
         ok = call(0, false) && call(1, false);
     for (size_t round = 0; round < res.rounds && ok; round++)
         ok = call(0, true) && call(1, true) && call(1, true) && call(0, true);
-    munmap(base, span);
     if (!ok)
         return res;
     res.library_ns = median(ns[0]);

@@ -103,6 +103,16 @@ int expected_backend() {
                                            : MADVISEV_BACKEND_SEQUENTIAL;
 }
 
+// 0 when the library uses expected_backend(), else 1 with a FAIL line that
+// begins with @when.
+int check_backend(const char *when) {
+    if (madvisev_backend() == expected_backend())
+        return 0;
+    printf("FAIL: %sthe library uses %s, not %s\n", when, madvisev_backend_name(),
+           madvisev_backend_str(expected_backend()));
+    return 1;
+}
+
 // The lowest free descriptor number: a descriptor limit there leaves
 // none free.
 int lowest_free_fd() {
@@ -110,6 +120,15 @@ int lowest_free_fd() {
     if (fd >= 0)
         close(fd);
     return fd;
+}
+
+// Fills the fd table: the descriptor limit drops to the lowest free number.
+// @old receives the limit to restore; false when it cannot be lowered.
+bool fill_fd_table(rlimit *old) {
+    getrlimit(RLIMIT_NOFILE, old);
+    rlimit lim = *old;
+    lim.rlim_cur = static_cast<rlim_t>(lowest_free_fd());
+    return setrlimit(RLIMIT_NOFILE, &lim) == 0;
 }
 
 bool under_sanitizer() {
@@ -158,22 +177,14 @@ int scenario_as_limit() {
         printf("FAIL: call after the limit was lifted: %s\n", strerror(err));
         return 1;
     }
-    if (madvisev_backend() != expected_backend()) {
-        printf("FAIL: after the limit was lifted the library uses %s, not %s\n",
-               madvisev_backend_name(), madvisev_backend_str(expected_backend()));
-        return 1;
-    }
-    return 0;
+    return check_backend("after the limit was lifted ");
 }
 
 // The fd table is full at the first call.
 int scenario_fd_full() {
     Dirty d(8);
     rlimit old{};
-    getrlimit(RLIMIT_NOFILE, &old);
-    rlimit lim = old;
-    lim.rlim_cur = static_cast<rlim_t>(lowest_free_fd());
-    if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+    if (!fill_fd_table(&old))
         return failed("setrlimit(RLIMIT_NOFILE)");
     int err = advise_all(d);
     if (err) {
@@ -198,12 +209,7 @@ int scenario_fd_full() {
         printf("FAIL: io_uring after the fd limit was lifted: %s\n", strerror(err));
         return 1;
     }
-    if (madvisev_backend() != expected_backend()) {
-        printf("FAIL: the library uses %s, not %s\n", madvisev_backend_name(),
-               madvisev_backend_str(expected_backend()));
-        return 1;
-    }
-    return 0;
+    return check_backend("");
 }
 
 // process_madvise through a pidfd (6.13 and 6.14), with a full fd table:
@@ -217,10 +223,7 @@ int scenario_pidfd_emfile() {
     madvisev_internal::process_madvise_force_pidfd(true);
     Dirty d(8);
     rlimit old{};
-    getrlimit(RLIMIT_NOFILE, &old);
-    rlimit lim = old;
-    lim.rlim_cur = static_cast<rlim_t>(lowest_free_fd());
-    if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+    if (!fill_fd_table(&old))
         return failed("setrlimit(RLIMIT_NOFILE)");
     int auto_err = advise_all(d);
     int forced_err = advise_all(d, MADVISEV_BACKEND_PROCESS_MADVISE);
@@ -261,12 +264,7 @@ int scenario_threads() {
         printf("FAIL: %d of %d threads' first calls failed\n", bad.load(), kThreads);
         return 1;
     }
-    if (madvisev_backend() != expected_backend()) {
-        printf("FAIL: the library uses %s, not %s\n", madvisev_backend_name(),
-               madvisev_backend_str(expected_backend()));
-        return 1;
-    }
-    return 0;
+    return check_backend("");
 }
 
 // A seccomp filter: @nr answers @action, everything else is allowed.

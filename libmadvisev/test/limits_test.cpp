@@ -26,26 +26,10 @@ namespace {
 
 constexpr size_t kGiB = size_t{1} << 30;
 
-// A large reservation that costs nothing until a page is written.
-class Reservation {
-  public:
-    explicit Reservation(size_t bytes, int prot = PROT_READ | PROT_WRITE) : len_(bytes) {
-        void *p = mmap(nullptr, bytes, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        base_ = p == MAP_FAILED ? nullptr : static_cast<char *>(p);
-    }
-    ~Reservation() {
-        if (base_)
-            munmap(base_, len_);
-    }
-    Reservation(const Reservation &) = delete;
-    Reservation &operator=(const Reservation &) = delete;
-    char *at(size_t off) const { return base_ + off; }
-    bool ok() const { return base_ != nullptr; }
-
-  private:
-    char *base_;
-    size_t len_;
-};
+// The flags of a large reservation (a Mapping) that costs nothing until a
+// page is written.
+constexpr int kReserve = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+constexpr int kReadWrite = PROT_READ | PROT_WRITE;
 
 // The oracle: a page reads zero after the call exactly when some non-empty
 // range covers it, from its base up to base + len rounded up to a page.
@@ -119,15 +103,15 @@ class Limits : public BackendTest {};
 // call takes: every page of the long one is advised.
 TEST_P(Limits, ShortRangeThenOneLargerThanTheByteCap) {
     const size_t ps = page_size();
-    Reservation r(4 * kGiB);
-    ASSERT_TRUE(r.ok());
+    Mapping r(4 * kGiB, kReadWrite, kReserve);
+    ASSERT_NE(r.get(), nullptr);
     VectorCase c;
-    c.vec = {{r.at(0), 100}, {r.at(16 * ps), 2 * kGiB + 3 * ps + 7}};
+    c.vec = {{r.get(), 100}, {r.get() + 16 * ps, 2 * kGiB + 3 * ps + 7}};
     for (const iovec &v : c.vec)
         c.mark_edges(v);
     for (size_t off : {kGiB - ps, kGiB, kGiB + ps, 2 * kGiB - ps, 2 * kGiB})
-        c.mark(r.at(16 * ps + off));
-    c.mark(r.at(ps));
+        c.mark(r.get() + 16 * ps + off);
+    c.mark(r.get() + ps);
     c.run(GetParam());
 }
 
@@ -135,13 +119,13 @@ TEST_P(Limits, ShortRangeThenOneLargerThanTheByteCap) {
 // times, none of them a page multiple.
 TEST_P(Limits, UnalignedRangesAcrossTheByteCap) {
     const size_t ps = page_size();
-    Reservation r(5 * kGiB);
-    ASSERT_TRUE(r.ok());
+    Mapping r(5 * kGiB, kReadWrite, kReserve);
+    ASSERT_NE(r.get(), nullptr);
     VectorCase c;
     size_t off = 0;
     for (int i = 0; i < 5; i++) {
         size_t len = 700 * (size_t{1} << 20) + 123 + static_cast<size_t>(i) * 517;
-        c.vec.push_back({r.at(off), len});
+        c.vec.push_back({r.get() + off, len});
         off += (len + ps - 1) / ps * ps + 2 * ps; // a gap page after each
     }
     for (const iovec &v : c.vec)
@@ -154,14 +138,14 @@ TEST_P(Limits, UnalignedRangesAcrossTheByteCap) {
 TEST_P(Limits, ManyUnalignedRangesAcrossIovMax) {
     const size_t ps = page_size();
     constexpr size_t kRanges = 2600;
-    Reservation r(kRanges * 5 * ps);
-    ASSERT_TRUE(r.ok());
+    Mapping r(kRanges * 5 * ps, kReadWrite, kReserve);
+    ASSERT_NE(r.get(), nullptr);
     VectorCase c;
     for (size_t i = 0; i < kRanges; i++) {
         if (i % 97 == 5)
-            c.vec.push_back({r.at(i * 5 * ps + 3), 0});
+            c.vec.push_back({r.get() + i * 5 * ps + 3, 0});
         size_t len = (i % 3) * ps + (i % 7) * 131 + 1;
-        c.vec.push_back({r.at(i * 5 * ps), len});
+        c.vec.push_back({r.get() + i * 5 * ps, len});
     }
     for (const iovec &v : c.vec)
         c.mark_edges(v);
@@ -172,20 +156,20 @@ TEST_P(Limits, ManyUnalignedRangesAcrossIovMax) {
 // more short ones: the limits of count and of size meet in one vector.
 TEST_P(Limits, IovMaxMeetsTheByteCap) {
     const size_t ps = page_size();
-    Reservation r(3 * kGiB);
-    ASSERT_TRUE(r.ok());
+    Mapping r(3 * kGiB, kReadWrite, kReserve);
+    ASSERT_NE(r.get(), nullptr);
     VectorCase c;
     size_t off = 0;
     for (size_t i = 0; i < 1023; i++, off += 2 * ps)
-        c.vec.push_back({r.at(off), 1 + i});
-    c.vec.push_back({r.at(off), kGiB + kGiB / 2 + 1});
+        c.vec.push_back({r.get() + off, 1 + i});
+    c.vec.push_back({r.get() + off, kGiB + kGiB / 2 + 1});
     const size_t big = off;
     off += kGiB + kGiB / 2 + 2 * ps;
     for (size_t i = 0; i < 3; i++, off += 2 * ps)
-        c.vec.push_back({r.at(off), ps - 1});
+        c.vec.push_back({r.get() + off, ps - 1});
     for (const iovec &v : c.vec)
         c.mark_edges(v);
-    c.mark(r.at(big + kGiB));
+    c.mark(r.get() + big + kGiB);
     c.run(GetParam());
 }
 
@@ -263,10 +247,10 @@ class Overflow : public BackendTest {};
 // call at most: a huge reservation is never cut into thousands.
 TEST_P(Overflow, SumPastSsizeMaxReturnsThePrefixThatFits) {
     size_t range = 0;
-    std::unique_ptr<Reservation> r;
+    std::unique_ptr<Mapping> r;
     for (int shift : {45, 44, 43}) { // 32, 16, 8 TiB: what the address space allows
-        r = std::make_unique<Reservation>(size_t{1} << shift, PROT_NONE);
-        if (r->ok()) {
+        r = std::make_unique<Mapping>(size_t{1} << shift, PROT_NONE, kReserve);
+        if (r->get() != nullptr) {
             range = size_t{1} << shift;
             break;
         }
@@ -274,7 +258,7 @@ TEST_P(Overflow, SumPastSsizeMaxReturnsThePrefixThatFits) {
     if (range == 0) // ThreadSanitizer's shadow takes most of the address space
         GTEST_SKIP() << "could not reserve 8 TiB of address space";
     const size_t fit = static_cast<size_t>(SSIZE_MAX) / range; // ranges whose sum fits
-    std::vector<iovec> vec(fit + 3, iovec{r->at(0), range});
+    std::vector<iovec> vec(fit + 3, iovec{r->get(), range});
     madvisev_internal::syscalls_made = 0;
     errno = 0;
     ssize_t got = call(vec.data(), vec.size(), MADV_DONTNEED);
@@ -289,9 +273,9 @@ TEST_P(Overflow, SumPastSsizeMaxReturnsThePrefixThatFits) {
 // One reservation far larger than any per-call cap costs one system call.
 TEST_P(Overflow, HugeReservationIsOneCall) {
     const size_t len = size_t{1} << 36; // 64 GiB: 64 process_madvise calls if cut
-    Reservation r(len, PROT_NONE);
-    ASSERT_TRUE(r.ok());
-    iovec v{r.at(0), len};
+    Mapping r(len, PROT_NONE, kReserve);
+    ASSERT_NE(r.get(), nullptr);
+    iovec v{r.get(), len};
     madvisev_internal::syscalls_made = 0;
     EXPECT_EQ(call(&v, 1, MADV_DONTNEED), static_cast<ssize_t>(len)) << strerror(errno);
     EXPECT_LE(madvisev_internal::syscalls_made, 2ul);
