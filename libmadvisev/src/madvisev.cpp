@@ -218,10 +218,13 @@ int check_args(const iovec *iov, size_t iovcnt, int advice, unsigned int flags) 
     for (size_t i = 0; i < iovcnt; i++) {
         uintptr_t start = reinterpret_cast<uintptr_t>(iov[i].iov_base);
         size_t len = iov[i].iov_len;
-        if (len == 0)
-            continue;
+        // As madvise(2): an unaligned start is EINVAL even for an empty
+        // range (madvise(p + 1, 0, advice) is); an aligned empty one is
+        // skipped.
         if (start & (page - 1))
             return EINVAL;
+        if (len == 0)
+            continue;
         // start + len rounded up to a page must not wrap, and, as for any
         // iovec the kernel copies, len must fit in an ssize_t.
         if (len > static_cast<size_t>(SSIZE_MAX) || len > UINTPTR_MAX - start ||

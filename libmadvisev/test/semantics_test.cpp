@@ -157,19 +157,66 @@ TEST_P(Semantics, PartialProgressPastIovMax) {
     EXPECT_EQ(call(iov.data(), iov.size(), MADV_DONTNEED), static_cast<ssize_t>(kBad * ps));
 }
 
-// Zero-length ranges are skipped without being examined, even where they
-// point at nothing or at an unaligned address.
-TEST_P(Semantics, ZeroLengthRangesAreSkipped) {
+// Zero-length ranges at page-aligned addresses (NULL among them) are
+// skipped without being examined, even where they point at nothing.
+TEST_P(Semantics, AlignedZeroLengthRangesAreSkipped) {
     const size_t ps = page_size();
-    Mapping m(2 * ps);
+    Mapping m(3 * ps);
     fill(m.get(), m.size(), 0x61);
-    iovec iov[] = {{nullptr, 0}, {m.get() + 3, 0}, {m.get(), ps}, {reinterpret_cast<void *>(1), 0}};
-    EXPECT_EQ(call(iov, 4, MADV_DONTNEED), static_cast<ssize_t>(ps));
+    ASSERT_EQ(munmap(m.page(2), ps), 0); // an empty range at a hole is still skipped
+    iovec iov[] = {{nullptr, 0}, {m.page(1), 0}, {m.get(), ps}, {m.page(2), 0}};
+    EXPECT_EQ(call(iov, 4, MADV_DONTNEED), static_cast<ssize_t>(ps)) << strerror(errno);
     EXPECT_TRUE(all_equal(m.get(), ps, 0));
     EXPECT_TRUE(all_equal(m.page(1), ps, 0x61));
-    iovec only_empty[] = {{nullptr, 0}, {nullptr, 0}};
-    EXPECT_EQ(call(only_empty, 2, MADV_DONTNEED), 0);
+    iovec only_empty[] = {{nullptr, 0}, {m.page(1), 0}};
+    EXPECT_EQ(call(only_empty, 2, MADV_DONTNEED), 0) << strerror(errno);
     EXPECT_EQ(call(iov, 0, MADV_DONTNEED), 0);
+}
+
+// An empty range at an unaligned address is EINVAL, as madvise(p + 1, 0)
+// is, and fails the whole vector: the call returns -1 and nothing is
+// advised, wherever the range stands (first, between, last, past the
+// ranges of one kernel call).
+TEST_P(Semantics, UnalignedEmptyRangeFailsTheWholeVector) {
+    const size_t ps = page_size();
+    Mapping m(2 * ps);
+    fill(m.get(), m.size(), 0x62);
+    void *const odd[] = {m.get() + 3, m.page(1) + ps / 2, reinterpret_cast<void *>(1)};
+    for (void *at : odd) {
+        // A page with data before it, and another after it.
+        iovec between[] = {{m.get(), ps}, {at, 0}, {m.page(1), ps}};
+        errno = 0;
+        EXPECT_EQ(call(between, 3, MADV_DONTNEED), -1) << "empty range at " << at;
+        EXPECT_EQ(errno, EINVAL) << strerror(errno);
+        iovec last[] = {{m.get(), ps}, {nullptr, 0}, {at, 0}};
+        errno = 0;
+        EXPECT_EQ(call(last, 3, MADV_DONTNEED), -1) << "empty range at " << at;
+        EXPECT_EQ(errno, EINVAL) << strerror(errno);
+        iovec first[] = {{at, 0}, {m.get(), ps}};
+        errno = 0;
+        EXPECT_EQ(call(first, 2, MADV_DONTNEED), -1) << "empty range at " << at;
+        EXPECT_EQ(errno, EINVAL) << strerror(errno);
+        iovec alone{at, 0};
+        errno = 0;
+        EXPECT_EQ(call(&alone, 1, MADV_DONTNEED), -1) << "empty range at " << at;
+        EXPECT_EQ(errno, EINVAL) << strerror(errno);
+        EXPECT_TRUE(all_equal(m.get(), 2 * ps, 0x62)) << "a page was advised";
+    }
+
+    // Past the first kernel call's 1024 ranges: still nothing advised.
+    constexpr size_t kRanges = 1500, kOdd = 1300;
+    Mapping many(kRanges * ps);
+    fill(many.get(), many.size(), 0x63);
+    std::vector<iovec> iov;
+    for (size_t i = 0; i < kRanges; i++) {
+        if (i == kOdd)
+            iov.push_back({many.page(i) + 1, 0});
+        iov.push_back({many.page(i), ps});
+    }
+    errno = 0;
+    EXPECT_EQ(call(iov.data(), iov.size(), MADV_DONTNEED), -1);
+    EXPECT_EQ(errno, EINVAL) << strerror(errno);
+    EXPECT_TRUE(all_equal(many.get(), many.size(), 0x63)) << "a range was advised";
 }
 
 // Ranges larger than process_madvise takes in one vector (MAX_RW_COUNT,

@@ -196,8 +196,10 @@ static struct iovec pick_range(void)
 		if (!len)
 			len = SIZE_MAX;
 		break;
-	case 3: /* zero length, anywhere */
+	case 3: /* zero length, anywhere: skipped if page aligned, else EINVAL */
 		base = below(2) ? (uintptr_t)arena_a + below(ARENA) : rnd();
+		if (below(2))
+			base &= ~(uintptr_t)(page - 1);
 		len = 0;
 		break;
 	case 4: /* page zero, never mapped */
@@ -243,10 +245,14 @@ static int arg_verdict(const struct iovec *iov, size_t n, int advice, unsigned i
 		uintptr_t s = (uintptr_t)iov[i].iov_base;
 		size_t len = iov[i].iov_len, al = (len + page - 1) & ~(page - 1);
 
+		/* As madvise(p + 1, 0): an unaligned start is invalid even
+		 * for an empty range; an aligned empty one is skipped. */
+		if (s & (page - 1))
+			return -EINVAL;
 		if (!len)
 			continue;
 		/* Like every iovec, a length above SSIZE_MAX is invalid. */
-		if (s & (page - 1) || !al || s + al < s || len > SSIZE_MAX)
+		if (!al || s + al < s || len > SSIZE_MAX)
 			return -EINVAL;
 	}
 	return 0;
