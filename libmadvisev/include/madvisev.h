@@ -80,7 +80,8 @@ enum madvisev_backend {
  *           range that wraps the address space, or an iov_len above SSIZE_MAX;
  *   EFAULT  @iov == NULL with @iovcnt > 0.
  * Then, per range: ENOMEM (not mapped) and every error madvise(2) gives.
- * Zero-length ranges are skipped unexamined.  Any @iovcnt is accepted.
+ * Zero-length ranges at an aligned address are skipped; at an unaligned
+ * one they are EINVAL, as for madvise(2).  Any @iovcnt is accepted.
  * When the lengths sum past SSIZE_MAX the call stops before the range that
  * would take it there and returns the sum so far (EOVERFLOW if that is
  * none).  ENOSYS: the backend forced by MADVISEV_BACKEND is not available.

@@ -98,14 +98,18 @@ class batch {
     // Queue one range.  When the batch is full it is flushed first; the
     // result is that flush's, or EINVAL for a bad range, or ENOBUFS when
     // the batch is full and could not be flushed (the range is not queued).
-    // Empty ranges are accepted and not queued.
+    // Empty ranges at an aligned address are accepted and not queued.
     [[nodiscard]] flush_result add(void *addr, std::size_t len) noexcept {
         flush_result r;
         const auto start = reinterpret_cast<std::uintptr_t>(addr);
         const std::uintptr_t ps = page_size();
+        if (start % ps != 0) { // even for an empty range, as madvise(2) says
+            r.error = EINVAL;
+            return r;
+        }
         if (len == 0)
             return r;
-        if (start % ps != 0 || len > static_cast<std::size_t>(SSIZE_MAX) ||
+        if (len > static_cast<std::size_t>(SSIZE_MAX) ||
             len > UINTPTR_MAX - start || ((start + len + ps - 1) & ~(ps - 1)) == 0) {
             r.error = EINVAL;
             return r;
