@@ -1,7 +1,27 @@
 #!/usr/bin/env bash
 # Install the Debian packages this project needs, if any are missing.
 # Idempotent: with everything installed it only asks dpkg and exits.
+#
+#   install-deps.sh [--arm64-busybox DIR]
+#     --arm64-busybox DIR: also put Debian's static arm64 busybox (package
+#     busybox-static:arm64) at DIR/busybox, for the arm64 guest's initramfs.
+#     The host keeps its own busybox-static: the arm64 package cannot be
+#     installed beside it (same files), so it is downloaded (apt-get
+#     download, after `dpkg --add-architecture arm64`) and unpacked with
+#     dpkg-deb into DIR, again only when DIR holds no busybox or one of
+#     another version than the archive's.
 set -euo pipefail
+
+busybox_arm64_dir=
+while [ $# -gt 0 ]; do
+    case $1 in
+    --arm64-busybox)
+        [ $# -ge 2 ] || { echo "install-deps: --arm64-busybox needs a directory" >&2; exit 2; }
+        busybox_arm64_dir=$2
+        shift 2 ;;
+    *) echo "install-deps: unknown argument '$1'" >&2; exit 2 ;;
+    esac
+done
 
 packages=(
     build-essential cmake ninja-build pkg-config python3
@@ -18,23 +38,79 @@ packages=(
     cpio xz-utils file patch perl qemu-system-x86 busybox-static
     # the debug guest's kernel BTF, for madvisev-trace there
     pahole
-    # the kselftest built as a 32-bit program too
-    gcc-multilib
+    # the kselftest built as a 32-bit program too: gcc-12-multilib, not the
+    # gcc-multilib metapackage, which conflicts with every cross gcc
+    # (gcc-aarch64-linux-gnu below) and adds only /usr/include/asm, which
+    # the kselftest takes from the kernel's uapi headers (-isystem)
+    gcc-12-multilib
+    # the arm64 guest: the kernel and the kselftest cross-built, and QEMU
+    # (qemu-system-aarch64); its busybox: --arm64-busybox
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-arm
 )
 
-missing=()
-for p in "${packages[@]}"; do
-    status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
-    [ "$status" = installed ] || missing+=("$p")
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-echo "install-deps: installing ${missing[*]}"
 if [ "$(id -u)" -ne 0 ]; then
     sudo=sudo
 else
     sudo=
 fi
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+updated=0
+apt_update() {
+    [ "$updated" = 1 ] && return
+    $sudo apt-get update -qq
+    updated=1
+}
+
+missing=()
+for p in "${packages[@]}"; do
+    status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$status" = installed ] || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}"
+    apt_update
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+[ -n "$busybox_arm64_dir" ] || exit 0
+
+# Debian's busybox-static for arm64, unpacked into $busybox_arm64_dir.
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    echo "install-deps: adding the arm64 architecture to dpkg (for busybox-static:arm64)"
+    $sudo dpkg --add-architecture arm64
+    updated=0
+    apt_update
+fi
+candidate() {
+    apt-cache policy busybox-static:arm64 2>/dev/null | sed -n 's/^ *Candidate: //p'
+}
+version=$(candidate)
+if [ -z "$version" ] || [ "$version" = "(none)" ]; then
+    # The architecture is there but apt has no arm64 lists yet.
+    apt_update
+    version=$(candidate)
+fi
+if [ -z "$version" ] || [ "$version" = "(none)" ]; then
+    echo "install-deps: no busybox-static:arm64 in the archive apt knows" >&2
+    exit 1
+fi
+dir=$busybox_arm64_dir
+if [ -x "$dir/busybox" ] && [ "$(cat "$dir/busybox.version" 2>/dev/null)" = "$version" ]; then
+    exit 0
+fi
+echo "install-deps: busybox-static:arm64 $version into $dir"
+mkdir -p "$dir"
+tmp=$(mktemp -d "$dir/download.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+# apt downloads as user _apt where it can write, as root where it cannot;
+# the directory is made writable for it so that it says nothing.
+chmod 777 "$tmp"
+(cd "$tmp" && apt-get download -qq "busybox-static:arm64=$version")
+dpkg-deb -x "$tmp"/busybox-static_*_arm64.deb "$tmp/root"
+bin=$tmp/root/bin/busybox
+if ! file -L "$bin" | grep -q 'ARM aarch64.*statically linked'; then
+    echo "install-deps: $bin is not a static arm64 program: $(file -L "$bin")" >&2
+    exit 1
+fi
+install -m 755 "$bin" "$dir/busybox"
+echo "$version" > "$dir/busybox.version"

@@ -1,28 +1,51 @@
 #!/usr/bin/env bash
 # build-kernel.sh VARIANT OUT
-#   Build the guest kernel VARIANT (patched | unpatched | debug) under OUT,
-#   out of tree (O=), with ccache, from Debian's linux-source-6.12 tarball
-#   and the config fragment in vm-images/config/guest.config.  The patched
-#   kernel has kernel-patch/*.patch applied with patch -p1; debug is the
-#   patched source with config/debug.config and config/trace.config (BTF,
-#   BPF, tracepoints, kprobes: madvisev-trace runs there) on top.  Result:
-#   OUT/obj-VARIANT/arch/x86/boot/bzImage, and OUT/obj-VARIANT/usr/include
-#   with the uapi headers.
+#   Build the guest kernel VARIANT (patched | unpatched | debug |
+#   patched-arm64) under OUT, out of tree (O=), with ccache, from Debian's
+#   linux-source-6.12 tarball and the config fragments in vm-images/config:
+#   guest.config, then the architecture's (x86_64.config, arm64.config).
+#   The patched kernels have kernel-patch/*.patch applied with patch -p1;
+#   debug is the patched source with config/debug.config and
+#   config/trace.config (BTF, BPF, tracepoints, kprobes: madvisev-trace
+#   runs there) on top.  patched-arm64 is the patched source cross-built
+#   for arm64 (aarch64-linux-gnu-gcc) from its own copy of the patched
+#   tree, so that it never disturbs the x86 kernels' trees.  Result:
+#   OUT/obj-VARIANT/arch/x86/boot/bzImage (arch/arm64/boot/Image for
+#   patched-arm64), and OUT/obj-VARIANT/usr/include with the uapi headers.
+#   KERNEL_JOBS: make's -j (default: nproc).
 set -euo pipefail
-variant=${1:?usage: build-kernel.sh patched|unpatched|debug OUT}
-out=${2:?usage: build-kernel.sh patched|unpatched|debug OUT}
+usage="usage: build-kernel.sh patched|unpatched|debug|patched-arm64 OUT"
+variant=${1:?$usage}
+out=${2:?$usage}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 # shellcheck source=lib.sh
 . "$here/lib.sh"
 
-case $variant in patched|unpatched|debug) ;; *) echo "build-kernel.sh: unknown variant '$variant'" >&2; exit 2;; esac
-# The debug kernel is built from the patched source tree.
-source_variant=$variant
-if [ "$variant" = debug ]; then source_variant=patched; fi
+# source_variant: the source tree (OUT/src-NAME); tree_objs: the object
+# trees built from it, removed when it is made anew.  The debug kernel is
+# built from the patched source tree.
+case $variant in
+patched|debug) source_variant=patched tree_objs="obj-patched obj-debug" arch=x86_64 ;;
+unpatched) source_variant=unpatched tree_objs='' arch=x86_64 ;;
+patched-arm64) source_variant=patched-arm64 tree_objs=obj-patched-arm64 arch=arm64 ;;
+*) echo "build-kernel.sh: unknown variant '$variant'" >&2; exit 2 ;;
+esac
+patched=1
+if [ "$variant" = unpatched ]; then patched=0; fi
+# What each architecture builds, and with which compiler.
+case $arch in
+x86_64) cross='' image=arch/x86/boot/bzImage ;;
+arm64)
+    cross=aarch64-linux-gnu- image=arch/arm64/boot/Image
+    command -v "${cross}gcc" > /dev/null ||
+        { echo "build-kernel.sh: ${cross}gcc missing (package gcc-aarch64-linux-gnu)" >&2; exit 1; }
+    ;;
+esac
+jobs=${KERNEL_JOBS:-$(nproc)}
 tarball=${LINUX_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
 [ -r "$tarball" ] || { echo "build-kernel.sh: $tarball missing (package linux-source-6.12)" >&2; exit 1; }
-fragments=("$here/config/guest.config")
+fragments=("$here/config/guest.config" "$here/config/$arch.config")
 if [ "$variant" = debug ]; then fragments+=("$here/config/debug.config" "$here/config/trace.config"); fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -36,7 +59,7 @@ log=$out/build-$variant.log
 inputs_id() {
     {
         stat -c '%n %s %Y' "$tarball"
-        if [ "$source_variant" = patched ]; then cat "$top"/kernel-patch/*.patch; fi
+        if [ "$patched" = 1 ]; then cat "$top"/kernel-patch/*.patch; fi
     } | sha256sum | cut -c1-16
 }
 id=$(inputs_id)
@@ -52,7 +75,7 @@ if [ ! -f "$pristine/.madvisev-extracted" ] || [ "$(cat "$pristine/.madvisev-ext
     step_done
 fi
 
-if [ "$source_variant" = patched ] && [ "$(cat "$src/.madvisev-id" 2>/dev/null)" != "$id" ]; then
+if [ "$patched" = 1 ] && [ "$(cat "$src/.madvisev-id" 2>/dev/null)" != "$id" ]; then
     step "apply kernel-patch/*.patch"
     rm -rf "$src"
     # Hard links share the pristine files; patch(1) writes new files, so
@@ -63,13 +86,13 @@ if [ "$source_variant" = patched ] && [ "$(cat "$src/.madvisev-id" 2>/dev/null)"
         run_logged "$log" patch -p1 --forward --batch -d "$src" -i "$p"
     done
     echo "$id" > "$src/.madvisev-id"
-    rm -rf "$out/obj-patched" "$out/obj-debug" # new sources: no stale objects
+    for o in $tree_objs; do rm -rf "${out:?}/$o"; done # new sources: no stale objects
     step_done
 fi
 
 step "configure $variant kernel (tinyconfig + ${fragments[*]##*/})"
 mkdir -p "$obj"
-kmake() { make -C "$src" O="$obj" ARCH=x86_64 "$@"; }
+kmake() { make -C "$src" O="$obj" ARCH="$arch" ${cross:+CROSS_COMPILE="$cross"} "$@"; }
 stale=0
 [ -f "$obj/.config" ] || stale=1
 for f in "${fragments[@]}"; do
@@ -90,12 +113,12 @@ if [ -n "$missing" ]; then
 fi
 step_done
 
-step "build $variant kernel (make -j$(nproc) bzImage, ccache)"
+step "build $variant kernel (make -j$jobs $(basename "$image"), ccache)"
 export CCACHE_BASEDIR=$out
 # The debug kernel compiles with -g, and ccache then hashes the build
 # directory too; without this another checkout would rebuild it all.
 export CCACHE_NOHASHDIR=1
-run_logged "$log" kmake -j"$(nproc)" CC="ccache gcc" bzImage
+run_logged "$log" kmake -j"$jobs" CC="ccache ${cross}gcc" "$(basename "$image")"
 run_logged "$log" kmake headers # uapi headers in $obj/usr/include
 step_done
-echo "[vm-images] $obj/arch/x86/boot/bzImage"
+echo "[vm-images] $obj/$image"

@@ -10,15 +10,18 @@
 #   -t SECS   time limit (default 600)
 #   -l LOG    serial console log (default: a temporary file)
 #   -a ARGS   extra kernel command-line arguments
+#   --arch A  x86_64 (default: qemu-system-x86_64, console ttyS0) or arm64
+#             (qemu-system-aarch64 -M virt, console ttyAMA0); the kernel
+#             must be that architecture's (bzImage, Image)
 #   --kvm     use KVM instead of TCG (real hardware only; nested KVM on
 #             these development machines fails with emulation errors)
 #   -q        do not echo the console while it runs
 set -euo pipefail
-kernel= initrd= job= smp=2 mem=2G limit=600 log= extra= accel=tcg quiet=0
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+kernel= initrd= job= smp=2 mem=2G limit=600 log= extra= accel=tcg quiet=0 arch=x86_64
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case $1 in
-    -k|-i|-j|-s|-m|-t|-l|-a)
+    -k|-i|-j|-s|-m|-t|-l|-a|--arch)
         if [ $# -lt 2 ]; then
             echo "run-vm.sh: option '$1' needs a value (try --help)" >&2
             exit 2
@@ -33,6 +36,7 @@ while [ $# -gt 0 ]; do
     -t) limit=$2; shift 2 ;;
     -l) log=$2; shift 2 ;;
     -a) extra=$2; shift 2 ;;
+    --arch) arch=$2; shift 2 ;;
     --kvm) accel=kvm; shift ;;
     -q) quiet=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -45,6 +49,11 @@ for f in "$kernel" "$initrd"; do
 done
 case $smp in ''|*[!0-9]*) echo "run-vm.sh: bad -s '$smp'" >&2; exit 2 ;; esac
 case $limit in ''|*[!0-9]*) echo "run-vm.sh: bad -t '$limit'" >&2; exit 2 ;; esac
+case $arch in
+x86_64) qemu=(qemu-system-x86_64) console=ttyS0 ;;
+arm64) qemu=(qemu-system-aarch64 -M virt) console=ttyAMA0 ;;
+*) echo "run-vm.sh: bad --arch '$arch' (x86_64 or arm64)" >&2; exit 2 ;;
+esac
 [ -n "$log" ] || log=$(mktemp /tmp/madvisev-vm.XXXXXX.log)
 
 if [ "$accel" = kvm ]; then
@@ -53,16 +62,19 @@ else
     accel_args=(-accel tcg,thread=multi -cpu max)
 fi
 start=$(date +%s)
-echo "[vm] boot $(basename "$kernel"), $smp vCPUs, $accel, job '$job' (log: $log)"
+qemu+=("${accel_args[@]}" -smp "$smp" -m "$mem"
+    -nographic -no-reboot -nodefaults -serial stdio -kernel "$kernel" -initrd "$initrd"
+    -append "console=$console loglevel=5 panic=-1 oops=panic madvisev.job=$job $extra")
+if [ "$arch" = x86_64 ]; then
+    echo "[vm] boot $(basename "$kernel"), $smp vCPUs, $accel, job '$job' (log: $log)"
+else
+    echo "[vm] boot $(basename "$kernel") ($arch), $smp vCPUs, $accel, job '$job' (log: $log)"
+fi
 set +e
 if [ "$quiet" = 1 ]; then
-    timeout --kill-after=10 "$limit" qemu-system-x86_64 "${accel_args[@]}" -smp "$smp" -m "$mem" \
-        -nographic -no-reboot -nodefaults -serial stdio -kernel "$kernel" -initrd "$initrd" \
-        -append "console=ttyS0 loglevel=5 panic=-1 oops=panic madvisev.job=$job $extra" < /dev/null > "$log" 2>&1
+    timeout --kill-after=10 "$limit" "${qemu[@]}" < /dev/null > "$log" 2>&1
 else
-    timeout --kill-after=10 "$limit" qemu-system-x86_64 "${accel_args[@]}" -smp "$smp" -m "$mem" \
-        -nographic -no-reboot -nodefaults -serial stdio -kernel "$kernel" -initrd "$initrd" \
-        -append "console=ttyS0 loglevel=5 panic=-1 oops=panic madvisev.job=$job $extra" < /dev/null 2>&1 | tee "$log"
+    timeout --kill-after=10 "$limit" "${qemu[@]}" < /dev/null 2>&1 | tee "$log"
 fi
 qemu_rc=${PIPESTATUS[0]}
 set -e

@@ -9,6 +9,13 @@
 #                   (BINARY)", and one "[guest] skip-report BINARY: N
 #                   skipped" line per binary: the host holds them to
 #                   tests/skip-allowlist.txt (scripts/check-skips.py).
+#   test-arm64      the arm64 guest (patched kernel): swap on zram, the
+#                   64-bit kselftest madvisev-kselftest-arm64 (a failed case
+#                   fails; each skipped one is printed "[guest] SKIPPED
+#                   arm64/CASE (madvisev-kselftest-arm64)", with a
+#                   skip-report line, for the same check: its TLB-IPI cases
+#                   skip, arm64 flushes by broadcast TLBI), then the flushes
+#                   per call that kprobes count (madvisev-flushcount-arm64)
 #   bench           madvisev-info, madvisev-bench and instantiate-bench (their
 #                   arguments from madvisev.bench= and madvisev.ibench=)
 #   info            madvisev-info only
@@ -98,6 +105,42 @@ EOF
     echo "[guest] swap: $dev ($type, zram $comp), $size KiB, $used KiB used, priority $prio"
 }
 
+# TLB flushes per call where there are no shootdown IPIs to count (arm64:
+# broadcast TLBI), with kprobe events (config/arm64.config).  tlb_flush
+# is arm64's flush of an mmu_gather's range (one TLBI sequence); a
+# static inline, the -Os kernel has it out of line once per mm/ file that
+# uses it, so every copy in /proc/kallsyms is probed by address and
+# madvisev-flushcount sums them.  unmap_page_range: one zapped range (or
+# the part of it in one VMA), which tlb_end_vma() ends with a flush where
+# CONFIG_MMU_GATHER_MERGE_VMAS is off (arm64); tlb_finish_mmu: one gather.
+# For information: it fails only when a call advised the wrong bytes.
+# $1: the madvisev-flushcount binary.
+count_flushes() {
+    t=/sys/kernel/tracing
+    mount -t tracefs tracefs $t 2> /dev/null
+    if [ ! -w $t/kprobe_events ]; then
+        echo "[guest] flushes: no kprobe events in this kernel"
+        return
+    fi
+    n=0
+    for a in $(sed -n 's/^\([0-9a-f]*\) t tlb_flush$/\1/p' /proc/kallsyms); do
+        n=$((n + 1))
+        echo "p:flush/tlb_flush_$n 0x$a" >> $t/kprobe_events || return
+    done
+    for f in unmap_page_range tlb_finish_mmu; do
+        echo "p:flush/$f $f" >> $t/kprobe_events || return
+    done
+    echo 1 > $t/events/flush/enable
+    echo "[guest] flushes: kprobes on $n copies of tlb_flush, unmap_page_range, tlb_finish_mmu"
+    if [ $n = 0 ]; then
+        echo "[guest] flushes: no out-of-line tlb_flush in /proc/kallsyms: the flushes are not counted"
+    fi
+    "$1" -n 16 -r 10 > /tmp/flush.txt 2>&1 || fail=1
+    sed 's/^/[guest] flushes: /' /tmp/flush.txt
+    echo 0 > $t/events/flush/enable
+    echo > $t/kprobe_events
+}
+
 # The pool's reset of pages that are out in swap.  Not optional: without
 # the binary the job fails.
 run_swap_test() {
@@ -129,6 +172,25 @@ test-patched)
     done
     run_gtests
     run_swap_test
+    ;;
+test-arm64)
+    setup_swap
+    ksft=madvisev-kselftest-arm64
+    echo "[guest] kselftest mm/madvisev ($ksft)"
+    ./$ksft > /tmp/ksft.txt 2>&1
+    rc=$?
+    cat /tmp/ksft.txt
+    if [ $rc -ne 0 ] || grep -q '^not ok' /tmp/ksft.txt || ! grep -q '^# Totals:' /tmp/ksft.txt; then
+        echo "[guest] FAIL: $ksft (exit $rc; a case failed or the run did not finish)"
+        fail=1
+    fi
+    # TAP: "ok N fixture.case # SKIP reason"
+    sed -n 's/^ok [0-9][0-9]* \([^ ]*\) # SKIP.*/\1/p' /tmp/ksft.txt > /tmp/ksft-skipped.txt
+    while read -r t; do
+        echo "[guest] SKIPPED arm64/$t ($ksft)"
+    done < /tmp/ksft-skipped.txt
+    echo "[guest] skip-report $ksft: $(wc -l < /tmp/ksft-skipped.txt) skipped"
+    count_flushes madvisev-flushcount-arm64
     ;;
 test-unpatched)
     export MADVISEV_EXPECT_BACKEND=sequential
