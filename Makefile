@@ -27,6 +27,7 @@ KSELFTEST        := $(VM)/madvisev-kselftest
 KSELFTEST32      := $(VM)/madvisev-kselftest-32
 FUZZER           := $(VM)/madvisev-fuzz
 RACER            := $(VM)/madvisev-race
+LOCKLAT          := $(VM)/madvisev-lock-latency
 # make test's short fuzz and race passes; make fuzz SECONDS=N runs longer.
 FUZZ_SECONDS     ?= 60
 RACE_SECONDS     ?= 30
@@ -184,8 +185,13 @@ $(FUZZER) $(RACER): $(VM)/madvisev-%: tests/fuzz/madvisev-%.c vm-kernels FORCE
 	gcc -static -O2 -Wall -Wextra -pthread -isystem $(VM)/obj-patched/usr/include \
 	    -I libmadvisev/include -o $@ $<
 
-vm-images: vm-kernels build-static $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER)
-	vm-images/build-initramfs.sh $(INITRAMFS) $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER) \
+# mmap()+munmap() latency beside long madvisev() calls (make demo's guest).
+$(LOCKLAT): tests/bench/madvisev-lock-latency.c vm-kernels FORCE
+	gcc -static -O2 -Wall -Wextra -pthread -isystem $(VM)/obj-patched/usr/include \
+	    -I libmadvisev/include -o $@ $<
+
+vm-images: vm-kernels build-static $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER) $(LOCKLAT)
+	vm-images/build-initramfs.sh $(INITRAMFS) $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER) $(LOCKLAT) \
 	    $(BUILD_ST)/libmadvisev/madvisev-test $(BUILD_ST)/libmadvisev/madvisev-first-use \
 	    $(BUILD_ST)/libmadvisev/madvisev-info \
 	    $(BUILD_ST)/libmadvisev/madvisev-bench $(BUILD_ST)/runtime-integration/wasmpool-test \

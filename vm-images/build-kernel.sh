@@ -4,7 +4,8 @@
 #   patched-arm64) under OUT, out of tree (O=), with ccache, from Debian's
 #   linux-source-6.12 tarball and the config fragments in vm-images/config:
 #   guest.config, then the architecture's (x86_64.config, arm64.config).
-#   The patched kernels have kernel-patch/*.patch applied with patch -p1;
+#   The patched kernels have kernel-patch/*.patch (but the cover letter)
+#   applied with patch -p1;
 #   debug is the patched source with config/debug.config and
 #   config/trace.config (BTF, BPF, tracepoints, kprobes: madvisev-trace
 #   runs there) on top.  patched-arm64 is the patched source cross-built
@@ -55,11 +56,17 @@ obj=$out/obj-$variant
 log=$out/build-$variant.log
 : > "$log"
 
+# The series in order; the cover letter (0000-cover-letter.patch) is text.
+series=()
+for p in "$top"/kernel-patch/*.patch; do
+    [ "$(basename "$p")" = 0000-cover-letter.patch ] || series+=("$p")
+done
+
 # What the source tree is made of; a change to any of it rebuilds the tree.
 inputs_id() {
     {
         stat -c '%n %s %Y' "$tarball"
-        if [ "$patched" = 1 ]; then cat "$top"/kernel-patch/*.patch; fi
+        if [ "$patched" = 1 ]; then cat "${series[@]}"; fi
     } | sha256sum | cut -c1-16
 }
 id=$(inputs_id)
@@ -81,7 +88,7 @@ if [ "$patched" = 1 ] && [ "$(cat "$src/.madvisev-id" 2>/dev/null)" != "$id" ]; 
     # Hard links share the pristine files; patch(1) writes new files, so
     # the pristine tree stays untouched.
     cp -al "$pristine" "$src"
-    for p in "$top"/kernel-patch/*.patch; do
+    for p in "${series[@]}"; do
         echo "  $(basename "$p")"
         run_logged "$log" patch -p1 --forward --batch -d "$src" -i "$p"
     done

@@ -70,6 +70,27 @@ TEST(Backend, SyscallBackendFollowsTheKernelsFile) {
     EXPECT_EQ(available, 1);
 }
 
+// The process_madvise backend is there from Linux 6.13 on, and on a 6.12
+// kernel whose madvisev series says in sysfs (version 1 or later) that
+// process_madvise(2) takes MADV_DONTNEED from the caller itself.
+TEST(Backend, ProcessMadviseBackendFollowsTheKernel) {
+    long version = 0;
+    if (FILE *f = fopen("/sys/kernel/mm/madvisev/version", "r")) {
+        if (fscanf(f, "%ld", &version) != 1)
+            version = 0;
+        fclose(f);
+    }
+    utsname u{};
+    int ma = 0, mi = 0;
+    ASSERT_EQ(uname(&u), 0);
+    ASSERT_EQ(sscanf(u.release, "%d.%d", &ma, &mi), 2) << u.release;
+    const bool upstream = ma > 6 || (ma == 6 && mi >= 13);
+    const char *why = nullptr;
+    EXPECT_EQ(madvisev_backend_probe(MADVISEV_BACKEND_PROCESS_MADVISE, &why),
+              upstream || version >= 1 ? 1 : 0)
+        << "Linux " << u.release << ", sysfs version " << version << ": " << (why ? why : "");
+}
+
 // madvise(2) itself must be there on any kernel these tests run on.
 TEST(Backend, SequentialAlwaysAvailable) {
     const char *why = nullptr;

@@ -17,7 +17,8 @@
 #                   skip, arm64 flushes by broadcast TLBI), then the flushes
 #                   per call that kprobes count (madvisev-flushcount-arm64)
 #   bench           madvisev-info, madvisev-bench and instantiate-bench (their
-#                   arguments from madvisev.bench= and madvisev.ibench=)
+#                   arguments from madvisev.bench= and madvisev.ibench=),
+#                   madvisev-lock-latency
 #   info            madvisev-info only
 #   fuzz            madvisev-fuzz and madvisev-race (debug kernel)
 #   trace           madvisev-trace on trace-child, madvisev-bench --trace and
@@ -208,6 +209,10 @@ bench)
     args=$(sed -n 's/.*madvisev\.ibench=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
     # shellcheck disable=SC2086
     instantiate-bench $args --json /tmp/instantiate-bench.json || fail=1
+    echo
+    # How long mmap()+munmap() waits beside 1024-range calls: the kernel
+    # gives up mmap_lock between ranges once 16 MiB were advised.
+    madvisev-lock-latency --ranges 1024 --range-kib 256 --seconds 10 || fail=1
     for f in madvisev-bench instantiate-bench; do
         emit $f /tmp/$f.json
     done
