@@ -121,7 +121,7 @@ demo: build vm-images
 	@echo
 	@echo "== patched Linux 6.12 guest, $(VM_SMP) vCPUs under QEMU TCG: madvisev-bench, instantiate-bench"
 	@vm-images/run-vm.sh -q -k $(KERNEL_PATCHED) -i $(INITRAMFS) -j bench -s $(VM_SMP) -t 1800 \
-	    -l $(VM)/bench-patched.log -a "madvisev.bench=$(VM_BENCH) madvisev.ibench=$(VM_IBENCH)" || \
+	    -l $(VM)/bench-patched.log -a "hugepages=16 madvisev.bench=$(VM_BENCH) madvisev.ibench=$(VM_IBENCH)" || \
 	    { echo "guest benchmark failed; see $(VM)/bench-patched.log"; exit 1; }
 	@tr -d '\r' < $(VM)/bench-patched.log | sed -n '/^kernel:/,/^MADVISEV-JSON-BEGIN/p' | grep -v '^MADVISEV-JSON-BEGIN'
 	@for f in madvisev-bench instantiate-bench; do \

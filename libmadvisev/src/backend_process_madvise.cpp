@@ -104,8 +104,8 @@ Answer pm_probe(const char **reason) {
 
 } // namespace
 
-void process_madvise_force_pidfd(bool on) {
-    g_pidfd_per_call.store(on, std::memory_order_relaxed);
+bool process_madvise_force_pidfd(bool on) {
+    return g_pidfd_per_call.exchange(on, std::memory_order_relaxed);
 }
 
 const Backend &backend_process_madvise() {

@@ -44,6 +44,6 @@ extern thread_local unsigned long syscalls_made;
 
 // Test seam: make the process_madvise backend open a pidfd per call, as
 // on Linux 6.13 and 6.14, which have no PIDFD_SELF.
-void process_madvise_force_pidfd(bool on);
+bool process_madvise_force_pidfd(bool on); // returns the previous setting
 
 } // namespace madvisev_internal

@@ -417,9 +417,11 @@ TEST(ProcessMadvisePidfd, ForkedChildDoesNotUseParentsPidfd) {
     const char *why = nullptr;
     if (madvisev_backend_probe(MADVISEV_BACKEND_PROCESS_MADVISE, &why) != 1)
         GTEST_SKIP() << "process_madvise unavailable: " << why;
-    madvisev_internal::process_madvise_force_pidfd(true);
+    // Restored afterwards: before Linux 6.15 the probe chose a pidfd per
+    // call for good, there being no PIDFD_SELF.
+    const bool was_per_call = madvisev_internal::process_madvise_force_pidfd(true);
     expect_fork_isolated(MADVISEV_BACKEND_PROCESS_MADVISE);
-    madvisev_internal::process_madvise_force_pidfd(false);
+    madvisev_internal::process_madvise_force_pidfd(was_per_call);
 }
 
 } // namespace
