@@ -33,6 +33,9 @@ packages=(
     liburing-dev
     # the runtime integration: wasm2c and its runtime, fibers
     wabt libboost-context-dev
+    # its WASI programs in C: clang's wasm32-wasi target needs wasi-libc,
+    # the wasm32 compiler-rt builtins and lld (wasm-ld)
+    wasi-libc libclang-rt-14-dev-wasm32 lld
     # the test guests: kernel source and build tools, QEMU, busybox
     linux-source-6.12 ccache flex bison bc libelf-dev libssl-dev
     cpio xz-utils file patch perl qemu-system-x86 busybox-static
