@@ -24,6 +24,7 @@
 
 #include "echo.h"
 #include "madvisev.h"
+#include "pool_testing.h"
 #include "tlb_stat.h"
 #include "trace_client.h"
 #include "wasmpool/fiber.h"
@@ -167,7 +168,6 @@ std::vector<Strategy> all_strategies(size_t batch, size_t budget) {
     s.push_back({"pool-adaptive", false, a, false});
     wasmpool::Config n;
     n.stack_bytes = kStackBytes;
-    n.reset = wasmpool::Reset::none;
     s.push_back({"unsafe-no-reset", false, n, true});
     return s;
 }
@@ -195,6 +195,8 @@ Result run(const Strategy &st, size_t threads, size_t dirty, double seconds,
         c.memory_slots = c.table_slots = c.stack_slots = threads * per_thread + 8;
         c.shards = threads;
         pool = std::make_unique<wasmpool::Pool>(c);
+        if (st.insecure)
+            wasmpool::testing::skip_resets_INSECURE(*pool);
         wasm_rt_pooled_set_pool(pool.get());
     }
     long long rss0 = rss_bytes();

@@ -16,12 +16,15 @@
 #include <mutex>
 #include <new>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "madvisev.h"
 #include "page_scan.h"
+#include "pool_testing.h"
 
 namespace wasmpool {
 
@@ -45,8 +48,6 @@ const char *reset_name(Reset r) {
         return "keep-resident";
     case Reset::adaptive:
         return "adaptive";
-    case Reset::none:
-        return "none";
     }
     return "?";
 }
@@ -59,12 +60,67 @@ size_t page_up(size_t n) {
     return (n + kPage - 1) & ~(kPage - 1);
 }
 
-// a * b, or throw: a configuration must not wrap the address arithmetic.
-size_t checked_mul(size_t a, size_t b, const char *what) {
-    size_t r;
-    if (__builtin_mul_overflow(a, b, &r))
-        throw std::invalid_argument(std::string("wasmpool: ") + what + " overflows");
-    return r;
+// The layout's arithmetic, refused rather than wrapped: a wrapped size
+// would put slots on top of each other.
+size_t checked_mul(size_t a, size_t b, const std::string &what) {
+    size_t product;
+    if (__builtin_mul_overflow(a, b, &product))
+        throw std::overflow_error("wasmpool: " + what + " (" + std::to_string(a) + " * " +
+                                  std::to_string(b) + ") overflows");
+    return product;
+}
+
+size_t checked_add(size_t a, size_t b, const std::string &what) {
+    size_t sum;
+    if (__builtin_add_overflow(a, b, &sum))
+        throw std::overflow_error("wasmpool: " + what + " (" + std::to_string(a) + " + " +
+                                  std::to_string(b) + ") overflows");
+    return sum;
+}
+
+[[noreturn]] void refuse(const std::string &why) {
+    throw std::invalid_argument("wasmpool: " + why);
+}
+
+void check_slots(const char *field, size_t slots) {
+    if (slots == 0)
+        refuse(std::string(field) + " is 0: every kind needs at least one slot");
+    if (slots > UINT32_MAX)
+        refuse(std::string(field) + " (" + std::to_string(slots) + ") exceeds 2^32 - 1");
+}
+
+// Slot and guard sizes: protections change by whole pages only.
+void check_pages(const char *field, size_t bytes) {
+    if (bytes == 0 || bytes % kPage != 0)
+        refuse(std::string(field) + " (" + std::to_string(bytes) +
+               ") must be a nonzero multiple of the page size (" + std::to_string(kPage) + ")");
+}
+
+// Everything the layout assumes, checked before any of it is computed.
+void validate(const Config &cfg) {
+    check_slots("memory_slots", cfg.memory_slots);
+    check_slots("table_slots", cfg.table_slots);
+    check_slots("stack_slots", cfg.stack_slots);
+    check_pages("memory_max_bytes", cfg.memory_max_bytes);
+    check_pages("memory_guard_bytes", cfg.memory_guard_bytes);
+    check_pages("table_bytes", cfg.table_bytes);
+    check_pages("table_guard_bytes", cfg.table_guard_bytes);
+    check_pages("stack_bytes", cfg.stack_bytes);
+    check_pages("stack_guard_bytes", cfg.stack_guard_bytes);
+    if (cfg.memory_max_bytes > kWasm32MaxBytes)
+        refuse("memory_max_bytes (" + std::to_string(cfg.memory_max_bytes) +
+               ") exceeds wasm32's 4 GiB (" + std::to_string(kWasm32MaxBytes) + ")");
+    size_t behind_base =
+        checked_add(cfg.memory_max_bytes, cfg.memory_guard_bytes, "memory_max_bytes + guard");
+    if (cfg.memory_bounds == Bounds::guard_pages && behind_base < kSignalHandlerReach)
+        refuse("memory_max_bytes + memory_guard_bytes (" + std::to_string(behind_base) +
+               ") is less than the " + std::to_string(kSignalHandlerReach) +
+               " bytes behind a memory's base that unchecked (signal-handler-mode) code can "
+               "reach; raise memory_guard_bytes, or set memory_bounds = Bounds::checked");
+    if (cfg.batch_size == 0)
+        refuse("batch_size must be at least 1");
+    if (cfg.background_flush && cfg.flush_interval_ms == 0)
+        refuse("flush_interval_ms must be at least 1");
 }
 
 int64_t now_ns() {
@@ -161,15 +217,16 @@ struct Slot {
     uint32_t shard = 0; // the free list it is on, or goes back to
 };
 
+// One kind's reservation: [guard][slot 0][guard][slot 1] ... [slot n-1][guard].
 struct Area {
     std::byte *map = nullptr; // the reservation
-    size_t map_bytes = 0;
-    size_t stride = 0;   // bytes per slot, guards included
-    size_t offset = 0;   // from slot start to usable base (stack guard)
-    size_t capacity = 0; // usable bytes per slot
+    size_t map_bytes = 0;     // guard + count * stride
+    size_t guard = 0;         // PROT_NONE bytes before and after every slot
+    size_t capacity = 0;      // usable bytes per slot
+    size_t stride = 0;        // capacity + guard
     size_t count = 0;
     std::unique_ptr<Slot[]> slots;
-    std::byte *base(uint32_t i) const { return map + i * stride + offset; }
+    std::byte *base(uint32_t i) const { return map + guard + i * stride; }
 };
 
 // A slot waiting in a queue, with its ranges at [first, first + count) of
@@ -219,6 +276,10 @@ std::mutex g_pools_lock;
 struct Pool::Impl {
     Config cfg;
     Area area[kKinds];
+    // The test seam (pool_testing.h); empty and false in production.
+    testing::DecommitHook decommit_hook;
+    testing::RemapHook remap_hook;
+    bool skip_resets = false;
     std::vector<std::unique_ptr<Shard>> shards;
     size_t budget = 0;
     std::atomic<size_t> resident{0};
@@ -254,6 +315,9 @@ struct Pool::Impl {
     bool reserve_resident(Slot &s, size_t bytes);
     void set_resident(Slot &s, size_t bytes);
     bool reset_adaptive(Kind k, uint32_t i);
+    bool grow_slot(Kind k, uint32_t i, size_t bytes, std::optional<uint32_t> gen);
+    std::optional<uint32_t> slot_at_base(const Pool &pool, Kind k, const void *base,
+                                         const char *op);
     void kick();
     void thread_exit();
     void lock_all();
@@ -263,17 +327,7 @@ struct Pool::Impl {
 };
 
 Pool::Impl::Impl(Config c) : cfg(std::move(c)) {
-    if (cfg.memory_slots == 0 || cfg.table_slots == 0 || cfg.stack_slots == 0)
-        throw std::invalid_argument("wasmpool: every kind needs at least one slot");
-    if (cfg.memory_slots > UINT32_MAX || cfg.table_slots > UINT32_MAX ||
-        cfg.stack_slots > UINT32_MAX)
-        throw std::invalid_argument("wasmpool: at most 2^32 - 1 slots of a kind");
-    if (cfg.batch_size == 0)
-        throw std::invalid_argument("wasmpool: batch_size must be at least 1");
-    if (cfg.memory_reservation < 2 * kPage || cfg.table_bytes == 0 || cfg.stack_bytes == 0)
-        throw std::invalid_argument("wasmpool: slot sizes too small");
-    if (cfg.background_flush && cfg.flush_interval_ms == 0)
-        throw std::invalid_argument("wasmpool: flush_interval_ms must be at least 1");
+    validate(cfg);
 
     size_t nshards = 1;
     if (cfg.sharded) {
@@ -289,21 +343,28 @@ Pool::Impl::Impl(Config c) : cfg(std::move(c)) {
         budget = std::clamp(ram / 16, size_t{16} << 20, size_t{1} << 30);
     }
 
-    // Memories: half of each reservation usable (at most 4 GiB, wasm32's
-    // limit), the rest a guard.  Tables: a guard page after each.
-    // Stacks: a guard page below each, the stack itself read-write.
-    size_t mres = page_up(cfg.memory_reservation);
-    Area &mem = area[0], &tab = area[1], &stk = area[2];
-    mem.stride = mres;
-    mem.capacity = std::min(mres / 2, size_t{4} << 30);
-    mem.count = cfg.memory_slots;
-    tab.stride = page_up(cfg.table_bytes) + kPage;
-    tab.capacity = page_up(cfg.table_bytes);
-    tab.count = cfg.table_slots;
-    stk.stride = kPage + page_up(cfg.stack_bytes);
-    stk.offset = kPage;
-    stk.capacity = page_up(cfg.stack_bytes);
-    stk.count = cfg.stack_slots;
+    // Every kind alike: a guard before and after each slot (the guard
+    // after one slot is the guard before the next).  A stack's guard
+    // below it catches an overflow; a memory's after it is what unchecked
+    // code relies on (validate() saw that it is large enough).
+    struct Shape {
+        size_t count, capacity, guard;
+    };
+    const Shape shapes[kKinds] = {
+        {cfg.memory_slots, cfg.memory_max_bytes, cfg.memory_guard_bytes},
+        {cfg.table_slots, cfg.table_bytes, cfg.table_guard_bytes},
+        {cfg.stack_slots, cfg.stack_bytes, cfg.stack_guard_bytes},
+    };
+    for (int k = 0; k < kKinds; k++) {
+        std::string name = kind_name(static_cast<Kind>(k));
+        Area &a = area[k];
+        a.count = shapes[k].count;
+        a.capacity = shapes[k].capacity;
+        a.guard = shapes[k].guard;
+        a.stride = checked_add(a.capacity, a.guard, name + " slot + guard");
+        a.map_bytes = checked_add(a.guard, checked_mul(a.count, a.stride, name + " slots * stride"),
+                                  name + " reservation");
+    }
 
     auto unmap_all = [&] {
         for (Area &a : area)
@@ -312,7 +373,6 @@ Pool::Impl::Impl(Config c) : cfg(std::move(c)) {
     };
     for (int k = 0; k < kKinds; k++) {
         Area &a = area[k];
-        a.map_bytes = checked_mul(a.stride, a.count, "slot count * slot size");
         a.slots = std::make_unique<Slot[]>(a.count);
         void *p = mmap(nullptr, a.map_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                        -1, 0);
@@ -460,8 +520,8 @@ void Pool::Impl::set_resident(Slot &s, size_t bytes) {
 
 ssize_t Pool::Impl::decommit(Shard &s, const iovec *iov, size_t cnt) {
     bump(s.n.decommit_calls);
-    if (cfg.decommit_hook)
-        return cfg.decommit_hook(iov, cnt);
+    if (decommit_hook)
+        return decommit_hook(iov, cnt);
     return madvisev_via(cfg.backend, iov, cnt, MADV_DONTNEED, 0);
 }
 
@@ -477,10 +537,9 @@ bool Pool::Impl::remap_clean(Kind k, uint32_t i) {
     auto map = [&](std::byte *at, size_t bytes, int prot) {
         if (bytes == 0)
             return true;
-        void *p = cfg.remap_hook
-                      ? cfg.remap_hook(at, bytes, prot)
-                      : mmap(at, bytes, prot,
-                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+        void *p = remap_hook ? remap_hook(at, bytes, prot)
+                             : mmap(at, bytes, prot,
+                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
         return p == at;
     };
     size_t rw = std::min(s.accessible, len);
@@ -799,10 +858,11 @@ void Pool::Impl::release_slot(Kind k, uint32_t i, uint32_t gen, const char *op) 
     s.shard = my_shard_index();
     Counters &n = my_shard().n;
     bump(n.released);
-    switch (cfg.reset) {
-    case Reset::none:
+    if (skip_resets) {
         make_free(k, i);
         return;
+    }
+    switch (cfg.reset) {
     case Reset::decommit:
         enqueue_whole(k, i);
         return;
@@ -1009,22 +1069,25 @@ std::optional<Pool::Lease> Pool::acquire(Kind kind, uint64_t key, size_t bytes) 
     bump(mine.n.acquired);
     note_pool_use(this, impl_.get());
     uint32_t gen = gen_of(s.word.load(std::memory_order_relaxed));
-    return Lease{kind, idx, gen, base, a.capacity};
+    return Lease(this, SlotIndex{kind, idx}, gen, base, a.capacity);
 }
 
-bool Pool::grow(Kind kind, uint32_t index, size_t bytes) {
-    Impl &m = *impl_;
-    Area &a = m.of(kind);
-    if (kind == Kind::stack || index >= a.count || bytes > a.capacity)
+// @gen: the caller's generation, where it has one (a lease); the raw
+// path has none.
+bool Pool::Impl::grow_slot(Kind k, uint32_t i, size_t bytes, std::optional<uint32_t> gen) {
+    Area &a = of(k);
+    if (k == Kind::stack || i >= a.count || bytes > a.capacity)
         return false;
-    Slot &s = a.slots[index];
+    Slot &s = a.slots[i];
     uint64_t w = s.word.load(std::memory_order_acquire);
     if (state_of(w) != State::leased)
-        m.misuse("grow", kind, index, w, "the slot is not leased");
+        misuse("grow", k, i, w, "the slot is not leased");
+    if (gen && gen_of(w) != *gen)
+        misuse("grow", k, i, w, "a stale lease: the slot was released and acquired again since");
     size_t want = page_up(bytes);
     if (want <= s.accessible)
         return true;
-    if (mprotect(a.base(index) + s.accessible, want - s.accessible, PROT_READ | PROT_WRITE) != 0)
+    if (mprotect(a.base(i) + s.accessible, want - s.accessible, PROT_READ | PROT_WRITE) != 0)
         return false;
     s.accessible = want;
     s.extent = std::max(s.extent, want);
@@ -1032,24 +1095,61 @@ bool Pool::grow(Kind kind, uint32_t index, size_t bytes) {
     return true;
 }
 
-void Pool::release(const Lease &lease) {
+// The slot whose base @base is; aborts where @base lies in this pool's
+// @kind reservation but is not a slot's base (the caller's pointer is
+// wrong, and guessing a slot could hand it someone else's).
+std::optional<uint32_t> Pool::Impl::slot_at_base(const Pool &pool, Kind k, const void *base,
+                                                 const char *op) {
+    auto idx = pool.locate(k, base);
+    const Area &a = of(k);
+    auto *b = static_cast<const std::byte *>(base);
+    bool inside = b >= a.map && b < a.map + a.map_bytes;
+    if (inside && (!idx || a.base(idx->value) != base)) {
+        fprintf(stderr,
+                "wasmpool: %s of %s at %p: not the base of a slot of this pool; stopping "
+                "before one user can see another's memory\n",
+                op, kind_name(k), base);
+        abort();
+    }
+    if (!idx)
+        return std::nullopt;
+    return idx->value;
+}
+
+bool Pool::grow(SlotIndex index, size_t bytes) {
+    return impl_->grow_slot(index.kind, index.value, bytes, std::nullopt);
+}
+
+bool Pool::grow_base(Kind kind, const void *base, size_t bytes) {
+    auto idx = impl_->slot_at_base(*this, kind, base, "grow");
+    return idx && impl_->grow_slot(kind, *idx, bytes, std::nullopt);
+}
+
+void Pool::release(Lease &&lease) {
     Impl &m = *impl_;
-    Area &a = m.of(lease.kind);
-    if (lease.index >= a.count || lease.base != a.base(lease.index)) {
+    if (!lease) {
+        fprintf(stderr, "wasmpool: release of an empty lease (moved from, released or "
+                        "detached before)\n");
+        abort();
+    }
+    Kind kind = lease.kind();
+    uint32_t index = lease.index_.value;
+    if (lease.pool_ != this || index >= m.of(kind).count || lease.base_ != m.of(kind).base(index)) {
         fprintf(stderr,
                 "wasmpool: release of %s slot %u (generation %u) at %p: not a lease of this "
                 "pool; stopping before one user can see another's memory\n",
-                kind_name(lease.kind), lease.index, lease.generation,
-                static_cast<void *>(lease.base));
+                kind_name(kind), index, lease.generation_, static_cast<void *>(lease.base_));
         abort();
     }
-    m.release_slot(lease.kind, lease.index, lease.generation, "release");
+    uint32_t gen = lease.generation_;
+    lease.pool_ = nullptr; // empty before the slot can be anyone else's
+    m.release_slot(kind, index, gen, "release");
 }
 
 void Pool::release_base(Kind kind, const void *base) {
     Impl &m = *impl_;
-    auto idx = locate(kind, base);
-    if (!idx || m.of(kind).base(*idx) != base) {
+    auto idx = m.slot_at_base(*this, kind, base, "release");
+    if (!idx) {
         fprintf(stderr,
                 "wasmpool: release of %s at %p: not the base of a slot of this pool; stopping "
                 "before one user can see another's memory\n",
@@ -1058,6 +1158,48 @@ void Pool::release_base(Kind kind, const void *base) {
     }
     uint64_t w = m.slot(kind, *idx).word.load(std::memory_order_relaxed);
     m.release_slot(kind, *idx, gen_of(w), "release");
+}
+
+Pool::Lease::Lease(Lease &&other) noexcept
+    : pool_(std::exchange(other.pool_, nullptr)), index_(other.index_),
+      generation_(other.generation_), base_(other.base_), capacity_(other.capacity_) {}
+
+Pool::Lease &Pool::Lease::operator=(Lease &&other) noexcept {
+    if (this != &other) {
+        if (pool_)
+            pool_->release(std::move(*this));
+        pool_ = std::exchange(other.pool_, nullptr);
+        index_ = other.index_;
+        generation_ = other.generation_;
+        base_ = other.base_;
+        capacity_ = other.capacity_;
+    }
+    return *this;
+}
+
+Pool::Lease::~Lease() {
+    if (pool_)
+        pool_->release(std::move(*this));
+}
+
+bool Pool::Lease::grow(size_t bytes) {
+    if (!pool_)
+        return false;
+    return pool_->impl_->grow_slot(index_.kind, index_.value, bytes, generation_);
+}
+
+void Pool::Lease::release() {
+    if (!pool_) {
+        fprintf(stderr, "wasmpool: release of an empty lease (moved from, released or "
+                        "detached before)\n");
+        abort();
+    }
+    pool_->release(std::move(*this));
+}
+
+std::byte *Pool::Lease::detach() {
+    pool_ = nullptr;
+    return base_;
 }
 
 void Pool::flush(bool all) {
@@ -1072,12 +1214,23 @@ void Pool::flush(bool all) {
     }
 }
 
-std::optional<uint32_t> Pool::locate(Kind kind, const void *p) const {
+std::optional<SlotIndex> Pool::locate(Kind kind, const void *p) const {
     const Area &a = impl_->area[static_cast<int>(kind)];
     auto *b = static_cast<const std::byte *>(p);
     if (b < a.map || b >= a.map + a.map_bytes)
         return std::nullopt;
-    return static_cast<uint32_t>(static_cast<size_t>(b - a.map) / a.stride);
+    size_t offset = static_cast<size_t>(b - a.map);
+    // A stack owns the guard below it (its overflow faults there); a
+    // memory or table the guard after it (where its overruns go).
+    if (kind != Kind::stack) {
+        if (offset < a.guard)
+            return std::nullopt; // the guard before the first slot
+        offset -= a.guard;
+    }
+    size_t index = offset / a.stride;
+    if (index >= a.count)
+        return std::nullopt; // the guard after the last stack
+    return SlotIndex{kind, static_cast<uint32_t>(index)};
 }
 
 Pool *Pool::owner_of(Kind kind, const void *p) {
@@ -1121,6 +1274,35 @@ const Config &Pool::config() const {
 
 size_t Pool::slot_count(Kind kind) const {
     return impl_->area[static_cast<int>(kind)].count;
+}
+
+size_t Pool::slot_capacity(Kind kind) const {
+    return impl_->area[static_cast<int>(kind)].capacity;
+}
+
+// The test seam (pool_testing.h).
+struct testing::Access {
+    static Pool::Impl &impl(Pool &pool) { return *pool.impl_; }
+    static Pool::Lease lease(Pool &pool, SlotIndex index, uint32_t generation, std::byte *base) {
+        return Pool::Lease(&pool, index, generation, base, pool.impl_->of(index.kind).capacity);
+    }
+};
+
+void testing::set_decommit_hook(Pool &pool, DecommitHook hook) {
+    Access::impl(pool).decommit_hook = std::move(hook);
+}
+
+void testing::set_remap_hook(Pool &pool, RemapHook hook) {
+    Access::impl(pool).remap_hook = std::move(hook);
+}
+
+void testing::skip_resets_INSECURE(Pool &pool) {
+    Access::impl(pool).skip_resets = true;
+}
+
+Pool::Lease testing::forge_lease(Pool &pool, SlotIndex index, uint32_t generation,
+                                 std::byte *base) {
+    return Access::lease(pool, index, generation, base);
 }
 
 } // namespace wasmpool

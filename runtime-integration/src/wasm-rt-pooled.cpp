@@ -65,7 +65,7 @@ bool pooled_table_alloc(Table *t, uint32_t elements, uint32_t max_elements) {
     auto lease = p->acquire(wasmpool::Kind::table, t_key, uint64_t{elements} * sizeof(Elem));
     if (!lease)
         return false;
-    t->data = reinterpret_cast<Elem *>(lease->base);
+    t->data = reinterpret_cast<Elem *>(lease->detach()); // released by base
     t->size = elements;
     t->max_size = max_elements;
     return true;
@@ -104,7 +104,7 @@ template <class Table, class Elem> int64_t pooled_table_grow(Table *t, uint32_t 
     uint64_t want = uint64_t{old} + delta;
     if (want == 0)
         return 0;
-    if (want > t->max_size || !p->grow(wasmpool::Kind::table, *idx, want * sizeof(Elem)))
+    if (want > t->max_size || !p->grow(*idx, want * sizeof(Elem)))
         return -1;
     for (uint64_t i = old; i < want; i++)
         t->data[i] = init;
@@ -138,7 +138,7 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, u
     if (p) {
         auto lease = p->acquire(wasmpool::Kind::memory, t_key, initial_pages * kWasmPage);
         if (lease) {
-            memory->data = reinterpret_cast<uint8_t *>(lease->base);
+            memory->data = reinterpret_cast<uint8_t *>(lease->detach()); // released by base
             memory->size = static_cast<uint32_t>(initial_pages * kWasmPage);
             memory->pages = initial_pages;
             memory->max_pages = max_pages;
@@ -160,7 +160,7 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
         return 0;
     // memory->size is 32 bits wide: 65536 pages do not fit in it.
     if (new_pages > memory->max_pages || new_pages * kWasmPage > UINT32_MAX ||
-        !p->grow(wasmpool::Kind::memory, *idx, new_pages * kWasmPage))
+        !p->grow(*idx, new_pages * kWasmPage))
         return UINT32_MAX;
     memory->pages = static_cast<uint32_t>(new_pages);
     memory->size = static_cast<uint32_t>(new_pages * kWasmPage);

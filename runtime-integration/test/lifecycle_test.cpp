@@ -21,8 +21,10 @@
 
 #include "page_scan.h"
 #include "pool_test_util.h"
+#include "pool_testing.h"
 #include "wasmpool/pool.h"
 
+using wasmpool::Bounds;
 using wasmpool::Config;
 using wasmpool::Kind;
 using wasmpool::Pool;
@@ -35,7 +37,9 @@ using pool_test::kPage;
 
 Config small(Config c) {
     c.memory_slots = 8;
-    c.memory_reservation = size_t{1} << 20;
+    c.memory_max_bytes = size_t{512} << 10;
+    c.memory_guard_bytes = size_t{512} << 10;
+    c.memory_bounds = Bounds::checked; // the tests check their own accesses
     c.table_slots = 8;
     c.table_bytes = 4 * kPage;
     c.stack_slots = 8;
@@ -65,8 +69,8 @@ std::vector<Pool::Lease> lease_dirty(Pool &pool, int n, size_t bytes) {
         auto l = pool.acquire(Kind::memory, 1, bytes);
         if (!l)
             break;
-        dirty(l->base, bytes);
-        held.push_back(*l);
+        dirty(l->base(), bytes);
+        held.push_back(std::move(*l));
     }
     return held;
 }
@@ -93,8 +97,12 @@ TEST_F(LifeCycleDeath, DoubleRelease) {
         {
             Pool pool(small(Config{}));
             auto a = pool.acquire(Kind::memory, 1, kPage);
-            pool.release(*a);
-            pool.release(*a);
+            // A lease cannot be copied: a copy is what a corrupted or
+            // duplicated raw handle would be.
+            auto copy =
+                wasmpool::testing::forge_lease(pool, a->index(), a->generation(), a->base());
+            pool.release(std::move(*a));
+            pool.release(std::move(copy));
         },
         "release of memory slot [0-9]+ \\(generation 1\\) in state free: released twice");
 }
@@ -107,8 +115,10 @@ TEST_F(LifeCycleDeath, DoubleReleaseWhileQueued) {
             c.batch_size = 100;
             Pool pool(c);
             auto a = pool.acquire(Kind::table, 1, kPage);
-            pool.release(*a);
-            pool.release(*a);
+            auto copy =
+                wasmpool::testing::forge_lease(pool, a->index(), a->generation(), a->base());
+            pool.release(std::move(*a));
+            pool.release(std::move(copy));
         },
         "release of table slot [0-9]+ .* in state queued for reset: released twice");
 }
@@ -118,12 +128,13 @@ TEST_F(LifeCycleDeath, ReleaseOfSlotNeverAcquired) {
         {
             Pool pool(small(Config{}));
             auto a = pool.acquire(Kind::memory, 1, kPage);
-            Pool::Lease fake = *a;
-            fake.index = a->index ^ 1; // a free neighbour
-            fake.base = a->base + (a->index & 1 ? -1 : 1) *
-                                      static_cast<ptrdiff_t>(pool.config().memory_reservation);
-            fake.generation = 0;
-            pool.release(fake);
+            uint32_t neighbour = a->index().value ^ 1; // free
+            std::byte *base =
+                a->base() + (neighbour > a->index().value ? 1 : -1) *
+                                static_cast<ptrdiff_t>(pool.config().memory_max_bytes +
+                                                       pool.config().memory_guard_bytes);
+            auto fake = wasmpool::testing::forge_lease(pool, {Kind::memory, neighbour}, 0, base);
+            pool.release(std::move(fake));
         },
         "release of memory slot [0-9]+ \\(generation 0\\) in state free");
 }
@@ -135,10 +146,11 @@ TEST_F(LifeCycleDeath, StaleLeaseAfterReuse) {
             c.memory_slots = 1;
             Pool pool(c);
             auto a = pool.acquire(Kind::memory, 1, kPage);
-            pool.release(*a);
+            auto old = wasmpool::testing::forge_lease(pool, a->index(), a->generation(), a->base());
+            a->release();
             auto b = pool.acquire(Kind::memory, 1, kPage); // the same slot, leased again
-            if (b->index == a->index)
-                pool.release(*a); // the old lease: must not free b's slot
+            if (b->index() == old.index())
+                pool.release(std::move(old)); // the old lease: must not free b's slot
         },
         "in state leased: a stale lease");
 }
@@ -149,7 +161,7 @@ TEST_F(LifeCycleDeath, ReleaseThroughAnotherPool) {
             Pool one(small(Config{}));
             Pool two(small(Config{}));
             auto a = one.acquire(Kind::memory, 1, kPage);
-            two.release(*a);
+            two.release(std::move(*a));
         },
         "not a lease of this pool");
 }
@@ -159,7 +171,7 @@ TEST_F(LifeCycleDeath, ReleaseBaseInsideASlot) {
         {
             Pool pool(small(Config{}));
             auto a = pool.acquire(Kind::memory, 1, 2 * kPage);
-            pool.release_base(Kind::memory, a->base + kPage);
+            pool.release_base(Kind::memory, a->base() + kPage);
         },
         "not the base of a slot of this pool");
 }
@@ -168,9 +180,9 @@ TEST_F(LifeCycleDeath, ReleaseBaseTwice) {
     EXPECT_DEATH(
         {
             Pool pool(small(Config{}));
-            auto a = pool.acquire(Kind::stack, 1, 0);
-            pool.release_base(Kind::stack, a->base);
-            pool.release_base(Kind::stack, a->base);
+            std::byte *base = pool.acquire(Kind::stack, 1, 0)->detach();
+            pool.release_base(Kind::stack, base);
+            pool.release_base(Kind::stack, base);
         },
         "release of stack slot [0-9]+ .* in state free: released twice");
 }
@@ -180,10 +192,83 @@ TEST_F(LifeCycleDeath, GrowOfFreeSlot) {
         {
             Pool pool(small(Config{}));
             auto a = pool.acquire(Kind::memory, 1, kPage);
-            pool.release(*a);
-            pool.grow(Kind::memory, a->index, 2 * kPage);
+            wasmpool::SlotIndex index = a->index();
+            a->release();
+            pool.grow(index, 2 * kPage);
         },
         "grow of memory slot [0-9]+ .* in state free: the slot is not leased");
+}
+
+// A lease is released once: a second release of it, or a release of a
+// moved-from lease, is the caller's confusion about what it holds.
+TEST_F(LifeCycleDeath, LeaseReleasedTwice) {
+    EXPECT_DEATH(
+        {
+            Pool pool(small(Config{}));
+            auto a = pool.acquire(Kind::memory, 1, kPage);
+            a->release();
+            a->release();
+        },
+        "release of an empty lease");
+}
+
+TEST_F(LifeCycleDeath, ReleaseOfMovedFromLease) {
+    EXPECT_DEATH(
+        {
+            Pool pool(small(Config{}));
+            auto a = pool.acquire(Kind::table, 1, kPage);
+            Pool::Lease taken = std::move(*a);
+            pool.release(std::move(*a));
+        },
+        "release of an empty lease");
+}
+
+TEST_F(LifeCycleDeath, GrowThroughStaleLease) {
+    EXPECT_DEATH(
+        {
+            Config c = small(Config{});
+            c.memory_slots = 1;
+            Pool pool(c);
+            auto a = pool.acquire(Kind::memory, 1, kPage);
+            auto old = wasmpool::testing::forge_lease(pool, a->index(), a->generation(), a->base());
+            a->release();
+            auto b = pool.acquire(Kind::memory, 1, kPage); // the same slot, leased again
+            old.grow(2 * kPage);
+        },
+        "grow of memory slot 0 \\(generation 2\\) in state leased: a stale lease");
+}
+
+// The lease releases its slot exactly once, whichever way it goes.
+TEST(Lease, ReleasesExactlyOnce) {
+    Config c = small(Config{});
+    c.sharded = false;
+    Pool pool(c);
+    {
+        auto a = pool.acquire(Kind::memory, 1, kPage);
+        ASSERT_TRUE(a);
+        Pool::Lease moved = std::move(*a); // a is empty now: its destructor does nothing
+        EXPECT_FALSE(*a);
+        EXPECT_TRUE(moved);
+    }
+    EXPECT_EQ(pool.stats().released, 1u) << "destructor";
+    {
+        auto a = pool.acquire(Kind::memory, 1, kPage);
+        a->release();
+        EXPECT_FALSE(*a);
+    }
+    EXPECT_EQ(pool.stats().released, 2u) << "release(), then the destructor";
+    {
+        auto a = pool.acquire(Kind::memory, 1, kPage);
+        auto b = pool.acquire(Kind::memory, 1, kPage);
+        *a = std::move(*b); // gives a's slot back, takes b's
+        EXPECT_EQ(pool.stats().released, 3u) << "move assignment";
+    }
+    EXPECT_EQ(pool.stats().released, 4u) << "the assigned lease's destructor";
+    std::byte *raw = pool.acquire(Kind::table, 1, kPage)->detach();
+    EXPECT_EQ(pool.stats().released, 4u) << "a detached lease is not released";
+    pool.release_base(Kind::table, raw);
+    EXPECT_EQ(pool.stats().released, 5u);
+    EXPECT_EQ(pool.stats().acquired, 5u);
 }
 
 // Legal use never trips the checks, from many threads at once, with
@@ -203,7 +288,7 @@ TEST(LifeCycle, HandOffBetweenThreads) {
                 take.swap(handed);
             }
             for (auto &l : take)
-                pool.release(l);
+                pool.release(std::move(l));
         }
     });
     for (int i = 0; i < 2000; i++) {
@@ -212,10 +297,10 @@ TEST(LifeCycle, HandOffBetweenThreads) {
             std::this_thread::yield();
             continue;
         }
-        ASSERT_TRUE(all_zero(l->base, kPage));
-        dirty(l->base, kPage);
+        ASSERT_TRUE(all_zero(l->base(), kPage));
+        dirty(l->base(), kPage);
         std::lock_guard<std::mutex> g(mu);
-        handed.push_back(*l);
+        handed.push_back(std::move(*l));
     }
     done = true;
     releaser.join();
@@ -225,14 +310,19 @@ TEST(LifeCycle, HandOffBetweenThreads) {
 // --- A failed reset: fresh memory is mapped over the slot; only if that
 // --- fails too is the slot quarantined.
 
-Config failing_decommit(std::atomic<void *> &poisoned) {
+Config failing_decommit_config() {
     Config c = small(Config{});
     c.reset = Reset::decommit;
     c.batch_size = 3;
     c.background_flush = false;
     c.sharded = false;
     c.memory_slots = 4;
-    c.decommit_hook = [&poisoned](const iovec *iov, size_t n) -> ssize_t {
+    return c;
+}
+
+// Decommits that fail for the range at @poisoned.
+wasmpool::testing::DecommitHook failing_decommit(std::atomic<void *> &poisoned) {
+    return [&poisoned](const iovec *iov, size_t n) -> ssize_t {
         ssize_t done = 0;
         for (size_t i = 0; i < n; i++) {
             if (iov[i].iov_base == poisoned.load()) {
@@ -245,65 +335,71 @@ Config failing_decommit(std::atomic<void *> &poisoned) {
         }
         return done;
     };
-    return c;
 }
 
 TEST(FailedReset, DecommitFailsSlotIsRemappedClean) {
     std::atomic<void *> poisoned{nullptr};
-    Pool pool(failing_decommit(poisoned));
+    Pool pool(failing_decommit_config());
+    wasmpool::testing::set_decommit_hook(pool, failing_decommit(poisoned));
     std::vector<Pool::Lease> leases;
     for (int i = 0; i < 3; i++) {
         auto l = pool.acquire(Kind::memory, 1, 4 * kPage);
         ASSERT_TRUE(l);
-        dirty(l->base, 4 * kPage);
-        leases.push_back(*l);
+        dirty(l->base(), 4 * kPage);
+        leases.push_back(std::move(*l));
     }
-    poisoned = leases[1].base; // the middle one of the batch, every time
+    poisoned = leases[1].base(); // the middle one of the batch, every time
+    uint32_t poisoned_slot = leases[1].index().value;
     for (auto &l : leases)
-        pool.release(l); // the third release flushes
+        pool.release(std::move(l)); // the third release flushes
     auto st = pool.stats();
     EXPECT_EQ(st.remapped, 1u);
     EXPECT_EQ(st.quarantined, 0u);
     // Every slot comes back, the remapped one too, reading zero, with its
     // layout: 4 pages read-write.
     std::set<uint32_t> seen;
+    std::vector<Pool::Lease> kept; // held until the pool runs out
     while (auto l = pool.acquire(Kind::memory, 1, 4 * kPage)) {
-        EXPECT_TRUE(all_zero(l->base, 4 * kPage)) << "slot " << l->index;
-        dirty(l->base, 4 * kPage);
-        seen.insert(l->index);
+        EXPECT_TRUE(all_zero(l->base(), 4 * kPage)) << "slot " << l->index().value;
+        dirty(l->base(), 4 * kPage);
+        seen.insert(l->index().value);
+        kept.push_back(std::move(*l));
     }
     EXPECT_EQ(seen.size(), 4u) << "the remapped slot was lost";
-    EXPECT_TRUE(seen.count(leases[1].index));
+    EXPECT_TRUE(seen.count(poisoned_slot));
 }
 
 TEST(FailedReset, RemapFailsTooSlotIsQuarantined) {
     std::atomic<void *> poisoned{nullptr};
-    Config c = failing_decommit(poisoned);
+    Pool pool(failing_decommit_config());
+    wasmpool::testing::set_decommit_hook(pool, failing_decommit(poisoned));
     std::atomic<int> remaps{0};
-    c.remap_hook = [&](void *, size_t, int) -> void * {
+    wasmpool::testing::set_remap_hook(pool, [&](void *, size_t, int) -> void * {
         remaps++;
         errno = ENOMEM;
         return MAP_FAILED;
-    };
-    Pool pool(c);
+    });
     std::vector<Pool::Lease> leases;
     for (int i = 0; i < 3; i++) {
         auto l = pool.acquire(Kind::memory, 1, kPage);
         ASSERT_TRUE(l);
-        dirty(l->base, kPage);
-        leases.push_back(*l);
+        dirty(l->base(), kPage);
+        leases.push_back(std::move(*l));
     }
-    poisoned = leases[1].base;
+    poisoned = leases[1].base();
+    uint32_t poisoned_slot = leases[1].index().value;
     for (auto &l : leases)
-        pool.release(l);
+        pool.release(std::move(l));
     EXPECT_EQ(remaps.load(), 1);
     EXPECT_EQ(pool.stats().quarantined, 1u);
     EXPECT_EQ(pool.stats().remapped, 0u);
     std::set<uint32_t> seen;
+    std::vector<Pool::Lease> kept; // held until the pool runs out
     while (auto l = pool.acquire(Kind::memory, 1, kPage)) {
-        EXPECT_NE(l->index, leases[1].index) << "a quarantined slot came back";
-        EXPECT_TRUE(all_zero(l->base, kPage));
-        seen.insert(l->index);
+        EXPECT_NE(l->index().value, poisoned_slot) << "a quarantined slot came back";
+        EXPECT_TRUE(all_zero(l->base(), kPage));
+        seen.insert(l->index().value);
+        kept.push_back(std::move(*l));
     }
     EXPECT_EQ(errno, ENOMEM);
     EXPECT_EQ(seen.size(), 3u); // 4 slots, one quarantined
@@ -330,7 +426,7 @@ size_t rss_anon_kb() {
 
 TEST(Adaptive, ZeroPageMappingsAreLeftAlone) {
     Config c = small(Config{});
-    c.memory_reservation = size_t{16} << 20;
+    c.memory_max_bytes = size_t{8} << 20;
     c.sharded = false;
     c.background_flush = false;
     Pool pool(c);
@@ -339,11 +435,11 @@ TEST(Adaptive, ZeroPageMappingsAreLeftAlone) {
     ASSERT_TRUE(a);
     volatile unsigned sink = 0;
     for (size_t off = 0; off < bytes; off += kPage)
-        sink = sink + static_cast<unsigned>(a->base[off]); // maps the zero page
+        sink = sink + static_cast<unsigned>(a->base()[off]); // maps the zero page
     for (size_t page = 0; page < pages; page += 256)
-        a->base[page * kPage] = std::byte{1}; // 4 written pages
+        a->base()[page * kPage] = std::byte{1}; // 4 written pages
     size_t before = rss_anon_kb();
-    pool.release(*a);
+    pool.release(std::move(*a));
     size_t after = rss_anon_kb();
     EXPECT_EQ(pool.stats().zeroed_in_place, 1u);
     // Zeroing the 1020 zero-page mappings would add 4080 kB.
@@ -352,34 +448,34 @@ TEST(Adaptive, ZeroPageMappingsAreLeftAlone) {
     EXPECT_EQ(pool.stats().resident_bytes, 4 * kPage);
     auto b = pool.acquire(Kind::memory, 1, bytes);
     ASSERT_TRUE(b);
-    EXPECT_TRUE(all_zero(b->base, bytes));
-    pool.release(*b);
+    EXPECT_TRUE(all_zero(b->base(), bytes));
+    pool.release(std::move(*b));
 }
 
 // Pages left resident behind a shrink (a smaller next user) are still
 // counted in the budget and reset before anyone can reach them again.
 TEST(Adaptive, ShrinkKeepsLeftoverPagesCounted) {
     Config c = small(Config{});
-    c.memory_reservation = size_t{16} << 20;
+    c.memory_max_bytes = size_t{8} << 20;
     c.sharded = false;
     Pool pool(c);
     auto a = pool.acquire(Kind::memory, 1, 256 * kPage);
     ASSERT_TRUE(a);
     for (size_t page = 0; page < 256; page += 4)
-        a->base[page * kPage] = std::byte{7}; // 64 sparse pages
-    pool.release(*a);
+        a->base()[page * kPage] = std::byte{7}; // 64 sparse pages
+    pool.release(std::move(*a));
     ASSERT_EQ(pool.stats().resident_bytes, 64 * kPage);
     auto b = pool.acquire(Kind::memory, 1, 16 * kPage); // same slot, smaller
     ASSERT_TRUE(b);
-    ASSERT_EQ(b->index, a->index);
-    dirty(b->base, 16 * kPage);
-    pool.release(*b);
-    size_t held = data_bytes(a->base, 256 * kPage);
+    ASSERT_EQ(b->index(), a->index());
+    dirty(b->base(), 16 * kPage);
+    pool.release(std::move(*b));
+    size_t held = data_bytes(a->base(), 256 * kPage);
     EXPECT_GE(pool.stats().resident_bytes, held) << "resident pages of the slot escaped the budget";
     auto c2 = pool.acquire(Kind::memory, 1, 256 * kPage);
     ASSERT_TRUE(c2);
-    EXPECT_TRUE(all_zero(c2->base, 256 * kPage));
-    pool.release(*c2);
+    EXPECT_TRUE(all_zero(c2->base(), 256 * kPage));
+    pool.release(std::move(*c2));
 }
 
 // Concurrent releases never push the resident memory past the budget.
@@ -409,8 +505,8 @@ TEST(Adaptive, BudgetHoldsUnderConcurrentReleases) {
                                       8 * kPage);
                 if (!l)
                     continue;
-                dirty(l->base, 8 * kPage);
-                pool.release(*l);
+                dirty(l->base(), 8 * kPage);
+                pool.release(std::move(*l));
             }
         });
     for (auto &t : ts)
@@ -430,14 +526,14 @@ TEST(Adaptive, IdleWarmSlotsAgeOut) {
     std::vector<Pool::Lease> held = lease_dirty(pool, 4, 4 * kPage);
     ASSERT_EQ(held.size(), 4u);
     for (auto &l : held)
-        pool.release(l);
+        pool.release(std::move(l));
     EXPECT_GT(pool.stats().resident_bytes, 0u);
     EXPECT_TRUE(wait_for([&] { return pool.stats().resident_bytes == 0; }))
         << pool.stats().resident_bytes << " bytes still resident";
     EXPECT_EQ(pool.stats().warm_slots, 0u);
     EXPECT_GE(pool.stats().aged_out, 4u);
     for (auto &l : held)
-        EXPECT_EQ(data_bytes(l.base, 4 * kPage), 0u) << "aged slot not decommitted";
+        EXPECT_EQ(data_bytes(l.base(), 4 * kPage), 0u) << "aged slot not decommitted";
 }
 
 // No more than max_warm_slots free slots keep resident pages.
@@ -450,7 +546,7 @@ TEST(Adaptive, WarmSlotsAreCapped) {
     std::vector<Pool::Lease> held = lease_dirty(pool, 6, 4 * kPage);
     ASSERT_EQ(held.size(), 6u);
     for (auto &l : held)
-        pool.release(l);
+        pool.release(std::move(l));
     EXPECT_TRUE(wait_for([&] { return pool.stats().warm_slots <= 2; }))
         << pool.stats().warm_slots << " warm slots";
     EXPECT_TRUE(wait_for([&] { return pool.stats().resident_bytes <= 2 * 4 * kPage; }));
@@ -470,7 +566,7 @@ TEST(Flusher, ReleaseNeverWaitsForADecommit) {
     c.sharded = false;
     std::mutex mu;
     std::vector<pid_t> callers;
-    c.decommit_hook = [&](const iovec *iov, size_t n) -> ssize_t {
+    wasmpool::testing::DecommitHook decommit = [&](const iovec *iov, size_t n) -> ssize_t {
         {
             std::lock_guard<std::mutex> g(mu);
             callers.push_back(my_tid());
@@ -484,16 +580,17 @@ TEST(Flusher, ReleaseNeverWaitsForADecommit) {
         return done;
     };
     Pool pool(c);
+    wasmpool::testing::set_decommit_hook(pool, decommit);
     for (int round = 0; round < 8; round++) {
         std::vector<Pool::Lease> held;
         for (int i = 0; i < 4; i++) {
             auto l = pool.acquire(Kind::memory, 1, kPage);
             ASSERT_TRUE(l);
-            dirty(l->base, kPage);
-            held.push_back(*l);
+            dirty(l->base(), kPage);
+            held.push_back(std::move(*l));
         }
         for (auto &l : held)
-            pool.release(l);
+            pool.release(std::move(l));
         // Wait for the flusher instead of flushing on acquire.
         ASSERT_TRUE(wait_for([&] { return pool.stats().decommitted >= 4u * (round + 1); }));
     }
@@ -518,8 +615,8 @@ TEST(Flusher, ThreadExitFlushesItsQueue) {
         for (int i = 0; i < 3; i++) {
             auto l = pool.acquire(Kind::memory, 1, kPage);
             ASSERT_TRUE(l);
-            dirty(l->base, kPage);
-            pool.release(*l);
+            dirty(l->base(), kPage);
+            pool.release(std::move(*l));
         }
     });
     t.join();
@@ -539,8 +636,8 @@ TEST(Flusher, ThreadExitHandsItsQueueToTheFlusher) {
         for (int i = 0; i < 3; i++) {
             auto l = pool.acquire(Kind::memory, 1, kPage);
             ASSERT_TRUE(l);
-            dirty(l->base, kPage);
-            pool.release(*l);
+            dirty(l->base(), kPage);
+            pool.release(std::move(*l));
         }
     });
     t.join();
@@ -562,11 +659,11 @@ TEST(Flusher, ReleaseJoinsTheReleasingThreadsShard) {
     for (int i = 0; i < 8; i++) {
         auto l = pool.acquire(Kind::memory, 1, kPage); // steals from every shard
         ASSERT_TRUE(l);
-        held.push_back(*l);
+        held.push_back(std::move(*l));
     }
     std::thread t([&] {
         for (auto &l : held)
-            pool.release(l);
+            pool.release(std::move(l));
         pool.flush(false); // this thread's shard only
         EXPECT_EQ(pool.stats().decommitted, 8u) << "released slots went to other shards";
     });
@@ -581,7 +678,7 @@ TEST(Flusher, DestructionFlushes) {
         c.reset = Reset::decommit;
         c.batch_size = 100;
         c.flush_interval_ms = 60000;
-        c.decommit_hook = [&](const iovec *iov, size_t n) -> ssize_t {
+        wasmpool::testing::DecommitHook decommit = [&](const iovec *iov, size_t n) -> ssize_t {
             ranges += n;
             ssize_t done = 0;
             for (size_t i = 0; i < n; i++)
@@ -589,10 +686,11 @@ TEST(Flusher, DestructionFlushes) {
             return done;
         };
         Pool pool(c);
+        wasmpool::testing::set_decommit_hook(pool, decommit);
         for (int i = 0; i < 3; i++) {
             auto l = pool.acquire(Kind::table, 1, kPage);
             ASSERT_TRUE(l);
-            pool.release(*l);
+            pool.release(std::move(*l));
         }
         EXPECT_EQ(ranges.load(), 0u);
     }
@@ -605,20 +703,20 @@ TEST(Flusher, ForkedChildUsesAndDestroysItsCopy) {
     auto pool = std::make_unique<Pool>(small(Config{}));
     auto a = pool->acquire(Kind::memory, 1, kPage);
     ASSERT_TRUE(a);
-    dirty(a->base, kPage);
+    dirty(a->base(), kPage);
     pid_t child = fork();
     ASSERT_GE(child, 0);
     if (child == 0) {
-        pool->release(*a);
+        pool->release(std::move(*a));
         auto b = pool->acquire(Kind::memory, 1, kPage);
-        bool ok = b && all_zero(b->base, kPage);
+        bool ok = b && all_zero(b->base(), kPage);
         pool.reset();
         _exit(ok ? 0 : 1);
     }
     int status = 0;
     ASSERT_EQ(waitpid(child, &status, 0), child);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
-    pool->release(*a);
+    pool->release(std::move(*a));
 }
 
 } // namespace

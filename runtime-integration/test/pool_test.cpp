@@ -15,8 +15,10 @@
 
 #include "madvisev.h"
 #include "pool_test_util.h"
+#include "pool_testing.h"
 #include "wasmpool/pool.h"
 
+using wasmpool::Bounds;
 using wasmpool::Config;
 using wasmpool::Kind;
 using wasmpool::Pool;
@@ -43,7 +45,9 @@ void PrintTo(const Strategy &s, std::ostream *os) {
 
 Config small(Config c) {
     c.memory_slots = 24;
-    c.memory_reservation = size_t{1} << 20; // tests need no 8 GiB guards
+    c.memory_max_bytes = size_t{512} << 10;
+    c.memory_guard_bytes = size_t{512} << 10;
+    c.memory_bounds = Bounds::checked; // the tests check their own accesses
     c.table_slots = 24;
     c.table_bytes = 4 * kPage;
     c.stack_slots = 24;
@@ -92,30 +96,30 @@ class Isolation : public ::testing::TestWithParam<Strategy> {};
 // One round of use: every kind, random size, checked zero, dirtied whole.
 bool use_once(Pool &pool, std::mt19937 &rng, uint64_t key) {
     bool ok = true;
-    size_t cap = pool.config().memory_reservation / 2;
+    size_t cap = pool.config().memory_max_bytes;
     size_t bytes = (1 + rng() % (cap / kPage)) * kPage;
     auto mem = pool.acquire(Kind::memory, key, bytes);
     if (!mem)
         return false;
-    ok &= all_zero(mem->base, bytes);
-    canary(mem->base, bytes);
+    ok &= all_zero(mem->base(), bytes);
+    canary(mem->base(), bytes);
     if (rng() % 3 == 0 && bytes < cap) { // grow, dirty the new part too
         size_t more = bytes + kPage;
-        ok &= pool.grow(Kind::memory, mem->index, more);
-        ok &= all_zero(mem->base + bytes, kPage);
-        canary(mem->base + bytes, kPage);
+        ok &= pool.grow(mem->index(), more);
+        ok &= all_zero(mem->base() + bytes, kPage);
+        canary(mem->base() + bytes, kPage);
     }
     auto tab = pool.acquire(Kind::table, key, (1 + rng() % 4) * kPage - 8);
     auto stk = pool.acquire(Kind::stack, key, 0);
     if (!tab || !stk)
         return false;
-    ok &= all_zero(tab->base, kPage);
-    canary(tab->base, kPage);
-    ok &= all_zero(stk->base, stk->capacity);
-    canary(stk->base + stk->capacity - 3 * kPage, 3 * kPage); // a stack's top
-    pool.release(*stk);
-    pool.release(*tab);
-    pool.release(*mem);
+    ok &= all_zero(tab->base(), kPage);
+    canary(tab->base(), kPage);
+    ok &= all_zero(stk->base(), stk->capacity());
+    canary(stk->base() + stk->capacity() - 3 * kPage, 3 * kPage); // a stack's top
+    pool.release(std::move(*stk));
+    pool.release(std::move(*tab));
+    pool.release(std::move(*mem));
     return ok;
 }
 
@@ -151,17 +155,18 @@ INSTANTIATE_TEST_SUITE_P(Strategies, Isolation, ::testing::ValuesIn(safe_strateg
 // The check above can fail: without a reset, stale data comes back.
 TEST(Pool, NoResetHandsOutStaleData) {
     Config c = small(Config{});
-    c.reset = Reset::none;
     c.sharded = false;
     Pool pool(c);
+    wasmpool::testing::skip_resets_INSECURE(pool);
     auto a = pool.acquire(Kind::memory, 1, kPage);
     ASSERT_TRUE(a);
-    canary(a->base, kPage);
-    pool.release(*a);
+    canary(a->base(), kPage);
+    wasmpool::SlotIndex first = a->index();
+    pool.release(std::move(*a));
     auto b = pool.acquire(Kind::memory, 1, kPage);
     ASSERT_TRUE(b);
-    EXPECT_EQ(b->index, a->index);
-    EXPECT_FALSE(all_zero(b->base, kPage));
+    EXPECT_EQ(b->index(), first);
+    EXPECT_FALSE(all_zero(b->base(), kPage));
 }
 
 // With every slot waiting in a queue, acquire flushes and succeeds.
@@ -177,15 +182,15 @@ TEST(Pool, ExhaustionFlushesThenRetries) {
     for (int i = 0; i < 4; i++) {
         auto l = pool.acquire(Kind::memory, 1, kPage);
         ASSERT_TRUE(l);
-        canary(l->base, kPage);
-        held.push_back(*l);
+        canary(l->base(), kPage);
+        held.push_back(std::move(*l));
     }
     EXPECT_FALSE(pool.acquire(Kind::memory, 1, kPage));
     for (auto &l : held)
-        pool.release(l);
+        pool.release(std::move(l));
     auto again = pool.acquire(Kind::memory, 1, kPage);
     ASSERT_TRUE(again);
-    EXPECT_TRUE(all_zero(again->base, kPage));
+    EXPECT_TRUE(all_zero(again->base(), kPage));
     EXPECT_GE(pool.stats().flushes_on_empty, 1u);
     EXPECT_EQ(pool.stats().decommit_calls, 1u) << "the 4 queued slots go in one call";
 }
@@ -202,18 +207,18 @@ TEST(Pool, GrowThenShrinkThenGrow) {
         Pool pool(c);
         auto a = pool.acquire(Kind::memory, 7, kPage);
         ASSERT_TRUE(a);
-        ASSERT_TRUE(pool.grow(Kind::memory, a->index, 3 * kPage));
-        canary(a->base, 3 * kPage);
-        pool.release(*a);
+        ASSERT_TRUE(pool.grow(a->index(), 3 * kPage));
+        canary(a->base(), 3 * kPage);
+        pool.release(std::move(*a));
         auto b = pool.acquire(Kind::memory, 7, kPage);
         ASSERT_TRUE(b);
-        EXPECT_TRUE(all_zero(b->base, kPage));
+        EXPECT_TRUE(all_zero(b->base(), kPage));
         unsigned char v;
-        EXPECT_EQ(mincore(b->base + 2 * kPage, kPage, &v), 0);
-        ASSERT_TRUE(pool.grow(Kind::memory, b->index, 3 * kPage));
-        EXPECT_TRUE(all_zero(b->base, 3 * kPage)) << wasmpool::reset_name(r);
-        EXPECT_FALSE(pool.grow(Kind::memory, b->index, pool.config().memory_reservation));
-        pool.release(*b);
+        EXPECT_EQ(mincore(b->base() + 2 * kPage, kPage, &v), 0);
+        ASSERT_TRUE(pool.grow(b->index(), 3 * kPage));
+        EXPECT_TRUE(all_zero(b->base(), 3 * kPage)) << wasmpool::reset_name(r);
+        EXPECT_FALSE(pool.grow(b->index(), pool.config().memory_max_bytes + 1));
+        pool.release(std::move(*b));
     }
 }
 
@@ -230,12 +235,12 @@ TEST(Pool, AdaptiveStaysWithinResidentBudget) {
             size_t pages = 1 + rng() % 8;
             auto l = pool.acquire(Kind::memory, i, pages * kPage);
             ASSERT_TRUE(l);
-            ASSERT_TRUE(all_zero(l->base, pages * kPage));
-            canary(l->base, pages * kPage);
-            held.push_back(*l);
+            ASSERT_TRUE(all_zero(l->base(), pages * kPage));
+            canary(l->base(), pages * kPage);
+            held.push_back(std::move(*l));
         }
         for (auto &l : held) {
-            pool.release(l);
+            pool.release(std::move(l));
             ASSERT_LE(pool.stats().resident_bytes, c.resident_budget_bytes);
         }
     }
@@ -252,19 +257,19 @@ TEST(Pool, SameModuleGetsItsSlotBack) {
     auto a = pool.acquire(Kind::memory, 11, 2 * kPage);
     auto b = pool.acquire(Kind::memory, 22, 3 * kPage);
     ASSERT_TRUE(a && b);
-    pool.release(*a);
-    pool.release(*b);
+    pool.release(std::move(*a));
+    pool.release(std::move(*b));
     auto a2 = pool.acquire(Kind::memory, 11, 2 * kPage);
     ASSERT_TRUE(a2);
-    EXPECT_EQ(a2->index, a->index);
+    EXPECT_EQ(a2->index(), a->index());
 }
 
 TEST(Pool, BadInput) {
     Pool pool(small(Config{}));
     errno = 0;
-    EXPECT_FALSE(pool.acquire(Kind::memory, 1, pool.config().memory_reservation));
+    EXPECT_FALSE(pool.acquire(Kind::memory, 1, pool.config().memory_max_bytes + 1));
     EXPECT_EQ(errno, EINVAL);
-    EXPECT_FALSE(pool.grow(Kind::memory, 9999, kPage));
+    EXPECT_FALSE(pool.grow({Kind::memory, 9999}, kPage));
     EXPECT_FALSE(pool.locate(Kind::memory, nullptr));
     Config bad = small(Config{});
     bad.batch_size = 0;
@@ -293,7 +298,7 @@ TEST(PoolStress, InjectedDecommitFaultsNeverLeakData) {
         std::atomic<uint32_t> dice{12345};
         std::atomic<uint64_t> calls{0};
         std::atomic<void *> cursed{nullptr}; // a slot whose reset always fails
-        c.decommit_hook = [&](const iovec *iov, size_t n) -> ssize_t {
+        auto decommit = [&](const iovec *iov, size_t n) -> ssize_t {
             uint32_t d = dice.fetch_add(2654435761u) * 2654435761u;
             size_t stop = n;
             if (calls.fetch_add(1) == 20 && n > 0)
@@ -328,6 +333,7 @@ TEST(PoolStress, InjectedDecommitFaultsNeverLeakData) {
             return done;
         };
         Pool pool(c);
+        wasmpool::testing::set_decommit_hook(pool, decommit);
         std::atomic<int> stale{0};
         std::vector<std::thread> threads;
         for (int t = 0; t < 4; t++)
@@ -338,12 +344,12 @@ TEST(PoolStress, InjectedDecommitFaultsNeverLeakData) {
                     if (!mem)
                         continue; // quarantine may exhaust the pool: fine
                     size_t bytes = 8 * kPage;
-                    if (!pool.grow(Kind::memory, mem->index, bytes))
+                    if (!pool.grow(mem->index(), bytes))
                         stale++;
-                    if (!all_zero(mem->base, bytes))
+                    if (!all_zero(mem->base(), bytes))
                         stale++;
-                    canary(mem->base, bytes);
-                    pool.release(*mem);
+                    canary(mem->base(), bytes);
+                    pool.release(std::move(*mem));
                 }
             });
         for (auto &th : threads)

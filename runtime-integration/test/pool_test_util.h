@@ -1,11 +1,21 @@
 // SPDX-License-Identifier: MIT
-// What the pool's tests share: the page size and the check that a
-// tenant's memory reads zero.
+// What the pool's tests share: the page size, the check that a tenant's
+// memory reads zero, and how a slot index prints.
 #pragma once
 
 #include <unistd.h>
 
 #include <cstddef>
+#include <ostream>
+
+#include "wasmpool/pool.h"
+
+// Test messages name a slot by kind and number.
+namespace wasmpool {
+inline void PrintTo(const SlotIndex &index, std::ostream *os) {
+    *os << kind_name(index.kind) << " slot " << index.value;
+}
+} // namespace wasmpool
 
 namespace pool_test {
 

@@ -112,7 +112,9 @@ std::vector<Policy> policies() {
     Config base;
     base.memory_slots = 1; // the next lease is the same slot
     base.table_slots = base.stack_slots = 1;
-    base.memory_reservation = 2 * kSlotBytes;
+    base.memory_max_bytes = kSlotBytes;
+    base.memory_guard_bytes = kSlotBytes;
+    base.memory_bounds = wasmpool::Bounds::checked; // the test checks its own accesses
     base.sharded = false;
     base.background_flush = false;
     std::vector<Policy> v;
@@ -150,7 +152,7 @@ TEST_P(Swapped, SwappedOutPagesReadZeroAfterReuse) {
     ASSERT_TRUE(a);
     std::vector<std::byte *> pages;
     for (size_t i = 0; i < kPages; i++) {
-        std::byte *p = a->base + i * (kSlotBytes / kPages) + 8 * kPage;
+        std::byte *p = a->base() + i * (kSlotBytes / kPages) + 8 * kPage;
         memset(p, 0xa5, kPage);
         pages.push_back(p);
     }
@@ -159,10 +161,10 @@ TEST_P(Swapped, SwappedOutPagesReadZeroAfterReuse) {
     printf("[ swap     ] %s: 16 pages swapped out and out of the swap cache after %d rounds of "
            "pressure\n",
            GetParam().name, rounds);
-    pool.release(*a);
+    pool.release(std::move(*a));
     auto b = pool.acquire(Kind::memory, 1, kSlotBytes);
     ASSERT_TRUE(b);
-    ASSERT_EQ(b->index, a->index);
+    ASSERT_EQ(b->index(), a->index());
     size_t stale = 0;
     for (std::byte *p : pages)
         for (size_t j = 0; j < kPage; j++)
@@ -173,7 +175,7 @@ TEST_P(Swapped, SwappedOutPagesReadZeroAfterReuse) {
         EXPECT_EQ(st.swapped_resets, 1u) << "the swapped pages were not found by the scan";
         EXPECT_EQ(st.zeroed_in_place, 1u);
     }
-    pool.release(*b);
+    pool.release(std::move(*b));
 }
 
 // Some pages swapped out, some written again after (present), some
@@ -186,7 +188,7 @@ TEST_P(Swapped, MixedPresentAndSwappedPages) {
     ASSERT_TRUE(a);
     std::vector<std::byte *> pages;
     for (size_t i = 0; i < kPages; i++) {
-        std::byte *p = a->base + i * (kSlotBytes / kPages);
+        std::byte *p = a->base() + i * (kSlotBytes / kPages);
         memset(p, 0x5a, kPage);
         pages.push_back(p);
     }
@@ -197,16 +199,16 @@ TEST_P(Swapped, MixedPresentAndSwappedPages) {
     for (size_t i = 0; i < 4; i++)
         memset(pages[4 + i] + kPage, 0x77, kPage); // a new page beside
     (void)sink;
-    pool.release(*a);
+    pool.release(std::move(*a));
     auto b = pool.acquire(Kind::memory, 1, kSlotBytes);
     ASSERT_TRUE(b);
-    ASSERT_EQ(b->index, a->index);
+    ASSERT_EQ(b->index(), a->index());
     size_t stale = 0;
     for (std::byte *p : pages)
         for (size_t j = 0; j < 2 * kPage; j++)
             stale += p[j] != std::byte{0};
     EXPECT_EQ(stale, 0u) << "bytes of the previous tenant survived the reset";
-    pool.release(*b);
+    pool.release(std::move(*b));
 }
 
 INSTANTIATE_TEST_SUITE_P(Policies, Swapped, ::testing::ValuesIn(policies()),

@@ -29,8 +29,9 @@ class PooledStack {
         if (!lease)
             throw std::bad_alloc();
         boost::context::stack_context sctx;
-        sctx.size = lease->capacity;
-        sctx.sp = lease->base + lease->capacity; // stacks grow down
+        sctx.size = lease->capacity();
+        // Boost keeps only the stack pointer: the raw path, released by base.
+        sctx.sp = lease->detach() + sctx.size; // stacks grow down
         return sctx;
     }
 

@@ -12,22 +12,48 @@
 // slot: that bug must not become one tenant reading another's memory.
 #pragma once
 
-#include <sys/types.h>
-#include <sys/uio.h>
-
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
-#include <string>
 
 namespace wasmpool {
 
 enum class Kind : uint8_t { memory = 0, table = 1, stack = 2 };
 inline constexpr int kKinds = 3;
 const char *kind_name(Kind k);
+
+// A slot of one kind: the kind travels with the number, so an index of a
+// table slot cannot be passed where a memory's is meant.
+struct SlotIndex {
+    Kind kind;
+    uint32_t value;
+    friend bool operator==(const SlotIndex &, const SlotIndex &) = default;
+};
+
+inline constexpr size_t kWasmPageBytes = 65536;
+// wasm32's largest memory: 65536 wasm pages.
+inline constexpr size_t kWasm32MaxBytes = size_t{1} << 32;
+// How far past a memory's base wasm2c's signal-handler-mode code can
+// reach: it computes base + (u64)u32_address + u32_offset and checks
+// nothing, and its widest access (v128) is 16 bytes.  Every byte below
+// base + kSignalHandlerReach must be the memory's own slot or its guard.
+// (Just over 8 GiB: the stock runtime's 8 GiB reservation is 14 bytes
+// short.)
+inline constexpr size_t kSignalHandlerReach = 2 * (kWasm32MaxBytes - 1) + 16;
+
+// What the code using a pool's memories checks before an access.
+enum class Bounds : uint8_t {
+    // Nothing: wasm2c in signal-handler mode (Debian 1.0.32's default) or
+    // any code that relies on a fault past the accessible size.  The pool
+    // refuses a layout with less than kSignalHandlerReach bytes reserved
+    // behind each memory's base.
+    guard_pages,
+    // Every access is checked against the memory's size by its user
+    // (wasm2c with WASM_RT_MEMCHECK_SIGNAL_HANDLER=0, or a test): any guard
+    // of at least a page will do.
+    checked,
+};
 
 // How a released slot is made safe for its next user.
 enum class Reset : uint8_t {
@@ -42,21 +68,31 @@ enum class Reset : uint8_t {
     // the pool's resident memory stays within resident_budget_bytes; past
     // the budget, or where the kernel cannot say, decommit the slot.
     adaptive,
-    // INSECURE: no reset at all; the next user sees stale data.  Exists as
-    // the benchmark's upper bound only.
-    none,
 };
 const char *reset_name(Reset r);
 
+// Layout: one PROT_NONE reservation per kind,
+//   [guard][slot 0][guard][slot 1][guard] ... [slot n-1][guard]
+// so every slot has a guard of its kind's guard size directly before and
+// after it.  A slot's size is the most it can make accessible.  Every size
+// must be a multiple of the page size, and every guard at least a page.
 struct Config {
     size_t memory_slots = 64;
-    // Address space per memory slot.  wasm2c's signal-handler bounds checks
-    // rely on 8 GiB behind each memory's base (4 GiB + guard).
-    size_t memory_reservation = size_t{8} << 30;
+    // The most a memory can make accessible: at most kWasm32MaxBytes.
+    size_t memory_max_bytes = kWasm32MaxBytes;
+    // With memory_max_bytes, the address space behind each memory's base;
+    // the default covers kSignalHandlerReach (rounded up to a wasm page).
+    size_t memory_guard_bytes = kWasm32MaxBytes + kWasmPageBytes;
+    Bounds memory_bounds = Bounds::guard_pages;
     size_t table_slots = 64;
-    size_t table_bytes = size_t{64} << 10; // a guard page follows each
+    // The most a table can make accessible (elements * element size).
+    size_t table_bytes = size_t{64} << 10;
+    size_t table_guard_bytes = size_t{64} << 10;
     size_t stack_slots = 64;
-    size_t stack_bytes = size_t{256} << 10; // a guard page lies below each
+    size_t stack_bytes = size_t{256} << 10;
+    // Below each stack: an overflow faults here rather than writing into
+    // the stack below.
+    size_t stack_guard_bytes = size_t{64} << 10;
 
     Reset reset = Reset::adaptive;
     size_t keep_resident_bytes = 0;       // memories and tables
@@ -94,13 +130,11 @@ struct Config {
     // Adaptive: ask PAGEMAP_SCAN which pages hold data.  false (or a
     // kernel without it, before 6.7) decommits every adaptive reset.
     bool pagemap_scan = true;
-
-    // Test hooks, to inject failures.  decommit_hook replaces madvisev()
-    // for decommits; remap_hook replaces the mmap(MAP_FIXED) that cleans a
-    // slot whose decommit failed (return MAP_FAILED to fail it).
-    std::function<ssize_t(const iovec *iov, size_t n)> decommit_hook;
-    std::function<void *(void *addr, size_t len, int prot)> remap_hook;
 };
+
+namespace testing {
+struct Access; // src/pool_testing.h: fault injection for the tests
+}
 
 struct Stats {
     uint64_t acquired = 0;
@@ -123,61 +157,120 @@ struct Stats {
 
 class Pool {
   public:
-    // Throws std::system_error when the reservations cannot be made (or
-    // the flusher thread not started), std::invalid_argument for an
-    // inconsistent configuration, and std::length_error when the process
+    // Throws std::invalid_argument, with one line naming the field, for a
+    // configuration the pool cannot serve safely (see Config and Bounds),
+    // std::overflow_error when the layout's arithmetic would overflow,
+    // std::system_error when the reservations cannot be made (or the
+    // flusher thread not started), and std::length_error when the process
     // already has kMaxPools pools.
     explicit Pool(Config cfg);
     // Stops the flusher; any slot still leased is the caller's bug and its
-    // memory goes with the pool.
+    // memory goes with the pool.  Every Lease must be gone before.
     ~Pool();
     Pool(const Pool &) = delete;
     Pool &operator=(const Pool &) = delete;
 
     static constexpr int kMaxPools = 64;
 
-    struct Lease {
-        Kind kind;
-        uint32_t index;
-        uint32_t generation; // the slot's acquire count: a stale lease is caught
-        std::byte *base;     // for a stack: its lowest usable address
-        size_t capacity;     // bytes the slot can make accessible
+    // Owns one leased slot and gives it back exactly once: at destruction,
+    // or earlier by release() or Pool::release(std::move(lease)).  Move-only;
+    // a moved-from, released or detached lease is empty: it owns nothing,
+    // but its accessors still name the slot it held.  Unlike
+    // unique_ptr::release(), release() here returns the slot to the pool;
+    // detach() is what gives up ownership.
+    class Lease {
+      public:
+        Lease() = default;
+        Lease(Lease &&other) noexcept;
+        Lease &operator=(Lease &&other) noexcept; // releases what it held
+        Lease(const Lease &) = delete;
+        Lease &operator=(const Lease &) = delete;
+        ~Lease();
+
+        explicit operator bool() const { return pool_ != nullptr; }
+        Pool *pool() const { return pool_; }
+        SlotIndex index() const { return index_; }
+        Kind kind() const { return index_.kind; }
+        // The slot's acquire count: a stale lease is caught.
+        uint32_t generation() const { return generation_; }
+        // The lowest usable address (for a stack too: it grows down from
+        // base() + capacity()).
+        std::byte *base() const { return base_; }
+        // Bytes the slot can make accessible.
+        size_t capacity() const { return capacity_; }
+
+        // Pool::grow() of this slot, which also aborts if the slot was
+        // leased again since this lease's generation; false when empty.
+        bool grow(size_t bytes);
+        // Give the slot back now.  Aborts on an empty lease: the caller
+        // thinks it holds a slot it does not.
+        void release();
+        // The raw path, for a caller that can keep only the base (wasm2c
+        // keeps a memory's data pointer): the lease becomes empty without
+        // releasing, and the caller must call Pool::release_base() once.
+        [[nodiscard]] std::byte *detach();
+
+      private:
+        friend class Pool;
+        friend struct testing::Access;
+        Lease(Pool *pool, SlotIndex index, uint32_t generation, std::byte *base, size_t capacity)
+            : pool_(pool), index_(index), generation_(generation), base_(base),
+              capacity_(capacity) {}
+
+        Pool *pool_ = nullptr;
+        SlotIndex index_{Kind::memory, 0};
+        uint32_t generation_ = 0;
+        std::byte *base_ = nullptr;
+        size_t capacity_ = 0;
     };
 
     // A slot of @kind with the first @bytes accessible (read-write) and
     // reading zero.  @key names the module: a free slot that last held the
     // same key is preferred, so its accessible size usually matches.
     // nullopt, with errno ENOMEM, when every slot is in use, EINVAL when
-    // @bytes exceeds a slot.
+    // @bytes exceeds a slot (a table larger than table_bytes, a memory
+    // larger than memory_max_bytes).
     std::optional<Lease> acquire(Kind kind, uint64_t key, size_t bytes);
     // Make the first @bytes of a leased slot accessible (grow only).
     // False for an index out of range, a size beyond the slot or an
     // mprotect() failure; aborts if the slot is not leased.
-    bool grow(Kind kind, uint32_t index, size_t bytes);
+    bool grow(SlotIndex index, size_t bytes);
     // Give a slot back; it is reset per the policy before reuse.  Aborts
     // unless @lease is this pool's and its slot is leased under the same
-    // generation (a double release, a stale lease, a foreign lease).
-    void release(const Lease &lease);
-    // The same for a caller that kept only the slot's base (wasm2c keeps
-    // a memory's data pointer): aborts unless @base is the base of a
-    // leased slot of @kind in this pool.
-    void release_base(Kind kind, const void *base);
+    // generation (a double release, a stale lease, a foreign lease), or
+    // if @lease is empty.
+    void release(Lease &&lease);
     // Flush the calling thread's decommit queue (every shard's if @all),
     // on this thread; returns when the slots are free again.
     void flush(bool all = false);
 
-    // The slot of @kind that @p points into, if any.
-    std::optional<uint32_t> locate(Kind kind, const void *p) const;
+    // The raw path, for callers that kept only a slot's base (see
+    // Lease::detach()): wasm-rt-pooled uses these.  They cannot tell a
+    // stale base from the current lease of the same slot.
+    //
+    // The slot of @kind whose region holds @p: a memory or table slot and
+    // the guard after it, a stack slot and the guard below it.
+    std::optional<SlotIndex> locate(Kind kind, const void *p) const;
     // The live pool whose @kind slots hold @p, if any.
     static Pool *owner_of(Kind kind, const void *p);
+    // grow() by base: false where @base is not in this pool; aborts where
+    // it is but is not a slot's base.
+    bool grow_base(Kind kind, const void *base, size_t bytes);
+    // release() by base: aborts unless @base is the base of a leased slot
+    // of @kind in this pool.
+    void release_base(Kind kind, const void *base);
 
     Stats stats() const;
     const Config &config() const;
     size_t slot_count(Kind kind) const;
+    // The most a slot of @kind can make accessible (what acquire() and
+    // grow() accept); the guard size of each kind is in config().
+    size_t slot_capacity(Kind kind) const;
 
     struct Impl;
 
   private:
+    friend struct testing::Access;
     std::unique_ptr<Impl> impl_;
 };
 
