@@ -28,8 +28,8 @@
 
 namespace wasmpool {
 
-const char *kind_name(Kind k) {
-    switch (k) {
+const char *kind_name(Kind kind) {
+    switch (kind) {
     case Kind::memory:
         return "memory";
     case Kind::table:
@@ -40,8 +40,8 @@ const char *kind_name(Kind k) {
     return "?";
 }
 
-const char *reset_name(Reset r) {
-    switch (r) {
+const char *reset_name(Reset reset) {
+    switch (reset) {
     case Reset::decommit:
         return "decommit";
     case Reset::keep_resident:
@@ -56,8 +56,8 @@ namespace {
 
 const size_t kPage = static_cast<size_t>(sysconf(_SC_PAGESIZE));
 
-size_t page_up(size_t n) {
-    return (n + kPage - 1) & ~(kPage - 1);
+size_t page_up(size_t bytes) {
+    return (bytes + kPage - 1) & ~(kPage - 1);
 }
 
 // The layout's arithmetic, refused rather than wrapped: a wrapped size
@@ -135,29 +135,30 @@ int64_t now_ns() {
 // machine (under QEMU's emulation memset() is far slower).
 size_t calibrate_small_extent() {
     constexpr size_t kProbe = size_t{64} << 10;
-    void *m = mmap(nullptr, kProbe, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
+    void *mapped =
+        mmap(nullptr, kProbe, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mapped == MAP_FAILED)
         return kProbe;
-    auto *p = static_cast<std::byte *>(m);
-    memset(p, 1, kProbe);
+    auto *probe = static_cast<std::byte *>(mapped);
+    memset(probe, 1, kProbe);
     std::vector<PageRun> runs;
     using clk = std::chrono::steady_clock;
     auto best = [](auto &&fn) {
-        auto b = clk::duration::max();
+        auto fastest = clk::duration::max();
         for (int i = 0; i < 8; i++) {
             auto t0 = clk::now();
             fn();
-            b = std::min(b, clk::now() - t0);
+            fastest = std::min(fastest, clk::now() - t0);
         }
-        return std::max<int64_t>(1,
-                                 std::chrono::duration_cast<std::chrono::nanoseconds>(b).count());
+        return std::max<int64_t>(
+            1, std::chrono::duration_cast<std::chrono::nanoseconds>(fastest).count());
     };
-    int64_t look = best([&] { scan_data_pages(p, kProbe, runs); });
+    int64_t look = best([&] { scan_data_pages(probe, kProbe, runs); });
     int64_t zero = best([&] {
-        memset(p, 0, kProbe);
-        asm volatile("" ::"r"(p) : "memory");
+        memset(probe, 0, kProbe);
+        asm volatile("" ::"r"(probe) : "memory");
     });
-    munmap(m, kProbe);
+    munmap(mapped, kProbe);
     size_t bytes = static_cast<size_t>(static_cast<double>(kProbe) * static_cast<double>(look) /
                                        static_cast<double>(zero));
     return std::clamp(bytes & ~(kPage - 1), kPage, size_t{256} << 10);
@@ -173,8 +174,8 @@ size_t small_extent() {
 // is not in is seen, and stopped, however threads interleave.
 enum class State : uint8_t { free, leased, resetting, queued, quarantined };
 
-const char *state_name(State s) {
-    switch (s) {
+const char *state_name(State state) {
+    switch (state) {
     case State::free:
         return "free";
     case State::leased:
@@ -189,14 +190,14 @@ const char *state_name(State s) {
     return "?";
 }
 
-constexpr uint64_t word(uint32_t gen, State s) {
-    return uint64_t{gen} << 8 | static_cast<uint8_t>(s);
+constexpr uint64_t make_word(uint32_t gen, State state) {
+    return uint64_t{gen} << 8 | static_cast<uint8_t>(state);
 }
-constexpr State state_of(uint64_t w) {
-    return static_cast<State>(w & 0xff);
+constexpr State state_of(uint64_t word) {
+    return static_cast<State>(word & 0xff);
 }
-constexpr uint32_t gen_of(uint64_t w) {
-    return static_cast<uint32_t>(w >> 8);
+constexpr uint32_t gen_of(uint64_t word) {
+    return static_cast<uint32_t>(word >> 8);
 }
 
 // Per-slot bookkeeping.  Apart from the word, a slot's fields belong to
@@ -226,7 +227,7 @@ struct Area {
     size_t stride = 0;        // capacity + guard
     size_t count = 0;
     std::unique_ptr<Slot[]> slots;
-    std::byte *base(uint32_t i) const { return map + guard + i * stride; }
+    std::byte *base(uint32_t index) const { return map + guard + index * stride; }
 };
 
 // A slot waiting in a queue, with its ranges at [first, first + count) of
@@ -254,11 +255,11 @@ struct alignas(64) Shard {
     std::vector<iovec> ranges;
     size_t queued_memories = 0;
     std::atomic<bool> full{false}; // the queue holds a batch: the flusher takes it
-    Counters n;
+    Counters counters;
 };
 
-void bump(std::atomic<uint64_t> &c, uint64_t by = 1) {
-    c.fetch_add(by, std::memory_order_relaxed);
+void bump(std::atomic<uint64_t> &counter, uint64_t by = 1) {
+    counter.fetch_add(by, std::memory_order_relaxed);
 }
 
 std::atomic<uint32_t> g_next_thread{0};
@@ -275,7 +276,7 @@ std::mutex g_pools_lock;
 
 struct Pool::Impl {
     Config cfg;
-    Area area[kKinds];
+    Area areas[kKinds];
     // The test seam (pool_testing.h); empty and false in production.
     testing::DecommitHook decommit_hook;
     testing::RemapHook remap_hook;
@@ -291,32 +292,33 @@ struct Pool::Impl {
     std::thread flusher;
     pid_t creator = getpid();
 
-    explicit Impl(Config c);
+    explicit Impl(Config config);
     ~Impl();
 
     uint32_t my_shard_index() const { return t_thread % shards.size(); }
     Shard &my_shard() { return *shards[my_shard_index()]; }
-    Area &of(Kind k) { return area[static_cast<int>(k)]; }
-    Slot &slot(Kind k, uint32_t i) { return of(k).slots[i]; }
+    Area &area_of(Kind kind) { return areas[static_cast<int>(kind)]; }
+    Slot &slot_at(Kind kind, uint32_t index) { return area_of(kind).slots[index]; }
 
-    [[noreturn]] void misuse(const char *op, Kind k, uint32_t i, uint64_t w, const char *why);
-    void transition(Kind k, uint32_t i, State from, State to);
+    [[noreturn]] void misuse(const char *op, Kind kind, uint32_t index, uint64_t word,
+                             const char *why);
+    void transition(Kind kind, uint32_t index, State from, State to);
 
-    bool take_free(Shard &s, Kind k, uint64_t key, uint32_t *out);
-    void make_free(Kind k, uint32_t i);
-    void release_slot(Kind k, uint32_t i, uint32_t gen, const char *op);
-    void enqueue(Kind k, uint32_t i, const iovec *r, size_t n, bool whole);
-    void enqueue_whole(Kind k, uint32_t i);
+    bool take_free(Shard &shard, Kind kind, uint64_t key, uint32_t *out);
+    void make_free(Kind kind, uint32_t index);
+    void release_slot(Kind kind, uint32_t index, uint32_t gen, const char *op);
+    void enqueue(Kind kind, uint32_t index, const iovec *ranges, size_t count, bool whole);
+    void enqueue_whole(Kind kind, uint32_t index);
     size_t flush_shards(const std::vector<Shard *> &which, std::vector<Pending> extra = {},
                         std::vector<iovec> extra_ranges = {});
-    void finish(Shard &counters, const Pending &p, bool ok, const iovec *r);
-    bool remap_clean(Kind k, uint32_t i);
-    ssize_t decommit(Shard &s, const iovec *iov, size_t n);
-    bool reserve_resident(Slot &s, size_t bytes);
-    void set_resident(Slot &s, size_t bytes);
-    bool reset_adaptive(Kind k, uint32_t i);
-    bool grow_slot(Kind k, uint32_t i, size_t bytes, std::optional<uint32_t> gen);
-    std::optional<uint32_t> slot_at_base(const Pool &pool, Kind k, const void *base,
+    void finish(Shard &counted_in, const Pending &pending, bool ok, const iovec *ranges);
+    bool remap_clean(Kind kind, uint32_t index);
+    ssize_t decommit(Shard &counted_in, const iovec *iov, size_t count);
+    bool reserve_resident(Slot &slot, size_t bytes);
+    void set_resident(Slot &slot, size_t bytes);
+    bool reset_adaptive(Kind kind, uint32_t index);
+    bool grow_slot(Kind kind, uint32_t index, size_t bytes, std::optional<uint32_t> gen);
+    std::optional<uint32_t> slot_at_base(const Pool &pool, Kind kind, const void *base,
                                          const char *op);
     void kick();
     void thread_exit();
@@ -326,7 +328,7 @@ struct Pool::Impl {
     void age_warm(std::vector<Pending> &out, std::vector<iovec> &ranges, bool idle);
 };
 
-Pool::Impl::Impl(Config c) : cfg(std::move(c)) {
+Pool::Impl::Impl(Config config) : cfg(std::move(config)) {
     validate(cfg);
 
     size_t nshards = 1;
@@ -357,49 +359,50 @@ Pool::Impl::Impl(Config c) : cfg(std::move(c)) {
     };
     for (int k = 0; k < kKinds; k++) {
         std::string name = kind_name(static_cast<Kind>(k));
-        Area &a = area[k];
-        a.count = shapes[k].count;
-        a.capacity = shapes[k].capacity;
-        a.guard = shapes[k].guard;
-        a.stride = checked_add(a.capacity, a.guard, name + " slot + guard");
-        a.map_bytes = checked_add(a.guard, checked_mul(a.count, a.stride, name + " slots * stride"),
-                                  name + " reservation");
+        Area &area = areas[k];
+        area.count = shapes[k].count;
+        area.capacity = shapes[k].capacity;
+        area.guard = shapes[k].guard;
+        area.stride = checked_add(area.capacity, area.guard, name + " slot + guard");
+        area.map_bytes =
+            checked_add(area.guard, checked_mul(area.count, area.stride, name + " slots * stride"),
+                        name + " reservation");
     }
 
     auto unmap_all = [&] {
-        for (Area &a : area)
-            if (a.map)
-                munmap(a.map, a.map_bytes);
+        for (Area &area : areas)
+            if (area.map)
+                munmap(area.map, area.map_bytes);
     };
     for (int k = 0; k < kKinds; k++) {
-        Area &a = area[k];
-        a.slots = std::make_unique<Slot[]>(a.count);
-        void *p = mmap(nullptr, a.map_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                       -1, 0);
-        if (p == MAP_FAILED) {
+        Area &area = areas[k];
+        area.slots = std::make_unique<Slot[]>(area.count);
+        void *reserved = mmap(nullptr, area.map_bytes, PROT_NONE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (reserved == MAP_FAILED) {
             int err = errno;
             unmap_all();
             throw std::system_error(err, std::generic_category(),
                                     std::string("wasmpool: reserving ") +
                                         kind_name(static_cast<Kind>(k)) + " slots");
         }
-        a.map = static_cast<std::byte *>(p);
-        for (uint32_t i = 0; i < a.count; i++) {
-            Slot &s = a.slots[i];
-            s.shard = i % shards.size();
-            shards[s.shard]->free[k].push_back(i);
+        area.map = static_cast<std::byte *>(reserved);
+        for (uint32_t i = 0; i < area.count; i++) {
+            Slot &slot = area.slots[i];
+            slot.shard = i % shards.size();
+            shards[slot.shard]->free[k].push_back(i);
             if (static_cast<Kind>(k) == Kind::stack) {
-                if (mprotect(a.base(i), a.capacity, PROT_READ | PROT_WRITE) != 0) {
+                if (mprotect(area.base(i), area.capacity, PROT_READ | PROT_WRITE) != 0) {
                     int err = errno;
                     unmap_all();
                     throw std::system_error(err, std::generic_category(), "wasmpool: stacks");
                 }
-                s.accessible = s.extent = s.span = a.capacity;
+                slot.accessible = slot.extent = slot.span = area.capacity;
             }
         }
         // LIFO free lists: the most recently used slot goes out first.
-        for (auto &sh : shards)
-            std::reverse(sh->free[k].begin(), sh->free[k].end());
+        for (auto &shard : shards)
+            std::reverse(shard->free[k].begin(), shard->free[k].end());
     }
     if (cfg.background_flush) {
         try {
@@ -424,31 +427,31 @@ Pool::Impl::~Impl() {
         flusher_cv.notify_one();
         flusher.join();
     }
-    for (Area &a : area)
-        if (a.map)
-            munmap(a.map, a.map_bytes);
+    for (Area &area : areas)
+        if (area.map)
+            munmap(area.map, area.map_bytes);
 }
 
-void Pool::Impl::misuse(const char *op, Kind k, uint32_t i, uint64_t w, const char *why) {
+void Pool::Impl::misuse(const char *op, Kind kind, uint32_t index, uint64_t word, const char *why) {
     fprintf(stderr,
             "wasmpool: %s of %s slot %u (generation %u) in state %s: %s; stopping before "
             "one user can see another's memory\n",
-            op, kind_name(k), i, gen_of(w), state_name(state_of(w)), why);
+            op, kind_name(kind), index, gen_of(word), state_name(state_of(word)), why);
     abort();
 }
 
 // Internal transitions: the pool's own invariants; a failure is a bug here.
-void Pool::Impl::transition(Kind k, uint32_t i, State from, State to) {
-    Slot &s = slot(k, i);
-    uint64_t w = s.word.load(std::memory_order_relaxed);
-    if (state_of(w) != from ||
-        !s.word.compare_exchange_strong(w, word(gen_of(w), to), std::memory_order_acq_rel))
-        misuse("internal transition", k, i, w, state_name(from));
+void Pool::Impl::transition(Kind kind, uint32_t index, State from, State to) {
+    Slot &slot = slot_at(kind, index);
+    uint64_t word = slot.word.load(std::memory_order_relaxed);
+    if (state_of(word) != from || !slot.word.compare_exchange_strong(
+                                      word, make_word(gen_of(word), to), std::memory_order_acq_rel))
+        misuse("internal transition", kind, index, word, state_name(from));
 }
 
-bool Pool::Impl::take_free(Shard &s, Kind k, uint64_t key, uint32_t *out) {
-    std::lock_guard<std::mutex> g(s.lock);
-    auto &list = s.free[static_cast<int>(k)];
+bool Pool::Impl::take_free(Shard &shard, Kind kind, uint64_t key, uint32_t *out) {
+    std::lock_guard<std::mutex> g(shard.lock);
+    auto &list = shard.free[static_cast<int>(kind)];
     if (list.empty())
         return false;
     // Affinity: a recent slot that last held this module, else the newest.
@@ -456,128 +459,129 @@ bool Pool::Impl::take_free(Shard &s, Kind k, uint64_t key, uint32_t *out) {
     size_t look = std::min<size_t>(list.size(), 16);
     for (size_t j = 0; j < look; j++) {
         size_t at = list.size() - 1 - j;
-        if (slot(k, list[at]).key == key) {
+        if (slot_at(kind, list[at]).key == key) {
             pick = at;
             break;
         }
     }
     *out = list[pick];
     list.erase(list.begin() + static_cast<std::ptrdiff_t>(pick));
-    Slot &sl = slot(k, *out);
-    if (sl.resident > 0)
-        warm[static_cast<int>(k)].fetch_sub(1, std::memory_order_relaxed);
-    uint64_t w = sl.word.load(std::memory_order_relaxed);
-    if (state_of(w) != State::free ||
-        !sl.word.compare_exchange_strong(w, word(gen_of(w) + 1, State::leased),
-                                         std::memory_order_acq_rel))
-        misuse("acquire", k, *out, w, "a free list held a slot that is not free");
+    Slot &slot = slot_at(kind, *out);
+    if (slot.resident > 0)
+        warm[static_cast<int>(kind)].fetch_sub(1, std::memory_order_relaxed);
+    uint64_t word = slot.word.load(std::memory_order_relaxed);
+    if (state_of(word) != State::free ||
+        !slot.word.compare_exchange_strong(word, make_word(gen_of(word) + 1, State::leased),
+                                           std::memory_order_acq_rel))
+        misuse("acquire", kind, *out, word, "a free list held a slot that is not free");
     return true;
 }
 
-void Pool::Impl::make_free(Kind k, uint32_t i) {
-    Slot &s = slot(k, i);
-    Shard &sh = *shards[s.shard];
-    s.freed_at = now_ns();
+void Pool::Impl::make_free(Kind kind, uint32_t index) {
+    Slot &slot = slot_at(kind, index);
+    Shard &shard = *shards[slot.shard];
+    slot.freed_at = now_ns();
     bool over = false;
     {
-        std::lock_guard<std::mutex> g(sh.lock);
-        uint64_t w = s.word.load(std::memory_order_relaxed);
-        State st = state_of(w);
-        if ((st != State::resetting && st != State::queued) ||
-            !s.word.compare_exchange_strong(w, word(gen_of(w), State::free),
-                                            std::memory_order_acq_rel))
-            misuse("free", k, i, w, "only a slot being reset can become free");
+        std::lock_guard<std::mutex> g(shard.lock);
+        uint64_t word = slot.word.load(std::memory_order_relaxed);
+        State state = state_of(word);
+        if ((state != State::resetting && state != State::queued) ||
+            !slot.word.compare_exchange_strong(word, make_word(gen_of(word), State::free),
+                                               std::memory_order_acq_rel))
+            misuse("free", kind, index, word, "only a slot being reset can become free");
         // Counted under the lock that take_free() uncounts it under.
-        if (s.resident > 0)
-            over = warm[static_cast<int>(k)].fetch_add(1, std::memory_order_relaxed) + 1 >
+        if (slot.resident > 0)
+            over = warm[static_cast<int>(kind)].fetch_add(1, std::memory_order_relaxed) + 1 >
                    cfg.max_warm_slots;
-        sh.free[static_cast<int>(k)].push_back(i);
+        shard.free[static_cast<int>(kind)].push_back(index);
     }
     if (over)
         kick();
 }
 
-bool Pool::Impl::reserve_resident(Slot &s, size_t bytes) {
-    if (bytes <= s.resident) {
-        set_resident(s, bytes);
+bool Pool::Impl::reserve_resident(Slot &slot, size_t bytes) {
+    if (bytes <= slot.resident) {
+        set_resident(slot, bytes);
         return true;
     }
-    size_t add = bytes - s.resident;
-    size_t cur = resident.load(std::memory_order_relaxed);
+    size_t more = bytes - slot.resident;
+    size_t total = resident.load(std::memory_order_relaxed);
     do {
-        if (cur + add > budget)
+        if (total + more > budget)
             return false;
-    } while (!resident.compare_exchange_weak(cur, cur + add, std::memory_order_relaxed));
-    s.resident = bytes;
+    } while (!resident.compare_exchange_weak(total, total + more, std::memory_order_relaxed));
+    slot.resident = bytes;
     return true;
 }
 
-void Pool::Impl::set_resident(Slot &s, size_t bytes) {
-    if (bytes != s.resident) // the same size most of the time: no shared write
-        resident.fetch_add(bytes - s.resident, std::memory_order_relaxed);
-    s.resident = bytes;
+void Pool::Impl::set_resident(Slot &slot, size_t bytes) {
+    if (bytes != slot.resident) // the same size most of the time: no shared write
+        resident.fetch_add(bytes - slot.resident, std::memory_order_relaxed);
+    slot.resident = bytes;
 }
 
-ssize_t Pool::Impl::decommit(Shard &s, const iovec *iov, size_t cnt) {
-    bump(s.n.decommit_calls);
+ssize_t Pool::Impl::decommit(Shard &counted_in, const iovec *iov, size_t count) {
+    bump(counted_in.counters.decommit_calls);
     if (decommit_hook)
-        return decommit_hook(iov, cnt);
-    return madvisev_via(cfg.backend, iov, cnt, MADV_DONTNEED, 0);
+        return decommit_hook(iov, count);
+    return madvisev_via(cfg.backend, iov, count, MADV_DONTNEED, 0);
 }
 
 // A slot whose decommit failed still holds its last user's data.  Map
 // fresh anonymous memory over it: the old pages go with the old mapping.
 // The slot keeps its layout: read-write up to what is accessible, no
 // access beyond.
-bool Pool::Impl::remap_clean(Kind k, uint32_t i) {
-    Area &a = of(k);
-    Slot &s = a.slots[i];
-    std::byte *base = a.base(i);
-    size_t len = k == Kind::stack ? a.capacity : std::max(s.span, s.accessible);
+bool Pool::Impl::remap_clean(Kind kind, uint32_t index) {
+    Area &area = area_of(kind);
+    Slot &slot = area.slots[index];
+    std::byte *base = area.base(index);
+    size_t len = kind == Kind::stack ? area.capacity : std::max(slot.span, slot.accessible);
     auto map = [&](std::byte *at, size_t bytes, int prot) {
         if (bytes == 0)
             return true;
-        void *p = remap_hook ? remap_hook(at, bytes, prot)
-                             : mmap(at, bytes, prot,
-                                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
-        return p == at;
+        void *mapped = remap_hook
+                           ? remap_hook(at, bytes, prot)
+                           : mmap(at, bytes, prot,
+                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+        return mapped == at;
     };
-    size_t rw = std::min(s.accessible, len);
+    size_t rw = std::min(slot.accessible, len);
     if (!map(base, rw, PROT_READ | PROT_WRITE) || !map(base + rw, len - rw, PROT_NONE))
         return false;
-    set_resident(s, 0);
-    s.span = k == Kind::stack ? a.capacity : 0;
-    s.skip_looks = 0;
+    set_resident(slot, 0);
+    slot.span = kind == Kind::stack ? area.capacity : 0;
+    slot.skip_looks = 0;
     return true;
 }
 
 // The end of a queued slot's reset: @ok if the decommit covered all its
 // ranges.  Otherwise the ranges get one more call alone, then a fresh
 // mapping; a slot that cannot be cleaned is quarantined, never reused.
-void Pool::Impl::finish(Shard &c, const Pending &p, bool ok, const iovec *r) {
-    Slot &slot = of(p.kind).slots[p.index];
+void Pool::Impl::finish(Shard &counted_in, const Pending &pending, bool ok, const iovec *ranges) {
+    Slot &slot = area_of(pending.kind).slots[pending.index];
     if (!ok) {
         size_t want = 0;
-        for (uint32_t j = 0; j < p.count; j++)
-            want += r[j].iov_len;
-        ok = decommit(c, r, p.count) == static_cast<ssize_t>(want);
+        for (uint32_t j = 0; j < pending.count; j++)
+            want += ranges[j].iov_len;
+        ok = decommit(counted_in, ranges, pending.count) == static_cast<ssize_t>(want);
     }
     if (!ok) {
-        if (!remap_clean(p.kind, p.index)) {
-            transition(p.kind, p.index, State::queued, State::quarantined);
-            bump(c.n.quarantined);
+        if (!remap_clean(pending.kind, pending.index)) {
+            transition(pending.kind, pending.index, State::queued, State::quarantined);
+            bump(counted_in.counters.quarantined);
             return;
         }
-        bump(c.n.remapped);
-    } else if (p.whole) {
+        bump(counted_in.counters.remapped);
+    } else if (pending.whole) {
         set_resident(slot, 0);
         slot.skip_looks = 0;
-        if (p.kind != Kind::stack)
+        if (pending.kind != Kind::stack)
             slot.span = 0;
     }
     slot.extent = slot.accessible;
-    bump(c.n.decommitted);
-    make_free(p.kind, p.index);
+    bump(counted_in.counters.decommitted);
+    make_free(pending.kind, pending.index);
 }
 
 // Reset every slot queued in @which (and @extra) with one madvisev() call.
@@ -586,30 +590,30 @@ size_t Pool::Impl::flush_shards(const std::vector<Shard *> &which, std::vector<P
     // One flush of a shard at a time, taken in index order (shards are
     // allocated in order, so address order is index order).
     std::vector<std::unique_lock<std::mutex>> held;
-    for (Shard *s : which)
-        held.emplace_back(s->flushing);
-    for (Shard *s : which) {
-        std::lock_guard<std::mutex> g(s->lock);
+    for (Shard *shard : which)
+        held.emplace_back(shard->flushing);
+    for (Shard *shard : which) {
+        std::lock_guard<std::mutex> g(shard->lock);
         uint32_t off = static_cast<uint32_t>(ranges.size());
-        for (Pending p : s->queue) {
-            p.first += off;
-            work.push_back(p);
+        for (Pending pending : shard->queue) {
+            pending.first += off;
+            work.push_back(pending);
         }
-        ranges.insert(ranges.end(), s->ranges.begin(), s->ranges.end());
-        s->queue.clear();
-        s->ranges.clear();
-        s->queued_memories = 0;
-        s->full.store(false, std::memory_order_relaxed);
+        ranges.insert(ranges.end(), shard->ranges.begin(), shard->ranges.end());
+        shard->queue.clear();
+        shard->ranges.clear();
+        shard->queued_memories = 0;
+        shard->full.store(false, std::memory_order_relaxed);
     }
     if (work.empty())
         return 0;
-    Shard &c = which.empty() ? *shards.front() : *which.front(); // whose counters
-    ssize_t r = decommit(c, ranges.data(), ranges.size());
-    size_t done = r < 0 ? 0 : static_cast<size_t>(r);
-    for (const Pending &p : work) {
+    Shard &counted_in = which.empty() ? *shards.front() : *which.front(); // whose counters
+    ssize_t advised = decommit(counted_in, ranges.data(), ranges.size());
+    size_t done = advised < 0 ? 0 : static_cast<size_t>(advised);
+    for (const Pending &pending : work) {
         bool ok = true;
-        for (uint32_t j = 0; j < p.count; j++) {
-            size_t len = ranges[p.first + j].iov_len;
+        for (uint32_t j = 0; j < pending.count; j++) {
+            size_t len = ranges[pending.first + j].iov_len;
             if (ok && done >= len) {
                 done -= len;
             } else {
@@ -617,71 +621,72 @@ size_t Pool::Impl::flush_shards(const std::vector<Shard *> &which, std::vector<P
                 done = 0; // a short count ends at a whole range
             }
         }
-        finish(c, p, ok, &ranges[p.first]);
+        finish(counted_in, pending, ok, &ranges[pending.first]);
     }
     return work.size();
 }
 
-void Pool::Impl::enqueue(Kind k, uint32_t i, const iovec *r, size_t n, bool whole) {
-    Shard &sh = *shards[slot(k, i).shard];
-    transition(k, i, State::resetting, State::queued);
+void Pool::Impl::enqueue(Kind kind, uint32_t index, const iovec *ranges, size_t count, bool whole) {
+    Shard &shard = *shards[slot_at(kind, index).shard];
+    transition(kind, index, State::resetting, State::queued);
     bool full;
     {
-        std::lock_guard<std::mutex> g(sh.lock);
-        sh.queue.push_back(
-            {k, i, static_cast<uint32_t>(sh.ranges.size()), static_cast<uint32_t>(n), whole});
-        sh.ranges.insert(sh.ranges.end(), r, r + n);
-        if (k == Kind::memory)
-            sh.queued_memories++;
+        std::lock_guard<std::mutex> g(shard.lock);
+        shard.queue.push_back({kind, index, static_cast<uint32_t>(shard.ranges.size()),
+                               static_cast<uint32_t>(count), whole});
+        shard.ranges.insert(shard.ranges.end(), ranges, ranges + count);
+        if (kind == Kind::memory)
+            shard.queued_memories++;
         // batch_size counts memories, one per instance; the tables and
         // stacks released with them join the same call.
-        full = sh.queued_memories >= cfg.batch_size || sh.queue.size() >= kKinds * cfg.batch_size;
+        full = shard.queued_memories >= cfg.batch_size ||
+               shard.queue.size() >= kKinds * cfg.batch_size;
         if (full)
-            sh.full.store(true, std::memory_order_relaxed);
+            shard.full.store(true, std::memory_order_relaxed);
     }
     if (!full)
         return;
     if (cfg.background_flush && cfg.batch_size > 1)
         kick();
     else
-        flush_shards({&sh});
+        flush_shards({&shard});
 }
 
-void Pool::Impl::enqueue_whole(Kind k, uint32_t i) {
-    Area &a = of(k);
-    Slot &s = a.slots[i];
-    iovec r{a.base(i), std::max(s.span, s.extent)};
-    enqueue(k, i, &r, 1, true);
+void Pool::Impl::enqueue_whole(Kind kind, uint32_t index) {
+    Area &area = area_of(kind);
+    Slot &slot = area.slots[index];
+    iovec range{area.base(index), std::max(slot.span, slot.extent)};
+    enqueue(kind, index, &range, 1, true);
 }
 
 // Adaptive reset: find the pages of the slot that can hold data, zero the
 // present ones in place and queue the swapped ones for the next batch,
 // if the pool's resident memory stays within budget.  False: decommit the
 // whole slot instead.
-bool Pool::Impl::reset_adaptive(Kind k, uint32_t i) {
+bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
     thread_local std::vector<PageRun> runs;
     thread_local std::vector<iovec> swapped;
-    Area &a = of(k);
-    Slot &s = a.slots[i];
-    std::byte *base = a.base(i);
-    size_t extent = s.extent;
+    Area &area = area_of(kind);
+    Slot &slot = area.slots[index];
+    std::byte *base = area.base(index);
+    size_t extent = slot.extent;
     // Once free, the slot is clean over all it can reach.
     auto now_free = [&] {
-        s.extent = s.accessible;
-        make_free(k, i);
+        slot.extent = slot.accessible;
+        make_free(kind, index);
         return true;
     };
-    if (extent == 0 && s.span == 0)
+    if (extent == 0 && slot.span == 0)
         return now_free();
-    if ((s.skip_looks > 0 && s.resident >= extent) ||
-        (extent <= small_extent() && s.span <= extent)) {
+    if ((slot.skip_looks > 0 && slot.resident >= extent) ||
+        (extent <= small_extent() && slot.span <= extent)) {
         // Learned: this slot's users dirty (nearly) all of it, or it is so
         // small that looking costs more than zeroing.  memset() touches
         // every page, so a swapped-out one comes back and is zeroed too.
-        if (!reserve_resident(s, std::max(s.resident, extent)))
+        if (!reserve_resident(slot, std::max(slot.resident, extent)))
             return false;
-        if (s.skip_looks > 0)
-            s.skip_looks--;
+        if (slot.skip_looks > 0)
+            slot.skip_looks--;
         memset(base, 0, extent);
         return now_free();
     }
@@ -689,48 +694,48 @@ bool Pool::Impl::reset_adaptive(Kind k, uint32_t i) {
         return false;
     // The budget is spent and this slot holds no share of it: no scan can
     // make an in-place reset fit.
-    if (s.resident == 0 && resident.load(std::memory_order_relaxed) + kPage > budget)
+    if (slot.resident == 0 && resident.load(std::memory_order_relaxed) + kPage > budget)
         return false;
-    size_t len = std::max(s.span, extent);
+    size_t len = std::max(slot.span, extent);
     if (scan_data_pages(base, len, runs) != ScanStatus::ok)
         return false; // the kernel cannot say: decommit it all
     size_t present_in = 0, present_out = 0;
     bool any_swapped = false;
-    for (const PageRun &r : runs) {
-        if (r.swapped) {
+    for (const PageRun &run : runs) {
+        if (run.swapped) {
             any_swapped = true;
             continue;
         }
-        size_t in = r.offset >= extent ? 0 : std::min(r.bytes, extent - r.offset);
-        present_in += in;
-        present_out += r.bytes - in; // zeroed by an earlier reset, now inaccessible
+        size_t inside = run.offset >= extent ? 0 : std::min(run.bytes, extent - run.offset);
+        present_in += inside;
+        present_out += run.bytes - inside; // zeroed by an earlier reset, now inaccessible
     }
     // Nearly all of it holds data: zero the whole extent from now on (one
     // memset, no scan) for the next 15 resets.
     bool dense = present_in * 8 >= extent * 7;
     size_t want = (dense ? extent : present_in) + present_out;
-    if (!reserve_resident(s, want))
+    if (!reserve_resident(slot, want))
         return false;
-    Counters &n = my_shard().n;
+    Counters &counters = my_shard().counters;
     if (dense) {
         memset(base, 0, extent);
-        s.skip_looks = 15;
+        slot.skip_looks = 15;
         return now_free();
     }
     swapped.clear();
-    for (const PageRun &r : runs) {
-        if (r.swapped) {
-            swapped.push_back({base + r.offset, r.bytes});
-        } else if (r.offset < extent) {
-            memset(base + r.offset, 0, std::min(r.bytes, extent - r.offset));
+    for (const PageRun &run : runs) {
+        if (run.swapped) {
+            swapped.push_back({base + run.offset, run.bytes});
+        } else if (run.offset < extent) {
+            memset(base + run.offset, 0, std::min(run.bytes, extent - run.offset));
         }
     }
     if (!any_swapped)
         return now_free();
     // Zapping a swap entry needs no TLB flush: these ranges ride along in
     // the next batch at no IPI cost.
-    bump(n.swapped_resets);
-    enqueue(k, i, swapped.data(), swapped.size(), false);
+    bump(counters.swapped_resets);
+    enqueue(kind, index, swapped.data(), swapped.size(), false);
     return true;
 }
 
@@ -773,32 +778,33 @@ void Pool::Impl::age_warm(std::vector<Pending> &out, std::vector<iovec> &ranges,
         return;
     int64_t now = now_ns();
     int64_t idle = int64_t{cfg.warm_idle_ms} * 1000000;
-    for (auto &shp : shards) {
-        Shard &sh = *shp;
-        std::lock_guard<std::mutex> g(sh.lock);
+    for (auto &shard_ptr : shards) {
+        Shard &shard = *shard_ptr;
+        std::lock_guard<std::mutex> g(shard.lock);
         for (int k = 0; k < kKinds; k++) {
-            auto &list = sh.free[k];
+            auto &list = shard.free[k];
             size_t kept = 0;
             for (size_t j = 0; j < list.size(); j++) { // oldest first
-                uint32_t i = list[j];
-                Slot &s = slot(static_cast<Kind>(k), i);
-                bool old = idle_too && cfg.warm_idle_ms > 0 && now - s.freed_at > idle;
+                uint32_t index = list[j];
+                Slot &slot = slot_at(static_cast<Kind>(k), index);
+                bool old = idle_too && cfg.warm_idle_ms > 0 && now - slot.freed_at > idle;
                 bool over = over_cap(k);
-                if (s.resident == 0 || (!old && !over)) {
-                    list[kept++] = i;
+                if (slot.resident == 0 || (!old && !over)) {
+                    list[kept++] = index;
                     continue;
                 }
-                uint64_t w = s.word.load(std::memory_order_relaxed);
-                if (state_of(w) != State::free ||
-                    !s.word.compare_exchange_strong(w, word(gen_of(w), State::queued)))
-                    misuse("aging", static_cast<Kind>(k), i, w,
+                uint64_t word = slot.word.load(std::memory_order_relaxed);
+                if (state_of(word) != State::free ||
+                    !slot.word.compare_exchange_strong(word,
+                                                       make_word(gen_of(word), State::queued)))
+                    misuse("aging", static_cast<Kind>(k), index, word,
                            "a free list held a slot that is not free");
                 warm[k].fetch_sub(1, std::memory_order_relaxed);
-                Area &a = area[k];
+                Area &area = areas[k];
                 out.push_back(
-                    {static_cast<Kind>(k), i, static_cast<uint32_t>(ranges.size()), 1, true});
-                ranges.push_back({a.base(i), std::max(s.span, s.extent)});
-                bump(sh.n.aged_out);
+                    {static_cast<Kind>(k), index, static_cast<uint32_t>(ranges.size()), 1, true});
+                ranges.push_back({area.base(index), std::max(slot.span, slot.extent)});
+                bump(shard.counters.aged_out);
             }
             list.resize(kept);
         }
@@ -807,8 +813,8 @@ void Pool::Impl::age_warm(std::vector<Pending> &out, std::vector<iovec> &ranges,
 
 void Pool::Impl::flusher_main() {
     std::vector<Shard *> all;
-    for (auto &s : shards)
-        all.push_back(s.get());
+    for (auto &shard : shards)
+        all.push_back(shard.get());
     auto interval = std::chrono::milliseconds(cfg.flush_interval_ms);
     std::unique_lock<std::mutex> lk(flusher_lock);
     while (!flusher_stop) {
@@ -821,96 +827,97 @@ void Pool::Impl::flusher_main() {
         // exit and at destruction); the warm slots over the cap, and on a
         // tick those idle too long as well, in the same call.
         std::vector<Shard *> which;
-        for (Shard *s : all)
-            if (s->full.load(std::memory_order_relaxed))
-                which.push_back(s);
+        for (Shard *shard : all)
+            if (shard->full.load(std::memory_order_relaxed))
+                which.push_back(shard);
         std::vector<Pending> aged;
         std::vector<iovec> ranges;
         age_warm(aged, ranges, !kicked);
         if ((!which.empty() || !aged.empty()) &&
             flush_shards(which, std::move(aged), std::move(ranges)) > 0)
-            bump(all.front()->n.background_flushes);
+            bump(all.front()->counters.background_flushes);
         lk.lock();
     }
     lk.unlock();
     flush_shards(all); // nothing is left queued at destruction
 }
 
-void Pool::Impl::release_slot(Kind k, uint32_t i, uint32_t gen, const char *op) {
-    Slot &s = slot(k, i);
-    uint64_t w = s.word.load(std::memory_order_relaxed);
+void Pool::Impl::release_slot(Kind kind, uint32_t index, uint32_t gen, const char *op) {
+    Slot &slot = slot_at(kind, index);
+    uint64_t word = slot.word.load(std::memory_order_relaxed);
     do {
-        if (state_of(w) != State::leased)
-            misuse(op, k, i, w,
-                   state_of(w) == State::free || state_of(w) == State::queued
+        if (state_of(word) != State::leased)
+            misuse(op, kind, index, word,
+                   state_of(word) == State::free || state_of(word) == State::queued
                        ? "released twice, or never acquired"
                        : "the slot is not leased");
-        if (gen_of(w) != gen)
-            misuse(op, k, i, w, "a stale lease: the slot was released and acquired again since");
-    } while (
-        !s.word.compare_exchange_weak(w, word(gen, State::resetting), std::memory_order_acq_rel));
+        if (gen_of(word) != gen)
+            misuse(op, kind, index, word,
+                   "a stale lease: the slot was released and acquired again since");
+    } while (!slot.word.compare_exchange_weak(word, make_word(gen, State::resetting),
+                                              std::memory_order_acq_rel));
 
-    Area &a = of(k);
-    std::byte *base = a.base(i);
-    size_t extent = s.extent;
+    Area &area = area_of(kind);
+    std::byte *base = area.base(index);
+    size_t extent = slot.extent;
     // A released slot joins the releasing thread's shard: its queue, then
     // its free list.
-    s.shard = my_shard_index();
-    Counters &n = my_shard().n;
-    bump(n.released);
+    slot.shard = my_shard_index();
+    Counters &counters = my_shard().counters;
+    bump(counters.released);
     if (skip_resets) {
-        make_free(k, i);
+        make_free(kind, index);
         return;
     }
     switch (cfg.reset) {
     case Reset::decommit:
-        enqueue_whole(k, i);
+        enqueue_whole(kind, index);
         return;
     case Reset::keep_resident: {
         // memset what is kept (a stack's top, where it is used; the start
         // of a memory or table), decommit the rest.  memset() touches
         // every kept page, swapped out or not.
-        bool stack = k == Kind::stack;
+        bool stack = kind == Kind::stack;
         size_t want = stack ? cfg.stack_keep_resident_bytes : cfg.keep_resident_bytes;
         size_t keep = std::min(page_up(want), extent);
         std::byte *kept = stack ? base + extent - keep : base;
         memset(kept, 0, keep);
-        set_resident(s, keep);
-        bump(n.zeroed);
-        size_t end = stack ? extent - keep : std::max(s.span, extent);
+        set_resident(slot, keep);
+        bump(counters.zeroed);
+        size_t end = stack ? extent - keep : std::max(slot.span, extent);
         if (stack ? end > 0 : keep < end) {
-            iovec r = stack ? iovec{base, end} : iovec{base + keep, end - keep};
-            enqueue(k, i, &r, 1, false);
+            iovec range = stack ? iovec{base, end} : iovec{base + keep, end - keep};
+            enqueue(kind, index, &range, 1, false);
         } else {
-            s.extent = s.accessible;
-            make_free(k, i);
+            slot.extent = slot.accessible;
+            make_free(kind, index);
         }
         return;
     }
     case Reset::adaptive:
-        if (reset_adaptive(k, i)) {
-            bump(n.zeroed);
+        if (reset_adaptive(kind, index)) {
+            bump(counters.zeroed);
         } else {
-            enqueue_whole(k, i);
+            enqueue_whole(kind, index);
         }
         return;
     }
 }
 
 void Pool::Impl::lock_all() {
-    for (auto &s : shards)
-        s->flushing.lock();
-    for (auto &s : shards)
-        s->lock.lock();
+    for (auto &shard : shards)
+        shard->flushing.lock();
+    for (auto &shard : shards)
+        shard->lock.lock();
     flusher_lock.lock();
 }
 
 void Pool::Impl::unlock_all() {
     flusher_lock.unlock();
-    for (auto &s : shards)
-        s->lock.unlock();
-    for (auto &s : shards)
-        s->flushing.unlock();
+    for (auto &shard : shards)
+        shard->lock.unlock();
+    for (auto &shard : shards)
+        shard->flushing.unlock();
 }
 
 namespace {
@@ -921,15 +928,15 @@ namespace {
 // child's copies are free, as malloc does for its own.
 void fork_prepare() {
     g_pools_lock.lock();
-    for (Pool::Impl *m : g_impls)
-        if (m)
-            m->lock_all();
+    for (Pool::Impl *impl : g_impls)
+        if (impl)
+            impl->lock_all();
 }
 
 void fork_parent() {
-    for (Pool::Impl *m : g_impls)
-        if (m)
-            m->unlock_all();
+    for (Pool::Impl *impl : g_impls)
+        if (impl)
+            impl->unlock_all();
     g_pools_lock.unlock();
 }
 
@@ -937,10 +944,10 @@ void fork_parent() {
 // parent's flusher waiting on it (destroying it would wait for that
 // waiter forever): it starts afresh, with no waiter.
 void fork_child() {
-    for (Pool::Impl *m : g_impls) {
-        if (m) {
-            new (&m->flusher_cv) std::condition_variable();
-            m->unlock_all();
+    for (Pool::Impl *impl : g_impls) {
+        if (impl) {
+            new (&impl->flusher_cv) std::condition_variable();
+            impl->unlock_all();
         }
     }
     g_pools_lock.unlock();
@@ -985,135 +992,137 @@ struct ExitFlush {
     std::vector<std::pair<Pool *, Pool::Impl *>> pools;
     ~ExitFlush() {
         std::lock_guard<std::mutex> g(g_pools_lock);
-        for (auto [p, impl] : pools)
+        for (auto [pool, impl] : pools)
             for (auto &live : g_pools)
-                if (live.load() == p)
+                if (live.load() == pool)
                     impl->thread_exit();
     }
 };
 thread_local ExitFlush t_exit_flush;
 
-void note_pool_use(Pool *p, Pool::Impl *impl) {
-    auto &v = t_exit_flush.pools;
-    for (auto &e : v)
-        if (e.first == p)
+void note_pool_use(Pool *pool, Pool::Impl *impl) {
+    auto &used = t_exit_flush.pools;
+    for (auto &entry : used)
+        if (entry.first == pool)
             return;
-    v.emplace_back(p, impl);
+    used.emplace_back(pool, impl);
 }
 
 } // namespace
 
 std::optional<Pool::Lease> Pool::acquire(Kind kind, uint64_t key, size_t bytes) {
-    Impl &m = *impl_;
-    Area &a = m.of(kind);
-    if (bytes > a.capacity) {
+    Impl &impl = *impl_;
+    Area &area = impl.area_of(kind);
+    if (bytes > area.capacity) {
         errno = EINVAL;
         return std::nullopt;
     }
-    uint32_t mine_at = m.my_shard_index();
-    Shard &mine = *m.shards[mine_at];
-    uint32_t idx = 0;
-    bool got = m.take_free(mine, kind, key, &idx);
+    uint32_t mine_at = impl.my_shard_index();
+    Shard &mine = *impl.shards[mine_at];
+    uint32_t index = 0;
+    bool got = impl.take_free(mine, kind, key, &index);
     if (!got) {
         // Flush this shard's queue; or, if the flusher holds it, wait for
         // that flush: either way, look again after.
-        if (m.flush_shards({&mine}) > 0)
-            bump(mine.n.flushes_on_empty);
-        got = m.take_free(mine, kind, key, &idx);
+        if (impl.flush_shards({&mine}) > 0)
+            bump(mine.counters.flushes_on_empty);
+        got = impl.take_free(mine, kind, key, &index);
     }
-    size_t ns = m.shards.size();
+    size_t shard_count = impl.shards.size();
     for (int pass = 0; pass < 2 && !got; pass++) {
         // Steal a free slot from another shard, the next one first; on the
         // second pass, flush the other shards' queues first.
-        for (size_t d = 1; d < ns && !got; d++) {
-            Shard &other = *m.shards[(mine_at + d) % ns];
-            if (pass == 1 && m.flush_shards({&other}) > 0)
-                bump(mine.n.flushes_on_empty);
-            if (m.take_free(other, kind, key, &idx)) {
-                bump(mine.n.steals);
+        for (size_t step = 1; step < shard_count && !got; step++) {
+            Shard &other = *impl.shards[(mine_at + step) % shard_count];
+            if (pass == 1 && impl.flush_shards({&other}) > 0)
+                bump(mine.counters.flushes_on_empty);
+            if (impl.take_free(other, kind, key, &index)) {
+                bump(mine.counters.steals);
                 got = true;
             }
         }
     }
     if (!got) {
-        bump(mine.n.exhausted);
+        bump(mine.counters.exhausted);
         errno = ENOMEM;
         return std::nullopt;
     }
-    Slot &s = a.slots[idx];
-    std::byte *base = a.base(idx);
+    Slot &slot = area.slots[index];
+    std::byte *base = area.base(index);
     if (kind != Kind::stack) {
         size_t want = page_up(bytes);
         int rc = 0;
         // Same size as the last user: nothing to change.  Pages left
         // behind a shrink stay counted in span (and resident): the next
         // reset finds them.
-        if (want > s.accessible)
-            rc = mprotect(base + s.accessible, want - s.accessible, PROT_READ | PROT_WRITE);
-        else if (want < s.accessible)
-            rc = mprotect(base + want, s.accessible - want, PROT_NONE);
+        if (want > slot.accessible)
+            rc = mprotect(base + slot.accessible, want - slot.accessible, PROT_READ | PROT_WRITE);
+        else if (want < slot.accessible)
+            rc = mprotect(base + want, slot.accessible - want, PROT_NONE);
         if (rc != 0) {
             int err = errno;
-            m.transition(kind, idx, State::leased, State::resetting);
-            m.make_free(kind, idx);
+            impl.transition(kind, index, State::leased, State::resetting);
+            impl.make_free(kind, index);
             errno = err;
             return std::nullopt;
         }
-        s.accessible = want;
-        s.span = std::max(s.span, want);
+        slot.accessible = want;
+        slot.span = std::max(slot.span, want);
         // A free slot is clean over its whole range: only what this lease
         // makes accessible can get dirty.
-        s.extent = want;
+        slot.extent = want;
     }
-    s.key = key;
-    bump(mine.n.acquired);
+    slot.key = key;
+    bump(mine.counters.acquired);
     note_pool_use(this, impl_.get());
-    uint32_t gen = gen_of(s.word.load(std::memory_order_relaxed));
-    return Lease(this, SlotIndex{kind, idx}, gen, base, a.capacity);
+    uint32_t gen = gen_of(slot.word.load(std::memory_order_relaxed));
+    return Lease(this, SlotIndex{kind, index}, gen, base, area.capacity);
 }
 
 // @gen: the caller's generation, where it has one (a lease); the raw
 // path has none.
-bool Pool::Impl::grow_slot(Kind k, uint32_t i, size_t bytes, std::optional<uint32_t> gen) {
-    Area &a = of(k);
-    if (k == Kind::stack || i >= a.count || bytes > a.capacity)
+bool Pool::Impl::grow_slot(Kind kind, uint32_t index, size_t bytes, std::optional<uint32_t> gen) {
+    Area &area = area_of(kind);
+    if (kind == Kind::stack || index >= area.count || bytes > area.capacity)
         return false;
-    Slot &s = a.slots[i];
-    uint64_t w = s.word.load(std::memory_order_acquire);
-    if (state_of(w) != State::leased)
-        misuse("grow", k, i, w, "the slot is not leased");
-    if (gen && gen_of(w) != *gen)
-        misuse("grow", k, i, w, "a stale lease: the slot was released and acquired again since");
+    Slot &slot = area.slots[index];
+    uint64_t word = slot.word.load(std::memory_order_acquire);
+    if (state_of(word) != State::leased)
+        misuse("grow", kind, index, word, "the slot is not leased");
+    if (gen && gen_of(word) != *gen)
+        misuse("grow", kind, index, word,
+               "a stale lease: the slot was released and acquired again since");
     size_t want = page_up(bytes);
-    if (want <= s.accessible)
+    if (want <= slot.accessible)
         return true;
-    if (mprotect(a.base(i) + s.accessible, want - s.accessible, PROT_READ | PROT_WRITE) != 0)
+    if (mprotect(area.base(index) + slot.accessible, want - slot.accessible,
+                 PROT_READ | PROT_WRITE) != 0)
         return false;
-    s.accessible = want;
-    s.extent = std::max(s.extent, want);
-    s.span = std::max(s.span, want);
+    slot.accessible = want;
+    slot.extent = std::max(slot.extent, want);
+    slot.span = std::max(slot.span, want);
     return true;
 }
 
 // The slot whose base @base is; aborts where @base lies in this pool's
 // @kind reservation but is not a slot's base (the caller's pointer is
 // wrong, and guessing a slot could hand it someone else's).
-std::optional<uint32_t> Pool::Impl::slot_at_base(const Pool &pool, Kind k, const void *base,
+std::optional<uint32_t> Pool::Impl::slot_at_base(const Pool &pool, Kind kind, const void *base,
                                                  const char *op) {
-    auto idx = pool.locate(k, base);
-    const Area &a = of(k);
-    auto *b = static_cast<const std::byte *>(base);
-    bool inside = b >= a.map && b < a.map + a.map_bytes;
-    if (inside && (!idx || a.base(idx->value) != base)) {
+    auto found = pool.locate(kind, base);
+    const Area &area = area_of(kind);
+    auto *addr = static_cast<const std::byte *>(base);
+    bool inside = addr >= area.map && addr < area.map + area.map_bytes;
+    if (inside && (!found || area.base(found->value) != base)) {
         fprintf(stderr,
                 "wasmpool: %s of %s at %p: not the base of a slot of this pool; stopping "
                 "before one user can see another's memory\n",
-                op, kind_name(k), base);
+                op, kind_name(kind), base);
         abort();
     }
-    if (!idx)
+    if (!found)
         return std::nullopt;
-    return idx->value;
+    return found->value;
 }
 
 bool Pool::grow(SlotIndex index, size_t bytes) {
@@ -1126,7 +1135,7 @@ bool Pool::grow_base(Kind kind, const void *base, size_t bytes) {
 }
 
 void Pool::release(Lease &&lease) {
-    Impl &m = *impl_;
+    Impl &impl = *impl_;
     if (!lease) {
         fprintf(stderr, "wasmpool: release of an empty lease (moved from, released or "
                         "detached before)\n");
@@ -1134,7 +1143,8 @@ void Pool::release(Lease &&lease) {
     }
     Kind kind = lease.kind();
     uint32_t index = lease.index_.value;
-    if (lease.pool_ != this || index >= m.of(kind).count || lease.base_ != m.of(kind).base(index)) {
+    if (lease.pool_ != this || index >= impl.area_of(kind).count ||
+        lease.base_ != impl.area_of(kind).base(index)) {
         fprintf(stderr,
                 "wasmpool: release of %s slot %u (generation %u) at %p: not a lease of this "
                 "pool; stopping before one user can see another's memory\n",
@@ -1143,21 +1153,21 @@ void Pool::release(Lease &&lease) {
     }
     uint32_t gen = lease.generation_;
     lease.pool_ = nullptr; // empty before the slot can be anyone else's
-    m.release_slot(kind, index, gen, "release");
+    impl.release_slot(kind, index, gen, "release");
 }
 
 void Pool::release_base(Kind kind, const void *base) {
-    Impl &m = *impl_;
-    auto idx = m.slot_at_base(*this, kind, base, "release");
-    if (!idx) {
+    Impl &impl = *impl_;
+    auto index = impl.slot_at_base(*this, kind, base, "release");
+    if (!index) {
         fprintf(stderr,
                 "wasmpool: release of %s at %p: not the base of a slot of this pool; stopping "
                 "before one user can see another's memory\n",
                 kind_name(kind), base);
         abort();
     }
-    uint64_t w = m.slot(kind, *idx).word.load(std::memory_order_relaxed);
-    m.release_slot(kind, *idx, gen_of(w), "release");
+    uint64_t word = impl.slot_at(kind, *index).word.load(std::memory_order_relaxed);
+    impl.release_slot(kind, *index, gen_of(word), "release");
 }
 
 Pool::Lease::Lease(Lease &&other) noexcept
@@ -1203,39 +1213,39 @@ std::byte *Pool::Lease::detach() {
 }
 
 void Pool::flush(bool all) {
-    Impl &m = *impl_;
+    Impl &impl = *impl_;
     if (all) {
         std::vector<Shard *> every;
-        for (auto &sh : m.shards)
-            every.push_back(sh.get());
-        m.flush_shards(every);
+        for (auto &shard : impl.shards)
+            every.push_back(shard.get());
+        impl.flush_shards(every);
     } else {
-        m.flush_shards({&m.my_shard()});
+        impl.flush_shards({&impl.my_shard()});
     }
 }
 
 std::optional<SlotIndex> Pool::locate(Kind kind, const void *p) const {
-    const Area &a = impl_->area[static_cast<int>(kind)];
-    auto *b = static_cast<const std::byte *>(p);
-    if (b < a.map || b >= a.map + a.map_bytes)
+    const Area &area = impl_->areas[static_cast<int>(kind)];
+    auto *addr = static_cast<const std::byte *>(p);
+    if (addr < area.map || addr >= area.map + area.map_bytes)
         return std::nullopt;
-    size_t offset = static_cast<size_t>(b - a.map);
+    size_t offset = static_cast<size_t>(addr - area.map);
     // A stack owns the guard below it (its overflow faults there); a
     // memory or table the guard after it (where its overruns go).
     if (kind != Kind::stack) {
-        if (offset < a.guard)
+        if (offset < area.guard)
             return std::nullopt; // the guard before the first slot
-        offset -= a.guard;
+        offset -= area.guard;
     }
-    size_t index = offset / a.stride;
-    if (index >= a.count)
+    size_t index = offset / area.stride;
+    if (index >= area.count)
         return std::nullopt; // the guard after the last stack
     return SlotIndex{kind, static_cast<uint32_t>(index)};
 }
 
 Pool *Pool::owner_of(Kind kind, const void *p) {
-    for (auto &slot : g_pools) {
-        Pool *pool = slot.load(std::memory_order_acquire);
+    for (auto &registered : g_pools) {
+        Pool *pool = registered.load(std::memory_order_acquire);
         if (pool && pool->locate(kind, p))
             return pool;
     }
@@ -1243,29 +1253,29 @@ Pool *Pool::owner_of(Kind kind, const void *p) {
 }
 
 Stats Pool::stats() const {
-    const Impl &m = *impl_;
-    Stats st;
-    for (const auto &sh : m.shards) {
-        const Counters &n = sh->n;
-        st.acquired += n.acquired.load();
-        st.released += n.released.load();
-        st.zeroed_in_place += n.zeroed.load();
-        st.decommitted += n.decommitted.load();
-        st.decommit_calls += n.decommit_calls.load();
-        st.swapped_resets += n.swapped_resets.load();
-        st.flushes_on_empty += n.flushes_on_empty.load();
-        st.background_flushes += n.background_flushes.load();
-        st.aged_out += n.aged_out.load();
-        st.steals += n.steals.load();
-        st.remapped += n.remapped.load();
-        st.quarantined += n.quarantined.load();
-        st.exhausted += n.exhausted.load();
+    const Impl &impl = *impl_;
+    Stats sum;
+    for (const auto &shard : impl.shards) {
+        const Counters &counters = shard->counters;
+        sum.acquired += counters.acquired.load();
+        sum.released += counters.released.load();
+        sum.zeroed_in_place += counters.zeroed.load();
+        sum.decommitted += counters.decommitted.load();
+        sum.decommit_calls += counters.decommit_calls.load();
+        sum.swapped_resets += counters.swapped_resets.load();
+        sum.flushes_on_empty += counters.flushes_on_empty.load();
+        sum.background_flushes += counters.background_flushes.load();
+        sum.aged_out += counters.aged_out.load();
+        sum.steals += counters.steals.load();
+        sum.remapped += counters.remapped.load();
+        sum.quarantined += counters.quarantined.load();
+        sum.exhausted += counters.exhausted.load();
     }
-    st.resident_bytes = m.resident.load();
-    st.resident_budget = m.budget;
-    for (auto &w : m.warm)
-        st.warm_slots += w.load();
-    return st;
+    sum.resident_bytes = impl.resident.load();
+    sum.resident_budget = impl.budget;
+    for (auto &warm_count : impl.warm)
+        sum.warm_slots += warm_count.load();
+    return sum;
 }
 
 const Config &Pool::config() const {
@@ -1273,18 +1283,19 @@ const Config &Pool::config() const {
 }
 
 size_t Pool::slot_count(Kind kind) const {
-    return impl_->area[static_cast<int>(kind)].count;
+    return impl_->areas[static_cast<int>(kind)].count;
 }
 
 size_t Pool::slot_capacity(Kind kind) const {
-    return impl_->area[static_cast<int>(kind)].capacity;
+    return impl_->areas[static_cast<int>(kind)].capacity;
 }
 
 // The test seam (pool_testing.h).
 struct testing::Access {
     static Pool::Impl &impl(Pool &pool) { return *pool.impl_; }
     static Pool::Lease lease(Pool &pool, SlotIndex index, uint32_t generation, std::byte *base) {
-        return Pool::Lease(&pool, index, generation, base, pool.impl_->of(index.kind).capacity);
+        return Pool::Lease(&pool, index, generation, base,
+                           pool.impl_->area_of(index.kind).capacity);
     }
 };
 
