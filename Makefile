@@ -18,6 +18,10 @@ IBENCH     ?= --seconds 1
 # The budget row set: the adaptive reset against the fixed strategies when
 # its budget forces decommits.
 IBENCH_BUDGET_STRATEGIES ?= pool-immediate,pool-global-queue,pool-sharded-auto,pool-sharded-inline,pool-keep-resident,pool-adaptive
+# The WASI programs in C (runtime-integration/wasi) under every strategy:
+# a few ms each, so fewer instantiations per row than echo.
+IBENCH_WASI ?= --seconds 0.5
+IBENCH_WASI_MODULES ?= request,compress,grow
 
 KERNEL_PATCHED   := $(VM)/obj-patched/arch/x86/boot/bzImage
 KERNEL_UNPATCHED := $(VM)/obj-unpatched/arch/x86/boot/bzImage
@@ -111,6 +115,11 @@ demo: build vm-images
 	@echo "   (JSON in $(RESULTS)/host-instantiate-budget.json)"
 	@$(BUILD)/runtime-integration/instantiate-bench --threads 1,2 --dirty-pages 16,256 --seconds 0.5 \
 	    --resident-budget 1M --strategy $(IBENCH_BUDGET_STRATEGIES) --json $(RESULTS)/host-instantiate-budget.json
+	@echo
+	@echo "== host: instantiate-bench on the WASI programs $(IBENCH_WASI_MODULES)"
+	@echo "   (JSON in $(RESULTS)/host-instantiate-wasi.json)"
+	@$(BUILD)/runtime-integration/instantiate-bench --module $(IBENCH_WASI_MODULES) --threads 1,2 \
+	    $(IBENCH_WASI) --json $(RESULTS)/host-instantiate-wasi.json
 	@echo
 	@rm -f $(RESULTS)/host-instantiate-trace.json
 	@if [ -x $(BUILD)/trace/madvisev-trace ] && [ "$$(id -u)" = 0 ]; then \

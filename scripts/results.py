@@ -4,7 +4,8 @@
 results.py DATA_DIR OUT_MD PNG_DIR
     DATA_DIR holds the JSON the benchmarks wrote: {host,vm}-madvisev-bench.json,
     {host,vm}-instantiate-bench.json, {host,vm}-machine.json and, optionally,
-    host-madvisev-trace.json and host-instantiate-trace.json (--trace runs).  The page is a pure
+    host-madvisev-trace.json and host-instantiate-trace.json (--trace runs) and
+    host-instantiate-wasi.json (instantiate-bench --module on the WASI programs).  The page is a pure
     function of them: the same JSON gives the same bytes.  Plots are drawn
     with gnuplot (PNG); a missing gnuplot leaves the page without pictures.
 results.py --compare RECORDED_DIR FRESH_DIR
@@ -66,17 +67,69 @@ def bench_table(recs):
     return "\n".join(rows)
 
 
+def dirtied(r):
+    """Pages holding data at free per instantiation, memory + stack (instantiate-bench's
+    untimed page-scan pass); "–" where the run did not count them."""
+    mem, stack = r.get("memory_pages_dirtied_per_instantiation"), r.get("stack_pages_dirtied_per_instantiation")
+    if mem is None:
+        return "–"
+    return f"{mem:.1f} + {stack:.0f}" if stack is not None else f"{mem:.1f} + ?"
+
+
 def inst_table(recs):
+    # Records from before the page-scan pass have no pages-dirtied column.
+    scanned = any("memory_pages_dirtied_per_instantiation" in r for r in recs)
     rows = ["| strategy | dirty pages | threads | batch | instantiations/s | per thread | efficiency | "
-            "shootdowns per instantiation | p50 µs | p99 µs |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "shootdowns per instantiation | " + ("pages dirtied (memory + stack) | " if scanned else "")
+            + "p50 µs | p99 µs |",
+            "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if scanned else "")]
     for r in recs:
         eff = "–" if r["efficiency"] is None else f"{r['efficiency']:.2f}"
         name = r["strategy"] + (" (INSECURE)" if r["insecure"] else "")
         rows.append(f"| {name} | {r['dirty_pages']} | {r['threads']} | {r['batch_size']} | "
                     f"{fmt(r['instantiations_per_s'])} | {fmt(r['instantiations_per_s'] / r['threads'])} | {eff} | "
-                    f"{r['shootdowns_per_instantiation']:.3f} | {r['p50_ns'] / 1000:.1f} | {r['p99_ns'] / 1000:.1f} |")
+                    f"{r['shootdowns_per_instantiation']:.3f} | " + (f"{dirtied(r)} | " if scanned else "")
+                    + f"{r['p50_ns'] / 1000:.1f} | {r['p99_ns'] / 1000:.1f} |")
     return "\n".join(rows)
+
+
+def wasi_table(recs):
+    rows = ["| module | strategy | threads | batch | instantiations/s | per thread | efficiency | "
+            "shootdowns per instantiation | pages dirtied (memory + stack) | p50 µs | p99 µs |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in recs:
+        eff = "–" if r["efficiency"] is None else f"{r['efficiency']:.2f}"
+        rows.append(f"| {r['module']} | {r['strategy']} | {r['threads']} | {r['batch_size']} | "
+                    f"{fmt(r['instantiations_per_s'])} | {fmt(r['instantiations_per_s'] / r['threads'])} | {eff} | "
+                    f"{r['shootdowns_per_instantiation']:.3f} | {dirtied(r)} | "
+                    f"{r['p50_ns'] / 1000:.1f} | {r['p99_ns'] / 1000:.1f} |")
+    return "\n".join(rows)
+
+
+def reading_wasi(recs):
+    """What the WASI programs show at the most threads, computed from their rows."""
+    lines = []
+    top = max(r["threads"] for r in recs)
+    for module in sorted({r["module"] for r in recs}, key=lambda m: [r["module"] for r in recs].index(m)):
+        at = rows(recs, module=module, threads=top)
+        safe = [r for r in at if not r["insecure"]]
+        stock = one(at, strategy="stock")
+        if not safe or not stock:
+            continue
+        best = max(safe, key=lambda r: r["instantiations_per_s"])
+        pages = stock.get("pages_dirtied_per_instantiation")
+        text = (f"- **`{module}`, {top} threads:** "
+                + (f"it leaves {pages:.0f} pages holding data per instance (memory and stack); " if pages is not None else "")
+                + f"`{best['strategy']}` is the fastest safe strategy, {fmt(best['instantiations_per_s'])}/s, "
+                f"{best['instantiations_per_s'] / stock['instantiations_per_s']:.1f}x `stock`")
+        shoot = [r for r in safe if r["strategy"] != "stock"]
+        if shoot:
+            worst = max(shoot, key=lambda r: r["shootdowns_per_instantiation"])
+            text += (f"; the pool's strategies cost at most {worst['shootdowns_per_instantiation']:.3f} shootdowns "
+                     f"per instantiation (`{worst['strategy']}`) against {stock['shootdowns_per_instantiation']:.3f} "
+                     "for `stock`")
+        lines.append(text + ".")
+    return lines
 
 
 def rows(recs, **want):
@@ -303,12 +356,16 @@ def noise_text():
 def compare(recorded_dir, fresh_dir):
     keys = {"madvisev-bench.json": (("backend", "vlen", "range_bytes"), "ns_per_range", "shootdowns_per_call"),
             "instantiate-bench.json": (("strategy", "dirty_pages", "threads"), "instantiations_per_s",
-                                       "shootdowns_per_instantiation")}
+                                       "shootdowns_per_instantiation"),
+            "instantiate-wasi.json": (("module", "strategy", "threads"), "instantiations_per_s",
+                                      "shootdowns_per_instantiation")}
     total = inside = 0
     for key, title in MACHINES:
         band = NOISE[key]
         for name, (ident, time_f, count_f) in keys.items():
             old, new = load(recorded_dir, f"{key}-{name}"), load(fresh_dir, f"{key}-{name}")
+            if old is None and new is None:
+                continue
             if old is None or new is None:
                 print(f"{title}, {name}: missing in {'the record' if old is None else 'the fresh run'}")
                 continue
@@ -354,7 +411,7 @@ def main():
         sys.exit("usage: results.py DATA_DIR OUT_MD PNG_DIR | --compare RECORDED_DIR FRESH_DIR")
     data_dir, out_md, png_dir = sys.argv[1:]
     names = ["madvisev-bench.json", "instantiate-bench.json", "machine.json", "madvisev-trace.json",
-             "instantiate-trace.json"]
+             "instantiate-trace.json", "instantiate-wasi.json"]
     data = {f"{k}-{n}": load(data_dir, f"{k}-{n}") for k, _ in MACHINES for n in names}
     if not any(data.values()):
         sys.exit(f"results.py: no benchmark JSON in {data_dir} (run make demo first)")
@@ -383,6 +440,8 @@ def main():
             out += reading_bench(bench, fast, key)
         if inst:
             out += reading_inst(inst, key)
+        if data[f"{key}-instantiate-wasi.json"]:
+            out += reading_wasi(data[f"{key}-instantiate-wasi.json"])
         out += [""]
     lost = losses(data)
     out += ["### Where the project loses", ""]
@@ -394,7 +453,7 @@ def main():
         inst = data[f"{key}-instantiate-bench.json"]
         traced = data[f"{key}-madvisev-trace.json"]
         traced_inst = data[f"{key}-instantiate-trace.json"]
-        if not (bench or inst):
+        if not (bench or inst or data[f"{key}-instantiate-wasi.json"]):
             continue
         out += [f"## {title}", ""]
         if m:
@@ -416,6 +475,18 @@ def main():
                 p = f"{png_dir}/{key}-instantiations-{dirty}.png"
                 if p in pngs:
                     out += [f"![instantiations per second, {dirty} dirty pages]({rel}/{key}-instantiations-{dirty}.png)", ""]
+        wasi = data[f"{key}-instantiate-wasi.json"]
+        if wasi:
+            out += ["### instantiate-bench: WASI programs in C per strategy", "",
+                    "`instantiate-bench --module request,compress,grow`: each iteration instantiates the program "
+                    "(clang --target=wasm32-wasi, wasm2c), runs its `_start` on a pooled fiber through the "
+                    "project's WASI layer, checks its stdout against a reference run and frees it. `request` "
+                    "parses a CGI-style request and prints a JSON response; `compress` runs LZ77 and FNV-1a "
+                    "over 128 KiB; `grow` grows its memory past 5 MiB. Pages dirtied: the pages of the "
+                    "instance's memory and fiber stack that hold data just before free (`PAGEMAP_SCAN`, and "
+                    "not all zero), from an untimed pass after each row. `unsafe-no-reset` has no rows: "
+                    "without a reset a program finds its zero-initialised data stale and misbehaves.", "",
+                    wasi_table(wasi), ""]
         if traced_inst:
             out += ["### madvisev-trace: what each strategy's resets cost", "",
                     "`instantiate-bench --trace` (a separate, shorter run): per instantiation, the madvise-family "

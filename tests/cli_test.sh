@@ -118,7 +118,8 @@ ibench_bad_input)
     for args in "--bogus" "--threads" "--threads 0" "--dirty-pages 273" "--dirty-pages x" \
                 "--seconds -1" "--seconds abc" "--strategy pool-nope" "--batch-size 0" "stray" \
                 "--trace /nonexistent" "--trace" "--resident-budget" "--resident-budget 0" \
-                "--resident-budget 12X" "--resident-budget -5" "--resident-budget 9999999G"; do
+                "--resident-budget 12X" "--resident-budget -5" "--resident-budget 9999999G" \
+                "--module" "--module nope" "--module echo,nope" "--module echo,"; do
         # shellcheck disable=SC2086
         "$ibench" $args > /dev/null 2> "$tmp/err" && fail "accepted '$args'"
         one_line "$tmp/err"
@@ -133,17 +134,47 @@ ibench_json)
     python3 - "$tmp/out.json" <<'PY' || fail "bad JSON"
 import json, sys
 recs = json.load(open(sys.argv[1]))
-keys = {"strategy", "threads", "dirty_pages", "batch_size", "instantiations_per_s", "efficiency",
+keys = {"strategy", "module", "threads", "dirty_pages", "batch_size", "instantiations_per_s", "efficiency",
         "shootdowns_per_instantiation", "resident_bytes", "p50_ns", "p99_ns", "insecure",
-        "decommits_per_instantiation"}
+        "decommits_per_instantiation", "memory_pages_dirtied_per_instantiation",
+        "stack_pages_dirtied_per_instantiation", "pages_dirtied_per_instantiation"}
 assert len(recs) == 8, len(recs)
 for r in recs:
     assert keys <= r.keys(), r
     assert r["instantiations_per_s"] > 0 and r["p99_ns"] >= r["p50_ns"] > 0, r
     assert r["insecure"] == (r["strategy"] == "unsafe-no-reset"), r
     assert r["efficiency"] is not None and r["efficiency"] > 0, r
+    assert r["module"] == "echo", r
+    # init wrote 4 pages (None: a kernel without PAGEMAP_SCAN).
+    assert r["memory_pages_dirtied_per_instantiation"] in (None, 4.0), r
     if r["threads"] == 1:
         assert r["efficiency"] == 1.0, r
+PY
+    ;;
+ibench_wasi)
+    # WASI programs: every strategy runs them, output checked per iteration
+    # (a wrong one exits 1); unsafe-no-reset is skipped with a note; each
+    # row has the pages its instances left holding data.
+    "$ibench" --module request,grow --threads 1 --seconds 0.1 \
+        --strategy stock,pool-adaptive,unsafe-no-reset --json "$tmp/out.json" > "$tmp/out" ||
+        fail "instantiate-bench exited $?"
+    cat "$tmp/out"
+    grep -q '^# unsafe-no-reset, request: skipped' "$tmp/out" || fail "unsafe-no-reset not skipped"
+    grep -Eq '^pool-adaptive +grow +- +1 ' "$tmp/out" || fail "no grow row"
+    python3 - "$tmp/out.json" <<'PY' || fail "bad JSON"
+import json, sys
+recs = json.load(open(sys.argv[1]))
+assert [(r["module"], r["strategy"]) for r in recs] == [
+    ("request", "stock"), ("request", "pool-adaptive"), ("grow", "stock"), ("grow", "pool-adaptive")], recs
+for r in recs:
+    assert r["dirty_pages"] is None and r["instantiations_per_s"] > 0, r
+    mem, stack = r["memory_pages_dirtied_per_instantiation"], r["stack_pages_dirtied_per_instantiation"]
+    if mem is None:  # a kernel without PAGEMAP_SCAN
+        continue
+    # grow writes 5 MiB: 1152 pages of records and a 512 KiB sieve.
+    assert mem >= (1200 if r["module"] == "grow" else 1), r
+    assert stack is None or stack >= 1, r  # None under TSan: no fiber stack
+    assert r["pages_dirtied_per_instantiation"] == mem + (stack or 0) or stack is None, r
 PY
     ;;
 ibench_budget)

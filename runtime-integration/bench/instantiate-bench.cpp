@@ -2,7 +2,9 @@
 // instantiate-bench: the seed's workload.  Each thread loops: instantiate
 // the wasm2c-compiled echo module, run its init (dirtying N pages of
 // linear memory) and echo() on a fiber, free.  Every allocation strategy
-// runs in the same process, one after the other, side by side.
+// runs in the same process, one after the other, side by side.  With --module, a
+// WASI program in C (runtime-integration/wasi) instead: instantiate, its
+// _start on a fiber, its stdout checked, free.
 #include <getopt.h>
 #include <unistd.h>
 
@@ -24,11 +26,15 @@
 
 #include "echo.h"
 #include "madvisev.h"
+#include "page_scan.h"
 #include "pool_testing.h"
+#include "programs.h"
 #include "tlb_stat.h"
 #include "trace_client.h"
+#include "wasm-rt-impl.h"
 #include "wasmpool/fiber.h"
 #include "wasmpool/pool.h"
+#include "wasmpool/wasi.h"
 #include "wasmpool/wasm-rt-pooled.h"
 
 namespace {
@@ -53,6 +59,17 @@ struct Options {
     std::string json;
     std::string tracer; // madvisev-trace, run on this process per measurement
     size_t budget = 0;  // pool-adaptive's resident budget (0: the pool's default)
+    std::vector<std::string> modules{"echo"};
+};
+
+// What each iteration runs: the echo module (init dirties N pages, then
+// echo) or a WASI program from runtime-integration/wasi (its _start, its
+// stdout checked against a reference run).
+struct Module {
+    std::string name;
+    const wasmpool::wasi_programs::Program *prog = nullptr; // nullptr: echo
+    size_t memory_bytes = kMemoryBytes; // its largest memory: keep-resident keeps it all
+    std::string expected;               // a WASI program's stdout
 };
 
 struct Result {
@@ -70,16 +87,26 @@ struct Result {
     // this kernel), and the flushes outside them (munmap, copy-on-write).
     bool traced = false;
     double t_syscalls = 0, t_ipi = 0, t_pages = -1, t_other_flushes = 0;
+    std::string module = "echo"; // dirty is 0 for a WASI program: it decides
+    // Pages of the instance's memory and fiber stack holding data just
+    // before free, from an untimed pass after the timed one (-1: unknown).
+    double memory_dirtied = -1, stack_dirtied = -1;
 };
 
 void usage(FILE *out) {
     fprintf(out,
             "Usage: instantiate-bench [options]\n"
-            "Instantiate, init and call the wasm2c echo module on N threads, per allocation\n"
-            "strategy; print instantiations/s, scaling, TLB shootdowns per instantiation,\n"
-            "resident memory and latency.\n"
+            "Instantiate, run and free a wasm2c module (echo: init and call; a WASI program:\n"
+            "its _start) on N threads, per allocation strategy; print instantiations/s,\n"
+            "scaling, TLB shootdowns and pages dirtied per instantiation, resident memory\n"
+            "and latency.\n"
             "  -t, --threads LIST      thread counts (default 1,2)\n"
-            "  -d, --dirty-pages LIST  4 KiB pages init() dirties (default 4,16,256; at most 272)\n"
+            "  -m, --module LIST       what each iteration runs (default echo): echo, or a WASI\n"
+            "                          program (request, compress, grow: its _start, stdout\n"
+            "                          checked); each row also gets the pages of memory and\n"
+            "                          stack holding data at free, from an untimed pass\n"
+            "  -d, --dirty-pages LIST  4 KiB pages echo's init() dirties (default 4,16,256; at\n"
+            "                          most 272); a WASI program dirties what it dirties\n"
             "  -s, --seconds S         per measurement (default 1)\n"
             "  -b, --batch-size N      instances per decommit batch (default 32)\n"
             "  -S, --strategy LIST     strategies (default: all the kernel supports):\n"
@@ -182,15 +209,181 @@ long long rss_bytes() {
 struct ThreadOut {
     uint64_t count = 0, wrong = 0;
     std::vector<uint32_t> lat_ns;
+    // One iteration, begun at @t0, is done.
+    void note(Clock::time_point t0) {
+        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
+        if (lat_ns.size() < (size_t{4} << 20))
+            lat_ns.push_back(static_cast<uint32_t>(std::min<int64_t>(ns.count(), UINT32_MAX)));
+        count++;
+    }
 };
 
-Result run(const Strategy &st, size_t threads, size_t dirty, double seconds,
+// A Boost.Context stack allocator that notes where the stack it hands out
+// lies, for the page scan.
+template <class Alloc> struct NotedStack {
+    Alloc inner;
+    boost::context::stack_context *noted;
+    boost::context::stack_context allocate() { return *noted = inner.allocate(); }
+    void deallocate(boost::context::stack_context &sctx) noexcept { inner.deallocate(sctx); }
+};
+
+// Pages of [base, base + len) that hold data just now: swapped out, or
+// present (not the zero page, says PAGEMAP_SCAN) with a byte that is not
+// zero: a page an in-place reset zeroed for an earlier tenant stays
+// present, and only its content tells that this instance left it alone.
+// -1 where the kernel cannot say (before 6.7).
+double data_pages(const void *base, size_t len) {
+    static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    std::vector<wasmpool::PageRun> runs;
+    if (wasmpool::scan_data_pages(base, len, runs) != wasmpool::ScanStatus::ok)
+        return -1;
+    size_t pages = 0;
+    for (const wasmpool::PageRun &r : runs) {
+        if (r.swapped) {
+            pages += r.bytes / page;
+            continue;
+        }
+        const auto *p = static_cast<const unsigned char *>(base) + r.offset;
+        for (size_t off = 0; off < r.bytes; off += page)
+            pages += std::any_of(p + off, p + off + page, [](unsigned char c) { return c != 0; });
+    }
+    return static_cast<double>(pages);
+}
+
+// One WASI instance per thread: its storage, its context.
+struct WasiRunner {
+    explicit WasiRunner(const Module &m)
+        : mod(m), inst(m.prog->instance_bytes / sizeof(std::max_align_t) + 1),
+          ctx(wasmpool::wasi_programs::make_context(*m.prog)) {
+        if (!ctx) {
+            fprintf(stderr, "instantiate-bench: %s: no WASI context: %s\n", m.name.c_str(),
+                    strerror(errno));
+            exit(1);
+        }
+    }
+    ~WasiRunner() { wasmpool_wasi_destroy(ctx); }
+    WasiRunner(const WasiRunner &) = delete;
+    WasiRunner &operator=(const WasiRunner &) = delete;
+
+    void instantiate() {
+        mod.prog->instantiate(inst.data(), ctx);
+        wasmpool_wasi_bind_memory(ctx, memory());
+    }
+    wasm_rt_memory_t *memory() { return mod.prog->memory(inst.data()); }
+    // On the stack the guest runs on: _start, then whether it printed
+    // what the reference run did.  A trap is caught and counts as wrong.
+    bool start() {
+        if (wasm_rt_impl_try() != 0)
+            return false;
+        uint32_t status = wasmpool_wasi_run(ctx, mod.prog->start, inst.data());
+        size_t len = 0;
+        const char *out = wasmpool_wasi_output(ctx, 1, &len);
+        return status == 0 && std::string_view(out, len) == mod.expected;
+    }
+    void free() {
+        mod.prog->free(inst.data());
+        wasmpool_wasi_reset(ctx);
+    }
+
+    const Module &mod;
+    std::vector<std::max_align_t> inst;
+    wasmpool_wasi_t *ctx;
+};
+
+// The untimed pass: @rounds instantiations on this thread, each scanned
+// just before free; sets r.memory_dirtied and r.stack_dirtied (averages).
+void measure_dirtied(const Module &mod, size_t dirty, wasmpool::Pool *pool, Result &r) {
+    constexpr int kRounds = 8;
+    wasm_rt_pooled_set_module(1);
+    double mem = 0, stack = 0;
+    for (int i = 0; i < kRounds; i++) {
+        boost::context::stack_context sctx{};
+        double m = -1, s = -1;
+        std::optional<WasiRunner> wasi;
+        Z_echo_instance_t echo;
+        wasm_rt_memory_t *memory;
+        if (mod.prog) {
+            wasi.emplace(mod);
+            wasi->instantiate();
+            memory = wasi->memory();
+        } else {
+            Z_echo_instantiate(&echo);
+            memory = Z_echoZ_memory(&echo);
+        }
+        bool ok = true;
+        auto body = [&] {
+            if (mod.prog) {
+                ok = wasi->start();
+            } else {
+                Z_echoZ_init(&echo, static_cast<uint32_t>(dirty));
+                ok = Z_echoZ_echo(&echo, 1, 2) == 1;
+            }
+            if (sctx.sp) // not under TSan, which runs the body on this thread's stack
+                s = data_pages(static_cast<char *>(sctx.sp) - sctx.size, sctx.size);
+        };
+        if (pool)
+            wasmpool::run_on_fiber(
+                NotedStack<wasmpool::PooledStack>{wasmpool::PooledStack(*pool, 1), &sctx}, body);
+        else
+            wasmpool::run_on_fiber(
+                NotedStack<boost::context::protected_fixedsize_stack>{
+                    boost::context::protected_fixedsize_stack(kStackBytes), &sctx},
+                body);
+        if (!ok) {
+            fprintf(stderr, "instantiate-bench: %s: wrong result in the page-scan pass\n",
+                    mod.name.c_str());
+            exit(1);
+        }
+        m = data_pages(memory->data, memory->size);
+        if (mod.prog)
+            wasi->free();
+        else
+            Z_echo_free(&echo);
+        // Once unknown (-1), unknown for the row.
+        mem = m < 0 || mem < 0 ? -1 : mem + m;
+        stack = s < 0 || stack < 0 ? -1 : stack + s;
+    }
+    r.memory_dirtied = mem < 0 ? -1 : mem / kRounds;
+    r.stack_dirtied = stack < 0 ? -1 : stack / kRounds;
+}
+
+// A WASI program once, through the stock runtime on a fiber stack as
+// small as the benchmark's: its stdout becomes the reference every
+// iteration must print, its memory size keep-resident's extent.
+void reference_run(Module &m) {
+    wasm_rt_pooled_use_stock();
+    WasiRunner w(m);
+    w.instantiate();
+    uint32_t status = 0;
+    int trap = 0;
+    wasmpool::run_on_fiber(boost::context::protected_fixedsize_stack(kStackBytes), [&] {
+        trap = wasm_rt_impl_try();
+        if (trap == 0)
+            status = wasmpool_wasi_run(w.ctx, m.prog->start, w.inst.data());
+    });
+    size_t out_len = 0, err_len = 0;
+    const char *out = wasmpool_wasi_output(w.ctx, 1, &out_len);
+    const char *err = wasmpool_wasi_output(w.ctx, 2, &err_len);
+    if (trap || status != 0 || out_len == 0) {
+        fprintf(stderr, "instantiate-bench: %s: the reference run %s%s: %.*s\n", m.name.c_str(),
+                trap ? "trapped: " : "failed", trap ? wasm_rt_strerror(wasm_rt_trap_t(trap)) : "",
+                static_cast<int>(err_len), err);
+        exit(1);
+    }
+    m.expected.assign(out, out_len);
+    m.memory_bytes = w.memory()->size;
+    w.free();
+}
+
+Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, double seconds,
            const std::string &tracer_path) {
     std::unique_ptr<wasmpool::Pool> pool;
     if (st.stock) {
         wasm_rt_pooled_use_stock();
     } else {
         wasmpool::Config c = st.cfg;
+        if (c.reset == wasmpool::Reset::keep_resident)
+            c.keep_resident_bytes = mod.memory_bytes; // all of it: memset only
         size_t per_thread = c.batch_size + 8;
         c.memory_slots = c.table_slots = c.stack_slots = threads * per_thread + 8;
         c.shards = threads;
@@ -209,11 +402,32 @@ Result run(const Strategy &st, size_t threads, size_t dirty, double seconds,
             ThreadOut &o = out[t];
             o.lat_ns.reserve(1 << 20);
             wasm_rt_pooled_set_module(1);
+            std::optional<WasiRunner> wasi;
+            if (mod.prog)
+                wasi.emplace(mod);
+            // A WASI program: instantiate, _start on a fiber, output checked, free.
+            auto wasi_once = [&] {
+                wasi->instantiate();
+                bool ok = false;
+                auto start = [&] { ok = wasi->start(); };
+                if (pool)
+                    wasmpool::run_on_fiber(wasmpool::PooledStack(*pool, 1), start);
+                else
+                    wasmpool::run_on_fiber(boost::context::protected_fixedsize_stack(kStackBytes),
+                                           start);
+                wasi->free();
+                return ok;
+            };
             ready++;
             while (!go.load())
                 ;
             while (!stop.load(std::memory_order_relaxed)) {
                 auto t0 = Clock::now();
+                if (wasi) {
+                    o.wrong += !wasi_once();
+                    o.note(t0);
+                    continue;
+                }
                 Z_echo_instance_t inst;
                 Z_echo_instantiate(&inst);
                 // No look at the memory before init writes it: reading a
@@ -233,11 +447,7 @@ Result run(const Strategy &st, size_t threads, size_t dirty, double seconds,
                                            body);
                 o.wrong += r != 1;
                 Z_echo_free(&inst);
-                auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
-                if (o.lat_ns.size() < (size_t{4} << 20))
-                    o.lat_ns.push_back(
-                        static_cast<uint32_t>(std::min<int64_t>(ns.count(), UINT32_MAX)));
-                o.count++;
+                o.note(t0);
             }
         });
     while (ready.load() < threads)
@@ -268,7 +478,8 @@ Result run(const Strategy &st, size_t threads, size_t dirty, double seconds,
     Result r{};
     r.strategy = st.name;
     r.threads = threads;
-    r.dirty = dirty;
+    r.module = mod.name;
+    r.dirty = mod.prog ? 0 : dirty;
     r.batch = st.stock ? 0 : st.cfg.batch_size;
     r.insecure = st.insecure;
     std::vector<uint32_t> lat;
@@ -279,8 +490,10 @@ Result run(const Strategy &st, size_t threads, size_t dirty, double seconds,
         lat.insert(lat.end(), o.lat_ns.begin(), o.lat_ns.end());
     }
     if (wrong) {
-        fprintf(stderr, "instantiate-bench: %s: echo() returned other than 1 %llu times\n",
-                st.name.c_str(), static_cast<unsigned long long>(wrong));
+        fprintf(stderr, "instantiate-bench: %s: %s %llu times\n", st.name.c_str(),
+                mod.prog ? (mod.name + " trapped or printed other than its reference run").c_str()
+                         : "echo() returned other than 1",
+                static_cast<unsigned long long>(wrong));
         exit(1);
     }
     r.per_s = static_cast<double>(r.instances) / elapsed;
@@ -316,6 +529,7 @@ Result run(const Strategy &st, size_t threads, size_t dirty, double seconds,
         r.decommits =
             r.instances ? static_cast<double>(s.decommitted) / static_cast<double>(r.instances) : 0;
     }
+    measure_dirtied(mod, dirty, pool.get(), r); // after the stats: not counted in them
     wasm_rt_pooled_use_stock();
     return r;
 }
@@ -326,6 +540,7 @@ int main(int argc, char **argv) {
     Options o;
     static const option opts[] = {{"threads", required_argument, nullptr, 't'},
                                   {"dirty-pages", required_argument, nullptr, 'd'},
+                                  {"module", required_argument, nullptr, 'm'},
                                   {"seconds", required_argument, nullptr, 's'},
                                   {"batch-size", required_argument, nullptr, 'b'},
                                   {"strategy", required_argument, nullptr, 'S'},
@@ -336,10 +551,13 @@ int main(int argc, char **argv) {
                                   {nullptr, 0, nullptr, 0}};
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":t:d:s:b:S:j:T:r:h", opts, nullptr)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:d:m:s:b:S:j:T:r:h", opts, nullptr)) != -1) {
         switch (c) {
         case 't':
             o.threads = parse_list(optarg, "--threads", 1024);
+            break;
+        case 'm':
+            o.modules = split(optarg);
             break;
         case 'd':
             o.dirty = parse_list(optarg, "--dirty-pages", kMemoryBytes / 4096);
@@ -414,24 +632,64 @@ int main(int argc, char **argv) {
 
     wasm_rt_init();
     Z_echo_init_module();
-    printf("# instantiate-bench: wasm2c echo module, init dirties N pages, %.1fs per row, "
-           "madvisev backend auto = %s\n",
+    wasmpool::wasi_programs::init_modules();
+    std::vector<Module> modules;
+    for (const std::string &name : o.modules) {
+        Module m;
+        m.name = name;
+        if (name != "echo") {
+            m.prog = wasmpool::wasi_programs::find(name);
+            if (!m.prog) {
+                std::string choices = "echo";
+                for (const auto &p : wasmpool::wasi_programs::all())
+                    choices += std::string(", ") + p.name;
+                die("unknown module '" + name + "' (choices: " + choices + ")");
+            }
+            reference_run(m);
+        }
+        modules.push_back(m);
+    }
+    printf("# instantiate-bench: wasm2c modules (echo: init dirties N pages; a WASI program: "
+           "_start, stdout checked), %.1fs per row, madvisev backend auto = %s\n",
            o.seconds, madvisev_backend_name());
+    for (const Module &m : modules)
+        if (m.prog)
+            printf("# %s: %s; memory %zu KiB at exit\n", m.name.c_str(), m.prog->about,
+                   m.memory_bytes >> 10);
+    printf("# pages-dirtied: pages of memory + fiber stack holding data at free, per "
+           "instantiation (an untimed pass after each row)\n");
     printf("# stock = Debian wabt 1.0.32 runtime built with its unmap-size bug fixed\n");
-    printf("%-26s %5s %3s %5s %12s %11s %6s %10s %9s %9s %9s%s\n", "strategy", "dirty", "thr",
-           "batch", "inst/s", "per-thread", "eff", "tlb/inst", "rss-MiB", "p50-us", "p99-us",
+    printf("%-26s %-8s %5s %3s %5s %12s %11s %6s %10s %13s %9s %9s %9s%s\n", "strategy", "module",
+           "dirty", "thr", "batch", "inst/s", "per-thread", "eff", "tlb/inst", "pages-dirtied",
+           "rss-MiB", "p50-us", "p99-us",
            o.tracer.empty() ? ""
                             : "  traced per inst: syscalls ipi-rounds pages-zapped other-flushes");
     std::vector<Result> results;
-    for (size_t dirty : o.dirty)
+    // (module, dirty pages): a WASI program dirties what it dirties.
+    std::vector<std::pair<const Module *, size_t>> cases;
+    for (const Module &m : modules)
+        for (size_t d : m.prog ? std::vector<size_t>{0} : o.dirty)
+            cases.emplace_back(&m, d);
+    for (const auto &[modp, dirty] : cases)
         for (const Strategy &st : chosen)
             for (size_t t : o.threads) {
-                Result r = run(st, t, dirty, o.seconds, o.tracer);
+                const Module &mod = *modp;
+                // Without a reset a WASI program finds the last one's
+                // zero-initialised data (wasi-libc's malloc and stdio state)
+                // stale and misbehaves: there is no bound to measure.
+                if (mod.prog && st.insecure) {
+                    if (t == o.threads.front())
+                        printf("# %s, %s: skipped (no reset: the program misbehaves)\n",
+                               st.name.c_str(), mod.name.c_str());
+                    continue;
+                }
+                Result r = run(st, mod, t, dirty, o.seconds, o.tracer);
                 if (r.quarantined)
                     fprintf(stderr, "instantiate-bench: %s quarantined %llu slots\n",
                             st.name.c_str(), static_cast<unsigned long long>(r.quarantined));
                 for (const Result &base : results)
-                    if (base.strategy == r.strategy && base.dirty == r.dirty && base.threads == 1)
+                    if (base.strategy == r.strategy && base.module == r.module &&
+                        base.dirty == r.dirty && base.threads == 1)
                         r.efficiency = r.per_s / (static_cast<double>(r.threads) * base.per_s);
                 if (r.threads == 1)
                     r.efficiency = 1.0;
@@ -439,9 +697,16 @@ int main(int argc, char **argv) {
                 char eff[16] = "-";
                 if (r.efficiency >= 0)
                     snprintf(eff, sizeof(eff), "%.2f", r.efficiency);
-                printf("%-26s %5zu %3zu %5zu %12.0f %11.0f %6s %10.3f %9.1f %9.1f %9.1f",
-                       r.strategy.c_str(), r.dirty, r.threads, r.batch, r.per_s,
-                       r.per_s / static_cast<double>(r.threads), eff, r.shootdowns,
+                char dirty_s[24] = "-", dirtied[48] = "-";
+                if (r.dirty)
+                    snprintf(dirty_s, sizeof(dirty_s), "%zu", r.dirty);
+                if (r.memory_dirtied >= 0)
+                    snprintf(dirtied, sizeof(dirtied), "%.1f+%s", r.memory_dirtied,
+                             r.stack_dirtied >= 0 ? std::to_string(lround(r.stack_dirtied)).c_str()
+                                                  : "?");
+                printf("%-26s %-8s %5s %3zu %5zu %12.0f %11.0f %6s %10.3f %13s %9.1f %9.1f %9.1f",
+                       r.strategy.c_str(), r.module.c_str(), dirty_s, r.threads, r.batch, r.per_s,
+                       r.per_s / static_cast<double>(r.threads), eff, r.shootdowns, dirtied,
                        static_cast<double>(r.resident) / (1 << 20), r.p50 / 1000, r.p99 / 1000);
                 if (r.traced)
                     printf("  %25.3f %10.3f %12.2f %13.3f", r.t_syscalls, r.t_ipi, r.t_pages,
@@ -463,17 +728,18 @@ int main(int argc, char **argv) {
                 continue;
             const Result *best = nullptr;
             for (const Result &r : results)
-                if (r.dirty == a.dirty && r.threads == a.threads && !r.insecure &&
-                    r.strategy != "stock" && r.strategy != a.strategy &&
+                if (r.module == a.module && r.dirty == a.dirty && r.threads == a.threads &&
+                    !r.insecure && r.strategy != "stock" && r.strategy != a.strategy &&
                     r.pool_resident <= o.budget && (!best || r.per_s > best->per_s))
                     best = &r;
             if (!best)
                 continue;
             double bound = 1.5 / static_cast<double>(a.batch);
-            printf("# dirty %zu, %zu threads: adaptive %.0f/s = %.2fx %s (%.0f/s); %.2f slots "
+            std::string row = a.module == "echo" ? "dirty " + std::to_string(a.dirty) : a.module;
+            printf("# %s, %zu threads: adaptive %.0f/s = %.2fx %s (%.0f/s); %.2f slots "
                    "decommitted per instantiation; %.4f shootdowns per instantiation %s %.4f "
                    "(1.5/batch)\n",
-                   a.dirty, a.threads, a.per_s, a.per_s / best->per_s, best->strategy.c_str(),
+                   row.c_str(), a.threads, a.per_s, a.per_s / best->per_s, best->strategy.c_str(),
                    best->per_s, a.decommits, a.shootdowns, a.shootdowns <= bound ? "<=" : ">",
                    bound);
         }
@@ -489,18 +755,31 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < results.size(); i++) {
             const Result &r = results[i];
             fprintf(f,
-                    "  {\"strategy\": \"%s\", \"threads\": %zu, \"dirty_pages\": %zu, "
+                    "  {\"strategy\": \"%s\", \"module\": \"%s\", \"threads\": %zu, "
+                    "\"dirty_pages\": %s, "
                     "\"batch_size\": %zu, \"instantiations\": %llu, "
                     "\"instantiations_per_s\": %.1f, \"efficiency\": %s, "
                     "\"shootdowns_per_instantiation\": %.4f, \"resident_bytes\": %lld, "
                     "\"pool_resident_bytes\": %zu, \"resident_budget\": %zu, "
                     "\"p50_ns\": %.0f, \"p99_ns\": %.0f, \"insecure\": %s, "
                     "\"decommits_per_instantiation\": %.4f",
-                    r.strategy.c_str(), r.threads, r.dirty, r.batch,
+                    r.strategy.c_str(), r.module.c_str(), r.threads,
+                    r.dirty ? std::to_string(r.dirty).c_str() : "null", r.batch,
                     static_cast<unsigned long long>(r.instances), r.per_s,
                     r.efficiency >= 0 ? std::to_string(r.efficiency).c_str() : "null", r.shootdowns,
                     r.resident, r.pool_resident, r.budget, r.p50, r.p99,
                     r.insecure ? "true" : "false", r.decommits);
+            // Pages holding data at free: memory, stack and both (null: unknown).
+            auto num = [](double v) { return v < 0 ? std::string("null") : std::to_string(v); };
+            fprintf(f,
+                    ", \"memory_pages_dirtied_per_instantiation\": %s, "
+                    "\"stack_pages_dirtied_per_instantiation\": %s, "
+                    "\"pages_dirtied_per_instantiation\": %s",
+                    num(r.memory_dirtied).c_str(), num(r.stack_dirtied).c_str(),
+                    num(r.memory_dirtied < 0 || r.stack_dirtied < 0
+                            ? -1
+                            : r.memory_dirtied + r.stack_dirtied)
+                        .c_str());
             if (r.traced)
                 fprintf(f,
                         ", \"traced_syscalls_per_instantiation\": %.4f, "
