@@ -1,18 +1,35 @@
 // SPDX-License-Identifier: MIT
 #include "wasmpool/wasm-rt-pooled.h"
 
+#include <signal.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
 
+#include "wasm-rt-impl.h"
 #include "wasmpool/pool.h"
 
-// The stock runtime, compiled with its memory and table functions renamed
-// (see CMakeLists.txt), serves what the pool does not.
+// The stock runtime, compiled with its memory and table functions and its
+// init/free renamed (see CMakeLists.txt), serves what the pool is told not
+// to.
 extern "C" {
+void wasm_rt_stock_init(void);
+void wasm_rt_stock_free(void);
 void wasm_rt_stock_allocate_memory(wasm_rt_memory_t *, uint32_t, uint32_t);
 uint32_t wasm_rt_stock_grow_memory(wasm_rt_memory_t *, uint32_t);
 void wasm_rt_stock_free_memory(wasm_rt_memory_t *);
@@ -25,50 +42,144 @@ uint32_t wasm_rt_stock_grow_externref_table(wasm_rt_externref_table_t *, uint32_
                                             wasm_rt_externref_t);
 }
 
+struct wasm_rt_pool {
+    std::unique_ptr<wasmpool::Pool> owned; // null for the process default
+    std::atomic<wasmpool::Pool *> pool{nullptr};
+    wasm_rt_pool_on_exhausted_t on_exhausted = WASM_RT_POOL_ON_EXHAUSTED_TRAP;
+    // The configured elements per table: a slot is whole pages, so it may
+    // hold more, but a table larger than asked for is refused.  0: what
+    // the slot holds.
+    size_t table_elements = 0;
+    std::atomic<uint64_t> fallbacks{0};
+};
+
 namespace {
 
 constexpr uint64_t kWasmPage = 65536;
+constexpr size_t kTableElementBytes =
+    std::max(sizeof(wasm_rt_funcref_t), sizeof(wasm_rt_externref_t));
 
-enum Mode { kUnset, kPool, kStock };
-std::atomic<int> g_mode{kUnset};
-std::atomic<wasmpool::Pool *> g_pool{nullptr};
-std::atomic<uint64_t> g_fallbacks{0};
+// --- Which pool serves the calling thread ---------------------------------
+
+enum DefaultMode { kUnset, kPool, kStock };
+std::atomic<int> g_default_mode{kUnset};
+wasm_rt_pool g_default; // wraps the Pool given to wasm_rt_pooled_set_pool()
 std::once_flag g_default_once;
-thread_local uint64_t t_key = 0;
 
-wasmpool::Pool *pool() {
-    int mode = g_mode.load(std::memory_order_acquire);
+thread_local wasm_rt_pool *t_selected = nullptr;
+thread_local uint64_t t_selected_key = 0;
+thread_local uint64_t t_default_key = 0;
+
+// The pool the calling thread allocates from, or null for the stock
+// runtime.
+wasm_rt_pool *current(uint64_t *key) {
+    if (t_selected) {
+        *key = t_selected_key;
+        return t_selected;
+    }
+    *key = t_default_key;
+    int mode = g_default_mode.load(std::memory_order_acquire);
     if (mode == kStock)
         return nullptr;
     if (mode == kUnset) {
         std::call_once(g_default_once, [] {
             static wasmpool::Pool default_pool{wasmpool::Config{}};
             wasmpool::Pool *expected = nullptr;
-            g_pool.compare_exchange_strong(expected, &default_pool);
+            g_default.pool.compare_exchange_strong(expected, &default_pool);
             int unset = kUnset;
-            g_mode.compare_exchange_strong(unset, kPool);
+            g_default_mode.compare_exchange_strong(unset, kPool);
         });
+        if (g_default_mode.load(std::memory_order_acquire) == kStock)
+            return nullptr;
     }
-    return g_pool.load(std::memory_order_acquire);
+    return &g_default;
 }
 
-void note_fallback(const char *what) {
-    if (g_fallbacks.fetch_add(1, std::memory_order_relaxed) == 0)
-        fprintf(stderr, "wasm-rt-pooled: no free %s slot; using the stock runtime for it\n", what);
+// --- Errors, per thread ----------------------------------------------------
+
+thread_local wasm_rt_pool_error_t t_error = WASM_RT_POOL_OK;
+thread_local char t_message[256];
+
+void set_error(wasm_rt_pool_error_t e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void set_error(wasm_rt_pool_error_t e, const char *fmt, ...) {
+    t_error = e;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t_message, sizeof(t_message), fmt, ap);
+    va_end(ap);
 }
 
-template <class Table, class Elem>
-bool pooled_table_alloc(Table *t, uint32_t elements, uint32_t max_elements) {
-    wasmpool::Pool *p = pool();
-    if (!p)
-        return false;
-    auto lease = p->acquire(wasmpool::Kind::table, t_key, uint64_t{elements} * sizeof(Elem));
-    if (!lease)
-        return false;
-    t->data = reinterpret_cast<Elem *>(lease->detach()); // released by base
-    t->size = elements;
-    t->max_size = max_elements;
-    return true;
+// --- What this thread's current instantiation holds ------------------------
+//
+// Every pooled memory and table allocated since the thread's last
+// wasm_rt_impl_try(), until freed: when a later allocation of the same
+// instantiation finds its pool exhausted, these are released before the
+// trap, so a failed instantiation leaks no slot.
+
+struct Taken {
+    wasmpool::Pool *pool;
+    wasmpool::Kind kind;
+    void *object; // the wasm_rt_memory_t / table whose data is the slot
+    void *base;
+};
+thread_local std::vector<Taken> t_taken;
+
+void note_taken(wasmpool::Pool *p, wasmpool::Kind kind, void *object, void *base) {
+    // wasm2c's instantiate allocates every memory before any table: a
+    // memory after a table is the next instantiation's, and the earlier
+    // one is complete (never rolled back with it).
+    if (kind == wasmpool::Kind::memory &&
+        std::any_of(t_taken.begin(), t_taken.end(),
+                    [](const Taken &t) { return t.kind == wasmpool::Kind::table; }))
+        t_taken.clear();
+    t_taken.push_back({p, kind, object, base});
+}
+
+void note_freed(const void *base) {
+    auto it = std::find_if(t_taken.begin(), t_taken.end(),
+                           [base](const Taken &t) { return t.base == base; });
+    if (it != t_taken.end())
+        t_taken.erase(it);
+}
+
+thread_local bool t_armed = false; // this thread has run wasm_rt_impl_try()
+
+// Give back the slots the failing instantiation took.  The half-made
+// instance must not be freed; if it is, the free stops the process
+// ("freed twice") instead of releasing a slot that is someone else's by
+// then.
+void roll_back() {
+    for (const Taken &t : t_taken) {
+        t.pool->release_base(t.kind, t.base);
+        if (t.kind == wasmpool::Kind::memory)
+            static_cast<wasm_rt_memory_t *>(t.object)->data = nullptr;
+        else
+            *static_cast<void **>(t.object) = nullptr; // both table kinds start with data
+    }
+    t_taken.clear();
+}
+
+[[noreturn]] void fail_exhausted(const char *what) {
+    roll_back();
+    set_error(WASM_RT_POOL_EXHAUSTED, "wasm-rt-pooled: no free %s slot in the pool", what);
+    if (!t_armed) {
+        fprintf(stderr, "%s, and no wasm_rt_impl_try() on this thread to report it to\n",
+                t_message);
+        abort();
+    }
+    wasm_rt_trap(WASM_RT_TRAP_EXHAUSTION);
+}
+
+[[noreturn]] void fail_too_large(const char *what, uint64_t bytes, size_t capacity) {
+    roll_back();
+    set_error(WASM_RT_POOL_TOO_LARGE,
+              "wasm-rt-pooled: a %s of %llu bytes does not fit the pool's %zu-byte slots", what,
+              static_cast<unsigned long long>(bytes), capacity);
+    if (!t_armed) {
+        fprintf(stderr, "%s\n", t_message);
+        abort();
+    }
+    wasm_rt_trap(WASM_RT_TRAP_EXHAUSTION);
 }
 
 // A memory or table is freed through the pool that holds it, whichever
@@ -80,31 +191,73 @@ bool pooled_table_alloc(Table *t, uint32_t elements, uint32_t max_elements) {
     abort();
 }
 
+// Acquire a slot of @kind for @bytes from the thread's pool.  Returns its
+// base, or null when the stock runtime is to serve it (stock mode, or an
+// exhausted pool that asked for the fallback); traps otherwise.
+std::byte *acquire_or_fail(wasmpool::Kind kind, uint64_t bytes, const char *what,
+                           wasmpool::Pool **owner) {
+    uint64_t key;
+    wasm_rt_pool *sel = current(&key);
+    wasmpool::Pool *p = sel ? sel->pool.load(std::memory_order_acquire) : nullptr;
+    if (!p)
+        return nullptr;
+    auto lease = p->acquire(kind, key, bytes);
+    if (lease) {
+        *owner = p;
+        return lease->detach(); // wasm2c keeps the base: released by release_base()
+    }
+    if (errno == EINVAL)
+        fail_too_large(what, bytes, p->slot_capacity(kind));
+    if (sel->on_exhausted == WASM_RT_POOL_ON_EXHAUSTED_USE_STOCK) {
+        sel->fallbacks.fetch_add(1, std::memory_order_relaxed);
+        return nullptr;
+    }
+    fail_exhausted(what);
+}
+
+template <class Table, class Elem>
+bool pooled_table_alloc(Table *t, uint32_t elements, uint32_t max_elements) {
+    uint64_t key;
+    wasm_rt_pool *sel = current(&key);
+    if (sel && sel->table_elements && elements > sel->table_elements)
+        fail_too_large("table", uint64_t{elements} * sizeof(Elem),
+                       sel->table_elements * sizeof(Elem));
+    wasmpool::Pool *owner = nullptr;
+    std::byte *base =
+        acquire_or_fail(wasmpool::Kind::table, uint64_t{elements} * sizeof(Elem), "table", &owner);
+    if (!base)
+        return false;
+    t->data = reinterpret_cast<Elem *>(base);
+    t->size = elements;
+    t->max_size = max_elements;
+    note_taken(owner, wasmpool::Kind::table, t, base);
+    return true;
+}
+
 template <class Table, class Elem> bool pooled_table_free(Table *t) {
     if (!t->data)
         freed_twice("table");
     wasmpool::Pool *p = wasmpool::Pool::owner_of(wasmpool::Kind::table, t->data);
     if (!p)
         return false;
+    note_freed(t->data);
     p->release_base(wasmpool::Kind::table, t->data);
     t->data = nullptr;
     return true;
 }
 
-// Same contract as the stock runtime's grow: the old size, or -1.
+// Same contract as the stock runtime's grow: the old size, or -1; -2 for
+// a table the pool does not hold.
 template <class Table, class Elem> int64_t pooled_table_grow(Table *t, uint32_t delta, Elem init) {
     wasmpool::Pool *p =
         t->data ? wasmpool::Pool::owner_of(wasmpool::Kind::table, t->data) : nullptr;
     if (!p)
-        return -2; // not ours
-    auto idx = p->locate(wasmpool::Kind::table, t->data);
-    if (!idx)
         return -2;
     uint32_t old = t->size;
     uint64_t want = uint64_t{old} + delta;
     if (want == 0)
         return 0;
-    if (want > t->max_size || !p->grow(*idx, want * sizeof(Elem)))
+    if (want > t->max_size || !p->grow_base(wasmpool::Kind::table, t->data, want * sizeof(Elem)))
         return -1;
     for (uint64_t i = old; i < want; i++)
         t->data[i] = init;
@@ -112,13 +265,340 @@ template <class Table, class Elem> int64_t pooled_table_grow(Table *t, uint32_t 
     return old;
 }
 
+// --- Faults: which are a guest's traps --------------------------------------
+
+std::mutex g_init_lock;
+bool g_handler_installed = false;
+struct sigaction g_previous_segv, g_previous_bus;
+std::atomic<bool> g_stock_served{false}; // some memory came from the stock runtime
+
+// Per thread: the alternate stack the handler runs on (a stack overflow
+// leaves no room on the faulting stack).  Trivially constructed, so the
+// handler may read it; the cleanup object below frees it at thread exit.
+constexpr size_t kAltStackBytes = 256 << 10;
+thread_local std::byte *t_altstack = nullptr; // its mapping, guard page first
+thread_local bool t_has_altstack = false;
+
+struct AltStackCleanup {
+    ~AltStackCleanup() {
+        if (!t_altstack)
+            return;
+        stack_t off{};
+        off.ss_flags = SS_DISABLE;
+        sigaltstack(&off, nullptr);
+        munmap(t_altstack, kAltStackBytes + sysconf(_SC_PAGESIZE));
+        t_altstack = nullptr;
+        t_has_altstack = false;
+    }
+};
+thread_local AltStackCleanup t_altstack_cleanup;
+
+uintptr_t stack_pointer(const void *uc) {
+    auto *ctx = static_cast<const ucontext_t *>(uc);
+#if defined(__x86_64__)
+    return static_cast<uintptr_t>(ctx->uc_mcontext.gregs[REG_RSP]);
+#elif defined(__aarch64__)
+    return static_cast<uintptr_t>(ctx->uc_mcontext.sp);
+#else
+#error "wasm-rt-pooled: add this architecture's stack pointer"
+#endif
+}
+
+// The trap a fault at @si is, or WASM_RT_TRAP_NONE when it is not a
+// guest's: only on a thread that runs guest code, and only for the
+// addresses the compiled code relies on faulting.
+wasm_rt_trap_t classify(const siginfo_t *si, const void *uc) {
+    if (!t_armed)
+        return WASM_RT_TRAP_NONE;
+    const void *addr = si->si_addr;
+    if (wasmpool::Pool::owner_of(wasmpool::Kind::memory, addr))
+        return WASM_RT_TRAP_OOB; // a slot's reservation: past the accessible size
+    if (wasmpool::Pool::owner_of(wasmpool::Kind::stack, addr))
+        return WASM_RT_TRAP_EXHAUSTION; // a pooled stack's guard
+    // The thread's own stack (a call not on a pooled fiber): the kernel's
+    // guard gap lies just below the stack pointer.  Probes from
+    // -fstack-clash-protection fault within a page of it.
+    uintptr_t sp = stack_pointer(uc), a = reinterpret_cast<uintptr_t>(addr);
+    if (a < sp + 4096 && a + 65536 >= sp)
+        return WASM_RT_TRAP_EXHAUSTION;
+    // A memory the stock runtime serves (stock mode or the fallback): its
+    // reservation is PROT_NONE past the accessible size.
+    if (g_stock_served.load(std::memory_order_relaxed) && si->si_code == SEGV_ACCERR)
+        return WASM_RT_TRAP_OOB;
+    return WASM_RT_TRAP_NONE;
+}
+
+void pass_on(int sig, siginfo_t *si, void *uc) {
+    const struct sigaction &prev = sig == SIGSEGV ? g_previous_segv : g_previous_bus;
+    if ((prev.sa_flags & SA_SIGINFO) && prev.sa_sigaction) {
+        prev.sa_sigaction(sig, si, uc);
+        return;
+    }
+    if (prev.sa_handler != SIG_DFL && prev.sa_handler != SIG_IGN) {
+        prev.sa_handler(sig);
+        return;
+    }
+    // Let the faulting instruction run again and take the default action.
+    signal(sig, SIG_DFL);
+}
+
+void on_fault(int sig, siginfo_t *si, void *uc) {
+    wasm_rt_trap_t trap = classify(si, uc);
+    if (trap != WASM_RT_TRAP_NONE)
+        wasm_rt_trap(trap); // siglongjmp to this thread's wasm_rt_impl_try()
+    pass_on(sig, si, uc);
+}
+
+void install_handler_locked() {
+    if (g_handler_installed)
+        return;
+    struct sigaction sa {};
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSEGV, &sa, &g_previous_segv) != 0 ||
+        sigaction(SIGBUS, &sa, &g_previous_bus) != 0) {
+        perror("wasm-rt-pooled: sigaction");
+        abort();
+    }
+    g_handler_installed = true;
+}
+
 } // namespace
 
 extern "C" {
 
+// --- The runtime's process and thread set-up -------------------------------
+
+void wasm_rt_init(void) {
+    wasm_rt_stock_init();
+    {
+        std::lock_guard<std::mutex> g(g_init_lock);
+        install_handler_locked();
+    }
+    wasm_rt_pooled_thread_init();
+}
+
+bool wasm_rt_is_initialized(void) {
+    std::lock_guard<std::mutex> g(g_init_lock);
+    return g_handler_installed;
+}
+
+void wasm_rt_free(void) {
+    wasm_rt_stock_free();
+    std::lock_guard<std::mutex> g(g_init_lock);
+    if (g_handler_installed) {
+        sigaction(SIGSEGV, &g_previous_segv, nullptr);
+        sigaction(SIGBUS, &g_previous_bus, nullptr);
+        g_handler_installed = false;
+    }
+}
+
+void wasm_rt_pooled_thread_init(void) {
+    t_armed = true;
+    t_error = WASM_RT_POOL_OK;
+    t_taken.clear(); // a new guest call: earlier instantiations are complete
+    if (t_has_altstack)
+        return;
+    // A thread that already has a large enough alternate stack (a
+    // sanitizer's, or the embedder's) keeps it.
+    stack_t cur{};
+    if (sigaltstack(nullptr, &cur) == 0 && !(cur.ss_flags & SS_DISABLE) &&
+        cur.ss_size >= kAltStackBytes / 4) {
+        t_has_altstack = true;
+        return;
+    }
+    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    void *m = mmap(nullptr, kAltStackBytes + page, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED || mprotect(m, page, PROT_NONE) != 0) {
+        perror("wasm-rt-pooled: alternate signal stack");
+        abort();
+    }
+    stack_t ss{};
+    ss.ss_sp = static_cast<std::byte *>(m) + page;
+    ss.ss_size = kAltStackBytes;
+    if (sigaltstack(&ss, nullptr) != 0) {
+        perror("wasm-rt-pooled: sigaltstack");
+        abort();
+    }
+    t_altstack = static_cast<std::byte *>(m);
+    t_has_altstack = true;
+    (void)&t_altstack_cleanup; // constructed here, so it runs at thread exit
+}
+
+// --- Pools -----------------------------------------------------------------
+
+void wasm_rt_pool_config_init(wasm_rt_pool_config_t *config) {
+    if (!config)
+        return;
+    wasmpool::Config d;
+    *config = {};
+    config->size = sizeof(*config);
+    config->memory_slots = d.memory_slots;
+    config->table_slots = d.table_slots;
+    config->stack_slots = d.stack_slots;
+    config->table_elements = d.table_bytes / kTableElementBytes;
+    config->stack_bytes = d.stack_bytes;
+    config->stack_guard_bytes = d.stack_guard_bytes;
+    config->reset = WASM_RT_POOL_RESET_ADAPTIVE;
+    config->keep_resident_bytes = d.keep_resident_bytes;
+    config->batch_size = d.batch_size;
+    config->on_exhausted = WASM_RT_POOL_ON_EXHAUSTED_TRAP;
+}
+
+wasm_rt_pool_error_t wasm_rt_pool_create(const wasm_rt_pool_config_t *config,
+                                         wasm_rt_pool_t **pool) {
+    if (!config || !pool) {
+        set_error(WASM_RT_POOL_INVALID_ARGUMENT, "wasm_rt_pool_create: null argument");
+        return t_error;
+    }
+    if (config->size != sizeof(*config)) {
+        set_error(WASM_RT_POOL_INVALID_CONFIG,
+                  "wasm_rt_pool_create: config.size is %zu, not %zu: call "
+                  "wasm_rt_pool_config_init() first",
+                  config->size, sizeof(*config));
+        return t_error;
+    }
+    wasmpool::Config c;
+    c.memory_slots = config->memory_slots;
+    c.table_slots = config->table_slots;
+    c.stack_slots = config->stack_slots;
+    if (config->table_elements > UINT32_MAX) {
+        set_error(WASM_RT_POOL_INVALID_CONFIG, "wasm_rt_pool_create: table_elements %zu too large",
+                  config->table_elements);
+        return t_error;
+    }
+    size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    c.table_bytes = (config->table_elements * kTableElementBytes + page - 1) / page * page;
+    c.stack_bytes = config->stack_bytes;
+    c.stack_guard_bytes = config->stack_guard_bytes;
+    switch (config->reset) {
+    case WASM_RT_POOL_RESET_ADAPTIVE:
+        c.reset = wasmpool::Reset::adaptive;
+        break;
+    case WASM_RT_POOL_RESET_DECOMMIT:
+        c.reset = wasmpool::Reset::decommit;
+        break;
+    case WASM_RT_POOL_RESET_KEEP_RESIDENT:
+        c.reset = wasmpool::Reset::keep_resident;
+        break;
+    default:
+        set_error(WASM_RT_POOL_INVALID_CONFIG, "wasm_rt_pool_create: unknown reset %d",
+                  static_cast<int>(config->reset));
+        return t_error;
+    }
+    c.keep_resident_bytes = config->keep_resident_bytes;
+    c.batch_size = config->batch_size;
+    if (config->on_exhausted != WASM_RT_POOL_ON_EXHAUSTED_TRAP &&
+        config->on_exhausted != WASM_RT_POOL_ON_EXHAUSTED_USE_STOCK) {
+        set_error(WASM_RT_POOL_INVALID_CONFIG, "wasm_rt_pool_create: unknown on_exhausted %d",
+                  static_cast<int>(config->on_exhausted));
+        return t_error;
+    }
+    auto made = std::unique_ptr<wasm_rt_pool>(new (std::nothrow) wasm_rt_pool);
+    if (!made) {
+        set_error(WASM_RT_POOL_NO_ADDRESS_SPACE, "wasm_rt_pool_create: out of memory");
+        return t_error;
+    }
+    try {
+        made->owned = std::make_unique<wasmpool::Pool>(c);
+    } catch (const std::length_error &e) {
+        set_error(WASM_RT_POOL_TOO_MANY_POOLS, "wasm_rt_pool_create: %s", e.what());
+        return t_error;
+    } catch (const std::system_error &e) {
+        set_error(WASM_RT_POOL_NO_ADDRESS_SPACE, "wasm_rt_pool_create: %s", e.what());
+        return t_error;
+    } catch (const std::exception &e) { // invalid_argument, overflow_error
+        set_error(WASM_RT_POOL_INVALID_CONFIG, "wasm_rt_pool_create: %s", e.what());
+        return t_error;
+    }
+    made->pool.store(made->owned.get());
+    made->on_exhausted = config->on_exhausted;
+    made->table_elements = config->table_elements;
+    *pool = made.release();
+    t_error = WASM_RT_POOL_OK;
+    return WASM_RT_POOL_OK;
+}
+
+void wasm_rt_pool_destroy(wasm_rt_pool_t *pool) {
+    if (!pool)
+        return;
+    if (t_selected == pool)
+        t_selected = nullptr;
+    delete pool;
+}
+
+void wasm_rt_pool_select(wasm_rt_pool_t *pool, uint64_t module_key) {
+    t_selected = pool;
+    t_selected_key = module_key;
+}
+
+wasm_rt_pool_error_t wasm_rt_pool_last_error(void) {
+    return t_error;
+}
+
+const char *wasm_rt_pool_last_message(void) {
+    return t_error == WASM_RT_POOL_OK ? "" : t_message;
+}
+
+const char *wasm_rt_pool_strerror(wasm_rt_pool_error_t error) {
+    switch (error) {
+    case WASM_RT_POOL_OK:
+        return "no error";
+    case WASM_RT_POOL_INVALID_CONFIG:
+        return "invalid pool configuration";
+    case WASM_RT_POOL_NO_ADDRESS_SPACE:
+        return "cannot reserve the pool's address space";
+    case WASM_RT_POOL_TOO_MANY_POOLS:
+        return "too many pools in this process";
+    case WASM_RT_POOL_EXHAUSTED:
+        return "no free slot in the pool";
+    case WASM_RT_POOL_TOO_LARGE:
+        return "larger than the pool's slots";
+    case WASM_RT_POOL_INVALID_ARGUMENT:
+        return "invalid argument";
+    }
+    return "unknown wasm_rt_pool error";
+}
+
+uint64_t wasm_rt_pool_fallbacks(const wasm_rt_pool_t *pool) {
+    return pool ? pool->fallbacks.load(std::memory_order_relaxed) : 0;
+}
+
+wasm_rt_pool_error_t wasm_rt_pool_stack_acquire(wasm_rt_pool_t *pool, uint64_t module_key,
+                                                wasm_rt_pool_stack_t *stack) {
+    if (!pool || !stack)
+        return WASM_RT_POOL_INVALID_ARGUMENT;
+    wasmpool::Pool *p = pool->pool.load(std::memory_order_acquire);
+    auto lease = p->acquire(wasmpool::Kind::stack, module_key, 0);
+    if (!lease) {
+        set_error(WASM_RT_POOL_EXHAUSTED, "wasm_rt_pool_stack_acquire: no free stack slot");
+        return WASM_RT_POOL_EXHAUSTED;
+    }
+    stack->size = lease->capacity();
+    stack->base = lease->detach(); // released by base in wasm_rt_pool_stack_release()
+    return WASM_RT_POOL_OK;
+}
+
+void wasm_rt_pool_stack_release(wasm_rt_pool_t *pool, wasm_rt_pool_stack_t *stack) {
+    if (!pool || !stack || !stack->base) {
+        fprintf(stderr, "wasm_rt_pool_stack_release: %s\n",
+                stack && !stack->base ? "stack released twice" : "null argument");
+        abort();
+    }
+    pool->pool.load(std::memory_order_acquire)->release_base(wasmpool::Kind::stack, stack->base);
+    stack->base = nullptr;
+    stack->size = 0;
+}
+
+void *wasm_rt_pool_cxx(wasm_rt_pool_t *pool) {
+    return pool ? pool->pool.load(std::memory_order_acquire) : nullptr;
+}
+
 void wasm_rt_pooled_set_pool(void *p) {
-    g_pool.store(static_cast<wasmpool::Pool *>(p), std::memory_order_release);
-    g_mode.store(p ? kPool : kStock, std::memory_order_release);
+    g_default.pool.store(static_cast<wasmpool::Pool *>(p), std::memory_order_release);
+    g_default_mode.store(p ? kPool : kStock, std::memory_order_release);
 }
 
 void wasm_rt_pooled_use_stock(void) {
@@ -126,33 +606,30 @@ void wasm_rt_pooled_use_stock(void) {
 }
 
 void wasm_rt_pooled_set_module(uint64_t key) {
-    t_key = key;
+    t_default_key = key;
 }
 
-uint64_t wasm_rt_pooled_fallbacks(void) {
-    return g_fallbacks.load();
-}
+// --- wasm2c's memory and table functions -----------------------------------
 
 void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, uint32_t max_pages) {
-    wasmpool::Pool *p = pool();
-    if (p) {
-        auto lease = p->acquire(wasmpool::Kind::memory, t_key, initial_pages * kWasmPage);
-        if (lease) {
-            memory->data = reinterpret_cast<uint8_t *>(lease->detach()); // released by base
-            memory->size = static_cast<uint32_t>(initial_pages * kWasmPage);
-            memory->pages = initial_pages;
-            memory->max_pages = max_pages;
-            return;
-        }
-        note_fallback("memory");
+    wasmpool::Pool *owner = nullptr;
+    std::byte *base =
+        acquire_or_fail(wasmpool::Kind::memory, initial_pages * kWasmPage, "memory", &owner);
+    if (base) {
+        memory->data = reinterpret_cast<uint8_t *>(base);
+        memory->size = static_cast<uint32_t>(initial_pages * kWasmPage);
+        memory->pages = initial_pages;
+        memory->max_pages = max_pages;
+        note_taken(owner, wasmpool::Kind::memory, memory, base);
+        return;
     }
+    g_stock_served.store(true, std::memory_order_relaxed);
     wasm_rt_stock_allocate_memory(memory, initial_pages, max_pages);
 }
 
 uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
     wasmpool::Pool *p = wasmpool::Pool::owner_of(wasmpool::Kind::memory, memory->data);
-    auto idx = p ? p->locate(wasmpool::Kind::memory, memory->data) : std::nullopt;
-    if (!idx)
+    if (!p)
         return wasm_rt_stock_grow_memory(memory, delta);
     uint32_t old_pages = memory->pages;
     uint64_t new_pages = uint64_t{old_pages} + delta;
@@ -160,7 +637,7 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
         return 0;
     // memory->size is 32 bits wide: 65536 pages do not fit in it.
     if (new_pages > memory->max_pages || new_pages * kWasmPage > UINT32_MAX ||
-        !p->grow(*idx, new_pages * kWasmPage))
+        !p->grow_base(wasmpool::Kind::memory, memory->data, new_pages * kWasmPage))
         return UINT32_MAX;
     memory->pages = static_cast<uint32_t>(new_pages);
     memory->size = static_cast<uint32_t>(new_pages * kWasmPage);
@@ -176,22 +653,19 @@ void wasm_rt_free_memory(wasm_rt_memory_t *memory) {
         memory->data = nullptr;
         return;
     }
+    note_freed(memory->data);
     p->release_base(wasmpool::Kind::memory, memory->data);
     memory->data = nullptr;
     memory->size = 0;
 }
 
-// Both table kinds: the pool first, the stock runtime for what it cannot
-// serve (or when the pool is not in use).
+// Both table kinds: the pool, or the stock runtime where it is to serve.
 #define WASM_RT_POOLED_TABLE_OPS(type)                                                             \
     void wasm_rt_allocate_##type##_table(wasm_rt_##type##_table_t *t, uint32_t elements,           \
                                          uint32_t max_elements) {                                  \
-        if (pooled_table_alloc<wasm_rt_##type##_table_t, wasm_rt_##type##_t>(t, elements,          \
-                                                                             max_elements))        \
-            return;                                                                                \
-        if (g_mode.load() != kStock)                                                               \
-            note_fallback("table");                                                                \
-        wasm_rt_stock_allocate_##type##_table(t, elements, max_elements);                          \
+        if (!pooled_table_alloc<wasm_rt_##type##_table_t, wasm_rt_##type##_t>(t, elements,         \
+                                                                              max_elements))       \
+            wasm_rt_stock_allocate_##type##_table(t, elements, max_elements);                      \
     }                                                                                              \
     void wasm_rt_free_##type##_table(wasm_rt_##type##_table_t *t) {                                \
         if (!pooled_table_free<wasm_rt_##type##_table_t, wasm_rt_##type##_t>(t)) {                 \

@@ -1,14 +1,34 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wasm-rt-pooled: the wasm2c runtime's memory and table functions
- * (wasm_rt_allocate_memory() and friends, see <wasm-rt.h>) served from a
- * wasmpool::Pool.  Link a wasm2c-generated module against this library
- * instead of the stock runtime; everything else (traps, function types,
- * exceptions, the signal handler) is the stock runtime's own code.
+ * wasm-rt-pooled: wasm2c's runtime (see <wasm-rt.h>) with memories, tables
+ * and fiber stacks served from pools of reusable slots that are reset
+ * between tenants.  Link a wasm2c-generated module against this library
+ * instead of the stock runtime.
+ *
+ * Embedding, in short (runtime-integration/examples/embed.c builds it):
+ *
+ *   wasm_rt_init();                          // once per process
+ *   wasm2c_mod_init_module();                // once per module
+ *   wasm_rt_pool_config_t cfg;
+ *   wasm_rt_pool_config_init(&cfg);          // then change what you need
+ *   wasm_rt_pool_t *pool;
+ *   if (wasm_rt_pool_create(&cfg, &pool) != WASM_RT_POOL_OK) ...
+ *   wasm_rt_pool_select(pool, MOD_KEY);      // this thread's instances
+ *   if (wasm_rt_impl_try() == 0) { wasm2c_mod_instantiate(&inst); ... }
+ *   else if (wasm_rt_pool_last_error() == WASM_RT_POOL_EXHAUSTED) ...
+ *
+ * Traps: the trap state is per thread (<wasm-rt-impl.h> says where
+ * wasm_rt_impl_try() must run).  A fault is turned into a trap only when
+ * it is a guest's: an access to a pool's linear-memory reservation
+ * (WASM_RT_TRAP_OOB) or to a stack guard, pooled or the thread's own
+ * (WASM_RT_TRAP_EXHAUSTION), on a thread that has armed wasm_rt_impl_try().
+ * Anything else takes the handler that was installed before wasm_rt_init()
+ * (by default: the process dies of the signal, as it would without us).
  */
 #ifndef WASM_RT_POOLED_H
 #define WASM_RT_POOLED_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <wasm-rt.h>
 
@@ -16,22 +36,129 @@
 extern "C" {
 #endif
 
-/* Serve memories and tables from @pool, a wasmpool::Pool * the caller
- * keeps alive (not owned).  Without a call, a pool with the default
+typedef struct wasm_rt_pool wasm_rt_pool_t;
+
+typedef enum wasm_rt_pool_error {
+    WASM_RT_POOL_OK = 0,
+    /* wasm_rt_pool_create(): the configuration was refused;
+     * wasm_rt_pool_last_message() says which field and why. */
+    WASM_RT_POOL_INVALID_CONFIG = 1,
+    /* wasm_rt_pool_create(): the address space could not be reserved. */
+    WASM_RT_POOL_NO_ADDRESS_SPACE = 2,
+    /* wasm_rt_pool_create(): the process already has the most pools. */
+    WASM_RT_POOL_TOO_MANY_POOLS = 3,
+    /* Every slot of the kind asked for was in use. */
+    WASM_RT_POOL_EXHAUSTED = 4,
+    /* A memory, table or stack larger than the pool's slots. */
+    WASM_RT_POOL_TOO_LARGE = 5,
+    /* An argument was NULL or out of range. */
+    WASM_RT_POOL_INVALID_ARGUMENT = 6,
+} wasm_rt_pool_error_t;
+
+typedef enum wasm_rt_pool_reset {
+    /* Zero in place the pages that hold data (PAGEMAP_SCAN) within a
+     * resident budget, decommit past it. */
+    WASM_RT_POOL_RESET_ADAPTIVE = 0,
+    /* MADV_DONTNEED every used extent, batched into one madvisev() call. */
+    WASM_RT_POOL_RESET_DECOMMIT = 1,
+    /* memset() the first keep_resident_bytes, decommit the rest. */
+    WASM_RT_POOL_RESET_KEEP_RESIDENT = 2,
+} wasm_rt_pool_reset_t;
+
+/* What an allocation does when its pool has no free slot. */
+typedef enum wasm_rt_pool_on_exhausted {
+    /* Release the slots this instantiation already took, record
+     * WASM_RT_POOL_EXHAUSTED (wasm_rt_pool_last_error()) and trap with
+     * WASM_RT_TRAP_EXHAUSTION to the caller's wasm_rt_impl_try().  Do not
+     * free the half-made instance.  With no wasm_rt_impl_try() armed on
+     * the thread, the process stops with a message. */
+    WASM_RT_POOL_ON_EXHAUSTED_TRAP = 0,
+    /* Serve it from the stock runtime (an 8 GiB mmap per memory, calloc
+     * per table), counted by wasm_rt_pool_fallbacks(); no message. */
+    WASM_RT_POOL_ON_EXHAUSTED_USE_STOCK = 1,
+} wasm_rt_pool_on_exhausted_t;
+
+typedef struct wasm_rt_pool_config {
+    /* sizeof(wasm_rt_pool_config_t), set by wasm_rt_pool_config_init(): a
+     * later version can grow the structure and still read older callers'. */
+    size_t size;
+    size_t memory_slots;
+    size_t table_slots;
+    size_t stack_slots;
+    /* Elements per table slot (funcref and externref alike). */
+    size_t table_elements;
+    size_t stack_bytes;
+    /* PROT_NONE bytes below each stack; at least one page, 64 KiB by
+     * default. */
+    size_t stack_guard_bytes;
+    wasm_rt_pool_reset_t reset;
+    size_t keep_resident_bytes;
+    /* Instances per batched decommit call (1: reset at release). */
+    size_t batch_size;
+    wasm_rt_pool_on_exhausted_t on_exhausted;
+} wasm_rt_pool_config_t;
+
+/* The defaults (64 slots of each kind, adaptive reset, batches of 32,
+ * trap on exhaustion). */
+void wasm_rt_pool_config_init(wasm_rt_pool_config_t *config);
+
+/* Make a pool; *pool is set on WASM_RT_POOL_OK only. */
+wasm_rt_pool_error_t wasm_rt_pool_create(const wasm_rt_pool_config_t *config,
+                                         wasm_rt_pool_t **pool);
+
+/* Destroy a pool.  Its instances must be freed first (their memory goes
+ * with the pool); NULL is ignored. */
+void wasm_rt_pool_destroy(wasm_rt_pool_t *pool);
+
+/* Memories and tables allocated by the calling thread from now on (an
+ * instantiation's) come from @pool; @module_key names the module, so that
+ * a free slot that last held it is preferred.  NULL: back to the process
+ * default (wasm_rt_pooled_set_pool()).  Freeing always goes to the pool
+ * that holds the memory or table, whichever is selected. */
+void wasm_rt_pool_select(wasm_rt_pool_t *pool, uint64_t module_key);
+
+/* The calling thread's last allocation error (WASM_RT_POOL_OK if none
+ * since its last wasm_rt_impl_try()). */
+wasm_rt_pool_error_t wasm_rt_pool_last_error(void);
+
+/* A one-line description of the calling thread's last error, with the
+ * detail wasm_rt_pool_create() or the allocation found. */
+const char *wasm_rt_pool_last_message(void);
+
+const char *wasm_rt_pool_strerror(wasm_rt_pool_error_t error);
+
+/* Allocations served by the stock runtime because @pool was exhausted
+ * (WASM_RT_POOL_ON_EXHAUSTED_USE_STOCK). */
+uint64_t wasm_rt_pool_fallbacks(const wasm_rt_pool_t *pool);
+
+/* A fiber stack from @pool: [base, base + size) is usable, the guard lies
+ * below base.  Give it back with wasm_rt_pool_stack_release() exactly
+ * once. */
+typedef struct wasm_rt_pool_stack {
+    void *base;
+    size_t size;
+} wasm_rt_pool_stack_t;
+wasm_rt_pool_error_t wasm_rt_pool_stack_acquire(wasm_rt_pool_t *pool, uint64_t module_key,
+                                                wasm_rt_pool_stack_t *stack);
+void wasm_rt_pool_stack_release(wasm_rt_pool_t *pool, wasm_rt_pool_stack_t *stack);
+
+/* The C++ pool (a wasmpool::Pool *) behind @pool, for code that mixes the
+ * two interfaces. */
+void *wasm_rt_pool_cxx(wasm_rt_pool_t *pool);
+
+/* The process default for threads that selected no pool: @pool, a
+ * wasmpool::Pool * the caller keeps alive (not owned), with
+ * WASM_RT_POOL_ON_EXHAUSTED_TRAP.  Without a call, a pool with the default
  * configuration is made on first use. */
 void wasm_rt_pooled_set_pool(void *pool);
 
-/* Serve them from the stock runtime instead (Debian's wasm-rt-impl.c,
- * built with its unmap-size bug fixed, see docs/wasm2c-stock-runtime.md). */
+/* Serve threads that selected no pool from the stock runtime instead
+ * (Debian's wasm-rt-impl.c with its unmap-size bug fixed, see
+ * docs/wasm2c-stock-runtime.md). */
 void wasm_rt_pooled_use_stock(void);
 
-/* The calling thread's module key: a free slot that last held the same
- * key is preferred, so its size matches and nothing is re-protected. */
+/* The calling thread's module key, for the process default pool. */
 void wasm_rt_pooled_set_module(uint64_t key);
-
-/* Memories and tables that could not get a slot (the pool was exhausted)
- * and were served by the stock runtime instead. */
-uint64_t wasm_rt_pooled_fallbacks(void);
 
 #ifdef __cplusplus
 }
