@@ -142,10 +142,13 @@ void wasmpool_wasi_destroy(wasmpool_wasi_t *w) {
 }
 
 void wasmpool_wasi_bind_memory(wasmpool_wasi_t *w, wasm_rt_memory_t *memory) {
-    w->memory = memory;
+    if (w)
+        w->memory = memory;
 }
 
 void wasmpool_wasi_reset(wasmpool_wasi_t *w) {
+    if (!w)
+        return;
     w->out[0].clear();
     w->out[1].clear();
     w->open[0] = w->open[1] = true;
@@ -156,6 +159,13 @@ void wasmpool_wasi_reset(wasmpool_wasi_t *w) {
 }
 
 uint32_t wasmpool_wasi_run(wasmpool_wasi_t *w, void (*start)(void *), void *ctx) {
+    if (!w || !start || w->exit_target) {
+        // The host's bug, not the guest's: there is no status to return.
+        fprintf(stderr, "wasmpool wasi: wasmpool_wasi_run(%p, %p): %s\n", static_cast<void *>(w),
+                reinterpret_cast<void *>(start),
+                w && start ? "already running on this context" : "NULL argument");
+        abort();
+    }
     // No object with a destructor lives in this frame: proc_exit() jumps
     // back into it.
     sigjmp_buf target;
@@ -176,11 +186,11 @@ uint32_t wasmpool_wasi_run(wasmpool_wasi_t *w, void (*start)(void *), void *ctx)
 }
 
 int wasmpool_wasi_exited(const wasmpool_wasi_t *w) {
-    return w->exited;
+    return w && w->exited;
 }
 
 const char *wasmpool_wasi_output(const wasmpool_wasi_t *w, uint32_t fd, size_t *len) {
-    if (fd != 1 && fd != 2) {
+    if (!w || (fd != 1 && fd != 2)) {
         *len = 0;
         return nullptr;
     }

@@ -377,4 +377,51 @@ TEST_F(WasiHostile, UnboundMemory) {
     EXPECT_EQ(Z_wasi_snapshot_preview1Z_random_get(w, 0, 0), kFault);
 }
 
+// A NULL context is refused, not followed: the imports return EFAULT or
+// EBADF, the accessors nothing.
+TEST(Wasi, NullContext) {
+    EXPECT_EQ(Z_wasi_snapshot_preview1Z_args_sizes_get(nullptr, 0, 4), kFault);
+    EXPECT_EQ(Z_wasi_snapshot_preview1Z_environ_get(nullptr, 0, 4), kFault);
+    EXPECT_EQ(Z_wasi_snapshot_preview1Z_clock_time_get(nullptr, 1, 0, 0), kFault);
+    EXPECT_EQ(Z_wasi_snapshot_preview1Z_random_get(nullptr, 0, 1), kFault);
+    EXPECT_EQ(Z_wasi_snapshot_preview1Z_fd_write(nullptr, 1, 0, 1, 8), kBadf);
+    EXPECT_EQ(Z_wasi_snapshot_preview1Z_fd_close(nullptr, 1), kBadf);
+    EXPECT_EQ(Z_wasi_snapshot_preview1Z_fd_fdstat_get(nullptr, 2, 0), kBadf);
+    size_t len = 99;
+    EXPECT_EQ(wasmpool_wasi_output(nullptr, 1, &len), nullptr);
+    EXPECT_EQ(len, 0u);
+    EXPECT_EQ(wasmpool_wasi_exited(nullptr), 0);
+    wasmpool_wasi_bind_memory(nullptr, nullptr);
+    wasmpool_wasi_reset(nullptr);
+    wasmpool_wasi_destroy(nullptr);
+}
+
+// The host's misuse stops the process with a message: there is no exit
+// status to give and no frame to unwind to.
+TEST(WasiDeath, HostMisuse) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_DEATH(wasmpool_wasi_run(
+                     nullptr, [](void *) {}, nullptr),
+                 "NULL argument");
+    EXPECT_DEATH(
+        {
+            wasmpool_wasi_t *w = wasmpool_wasi_create(0, nullptr, nullptr, 0);
+            Z_wasi_snapshot_preview1Z_proc_exit(w, 3);
+        },
+        "proc_exit\\(3\\) outside wasmpool_wasi_run");
+    EXPECT_DEATH(
+        {
+            // A run started from inside a run of the same context.
+            static wasmpool_wasi_t *w = wasmpool_wasi_create(0, nullptr, nullptr, 0);
+            wasmpool_wasi_run(
+                w,
+                [](void *) {
+                    wasmpool_wasi_run(
+                        w, [](void *) {}, nullptr);
+                },
+                nullptr);
+        },
+        "already running on this context");
+}
+
 } // namespace

@@ -77,14 +77,17 @@ void wasmpool_wasi_bind_memory(wasmpool_wasi_t *w, wasm_rt_memory_t *memory);
 void wasmpool_wasi_reset(wasmpool_wasi_t *w);
 
 /* Run @start(@ctx) (the module's _start); the exit status: 0 when it
- * returns, proc_exit's argument when the guest calls it. */
+ * returns, proc_exit's argument when the guest calls it.  Not reentrant
+ * on one context: a NULL argument or a nested run stops the process with
+ * a message (the host's bug). */
 uint32_t wasmpool_wasi_run(wasmpool_wasi_t *w, void (*start)(void *ctx), void *ctx);
 
 /* Whether the last run ended in proc_exit(). */
 int wasmpool_wasi_exited(const wasmpool_wasi_t *w);
 
 /* The bytes written to @fd (1 or 2) since the last reset, and their
- * number in *@len; NULL (and 0) for another fd. */
+ * number in *@len; NULL (and 0) for another fd or a NULL @w.  The other
+ * functions ignore a NULL @w (the imports return EFAULT or EBADF). */
 const char *wasmpool_wasi_output(const wasmpool_wasi_t *w, uint32_t fd, size_t *len);
 
 /* The imports, as wasm2c 1.0.32 declares them; the host may call them
