@@ -473,7 +473,14 @@ wasm_rt_pool_error_t wasm_rt_pool_create(const wasm_rt_pool_config_t *config,
     c.table_bytes = (config->table_elements * kTableElementBytes + page - 1) / page * page;
     c.stack_bytes = config->stack_bytes;
     c.stack_guard_bytes = config->stack_guard_bytes;
-    switch (config->reset) {
+    // Read the enums as the ints a C caller may have stored: a value
+    // outside the enumeration is refused, not loaded as one.
+    int reset, on_exhausted;
+    static_assert(sizeof(reset) == sizeof(config->reset) &&
+                  sizeof(on_exhausted) == sizeof(config->on_exhausted));
+    memcpy(&reset, &config->reset, sizeof(reset));
+    memcpy(&on_exhausted, &config->on_exhausted, sizeof(on_exhausted));
+    switch (reset) {
     case WASM_RT_POOL_RESET_ADAPTIVE:
         c.reset = wasmpool::Reset::adaptive;
         break;
@@ -484,16 +491,15 @@ wasm_rt_pool_error_t wasm_rt_pool_create(const wasm_rt_pool_config_t *config,
         c.reset = wasmpool::Reset::keep_resident;
         break;
     default:
-        set_error(WASM_RT_POOL_INVALID_CONFIG, "wasm_rt_pool_create: unknown reset %d",
-                  static_cast<int>(config->reset));
+        set_error(WASM_RT_POOL_INVALID_CONFIG, "wasm_rt_pool_create: unknown reset %d", reset);
         return t_error;
     }
     c.keep_resident_bytes = config->keep_resident_bytes;
     c.batch_size = config->batch_size;
-    if (config->on_exhausted != WASM_RT_POOL_ON_EXHAUSTED_TRAP &&
-        config->on_exhausted != WASM_RT_POOL_ON_EXHAUSTED_USE_STOCK) {
+    if (on_exhausted != WASM_RT_POOL_ON_EXHAUSTED_TRAP &&
+        on_exhausted != WASM_RT_POOL_ON_EXHAUSTED_USE_STOCK) {
         set_error(WASM_RT_POOL_INVALID_CONFIG, "wasm_rt_pool_create: unknown on_exhausted %d",
-                  static_cast<int>(config->on_exhausted));
+                  on_exhausted);
         return t_error;
     }
     auto made = std::unique_ptr<wasm_rt_pool>(new (std::nothrow) wasm_rt_pool);
@@ -514,7 +520,7 @@ wasm_rt_pool_error_t wasm_rt_pool_create(const wasm_rt_pool_config_t *config,
         return t_error;
     }
     made->pool.store(made->owned.get());
-    made->on_exhausted = config->on_exhausted;
+    made->on_exhausted = static_cast<wasm_rt_pool_on_exhausted_t>(on_exhausted);
     made->table_elements = config->table_elements;
     *pool = made.release();
     t_error = WASM_RT_POOL_OK;
@@ -597,6 +603,14 @@ void *wasm_rt_pool_cxx(wasm_rt_pool_t *pool) {
 }
 
 void wasm_rt_pooled_set_pool(void *p) {
+    auto *pool = static_cast<wasmpool::Pool *>(p);
+    if (pool && pool->config().memory_bounds != wasmpool::Bounds::guard_pages) {
+        // wasm2c's signal-handler-mode code checks no access: a pool laid
+        // out for code that checks its own would let it reach other slots.
+        fprintf(stderr, "wasm_rt_pooled_set_pool: the pool's memory_bounds is not guard_pages; "
+                        "wasm2c's code relies on the guard\n");
+        abort();
+    }
     g_default.pool.store(static_cast<wasmpool::Pool *>(p), std::memory_order_release);
     g_default_mode.store(p ? kPool : kStock, std::memory_order_release);
 }

@@ -183,6 +183,16 @@ TEST(CApiDeath, MisuseStopsTheProcess) {
     GTEST_FLAG_SET(death_test_style, "threadsafe");
     EXPECT_DEATH(
         {
+            wasmpool::Config c;
+            c.memory_slots = c.table_slots = c.stack_slots = 1;
+            c.memory_bounds = wasmpool::Bounds::checked;
+            c.memory_guard_bytes = 65536;
+            wasmpool::Pool pool(c);
+            wasm_rt_pooled_set_pool(&pool);
+        },
+        "memory_bounds is not guard_pages");
+    EXPECT_DEATH(
+        {
             wasm_rt_pool_config_t c = small_config();
             wasm_rt_pool_t *pool = nullptr;
             wasm_rt_pool_create(&c, &pool);
