@@ -158,7 +158,11 @@ TEST_P(WasiProgram, ExpectedOutputEveryTime) {
         }
         auto st = pool.stats();
         EXPECT_EQ(st.quarantined, 0u);
+#if !defined(__SANITIZE_THREAD__) // no fibers under TSan, see fiber.h
         EXPECT_GE(st.acquired, 50u * 3) << "memory, table and stack per round";
+#else
+        EXPECT_GE(st.acquired, 50u * 2) << "memory and table per round";
+#endif
         wasm_rt_pooled_use_stock();
     }
     wasmpool_wasi_destroy(w);
