@@ -8,14 +8,13 @@
 // than any frame.  Every depth near the limit is tried, on several
 // threads, with the default 64 KiB guard and with the smallest, one page.
 #include <gtest/gtest.h>
-#include <pthread.h>
 
 #include <algorithm>
-#include <boost/context/fiber.hpp>
 #include <cstring>
 #include <thread>
 #include <vector>
 
+#include "run_on_stack.h"
 #include "stack.h"
 #include "wasm-rt-impl.h"
 #include "wasmpool/fiber.h"
@@ -38,40 +37,9 @@ class StackEnv : public ::testing::Environment {
 };
 const auto *g_env = ::testing::AddGlobalTestEnvironment(new StackEnv);
 
-constexpr size_t kStackBytes = 128 << 10;
+constexpr size_t kStackBytes = wasmpool::test::kTestStackBytes;
 constexpr unsigned char kCanary = 0xc5;
-
-// Run @fn with [base, base + size) as its stack: a Boost.Context fiber, as
-// the runtime does; under ThreadSanitizer (which cannot follow fiber
-// switches) a thread created on that stack.
-template <class Fn> void run_on_stack(std::byte *base, size_t size, Fn &&fn) {
-#if defined(__SANITIZE_THREAD__)
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    ASSERT_EQ(pthread_attr_setstack(&attr, base, size), 0);
-    pthread_t th;
-    auto trampoline = [](void *arg) -> void * {
-        (*static_cast<std::remove_reference_t<Fn> *>(arg))();
-        return nullptr;
-    };
-    ASSERT_EQ(pthread_create(&th, &attr, trampoline, &fn), 0);
-    pthread_join(th, nullptr);
-    pthread_attr_destroy(&attr);
-#else
-    struct GivenStack {
-        std::byte *base;
-        size_t size;
-        boost::context::stack_context allocate() {
-            boost::context::stack_context sctx;
-            sctx.size = size;
-            sctx.sp = base + size;
-            return sctx;
-        }
-        void deallocate(boost::context::stack_context &) noexcept {}
-    };
-    wasmpool::run_on_fiber(GivenStack{base, size}, std::forward<Fn>(fn));
-#endif
-}
+using wasmpool::test::run_on_stack;
 
 struct Sweep {
     uint32_t limit = 0;                // deepest plain recursion that returns
@@ -166,7 +134,8 @@ Sweep sweep(size_t guard_bytes) {
 
 void check(const Sweep &s, size_t thread, size_t guard_bytes) {
     SCOPED_TRACE("thread " + std::to_string(thread) + ", guard " + std::to_string(guard_bytes));
-    EXPECT_GT(s.limit, 100u) << "the recursion should go deep on a 128 KiB stack";
+    EXPECT_GT(s.limit, 100u) << "the recursion should go deep on a " << kStackBytes
+                             << "-byte stack";
     EXPECT_EQ(s.other_traps, 0u);
     EXPECT_EQ(s.canary_broken_at, -1)
         << "a call at depth " << s.canary_broken_at << " (limit " << s.limit
@@ -181,6 +150,11 @@ void check(const Sweep &s, size_t thread, size_t guard_bytes) {
 
 // Pools are one per thread, so each thread's two slots are neighbours.
 void run_threads(size_t guard_bytes) {
+#if defined(__SANITIZE_THREAD__)
+    // A stack overflow can fault inside ThreadSanitizer's runtime with its
+    // locks held, and trapping out of there deadlocks (seen: the test hung).
+    GTEST_SKIP() << "stack exhaustion under ThreadSanitizer";
+#endif
     constexpr size_t kThreads = 3;
     std::vector<Sweep> out(kThreads);
     std::vector<std::thread> threads;

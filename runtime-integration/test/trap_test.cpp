@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "run_on_stack.h"
 #include "traps.h"
 #include "wasm-rt-impl.h"
 #include "wasmpool/fiber.h"
@@ -62,6 +63,19 @@ class TrapEnv : public ::testing::Environment {
 };
 const auto *g_env = ::testing::AddGlobalTestEnvironment(new TrapEnv);
 
+// Under ThreadSanitizer a stack overflow can fault inside its runtime,
+// with its locks held: trapping out of there deadlocks the next thread
+// that takes them.  Exhaustion is tested in the other builds (and alone
+// on one thread by stack_test.cpp there).
+bool skip_case(const Case &c) {
+#if defined(__SANITIZE_THREAD__)
+    return c.expect == WASM_RT_TRAP_EXHAUSTION;
+#else
+    (void)c;
+    return false;
+#endif
+}
+
 double test_seconds() {
     const char *s = getenv("WASMPOOL_TRAP_TEST_SECONDS");
     return s ? atof(s) : 2.0;
@@ -81,11 +95,15 @@ void trap_loop(wasmpool::Pool &pool, size_t thread, double seconds, Outcome &out
     wasm_rt_pooled_set_module(2);
     for (uint64_t i = 0; std::chrono::steady_clock::now() < end || i < kNumCases; i++) {
         const Case &c = kCases[(i + thread) % kNumCases];
+        if (skip_case(c))
+            continue;
         Z_traps_instance_t inst;
         Z_traps_instantiate(&inst);
         volatile int code = 0;
         volatile uint32_t value = 0;
-        wasmpool::run_on_fiber(wasmpool::PooledStack(pool, 2), [&] {
+        auto stack = pool.acquire(wasmpool::Kind::stack, 2, 0);
+        ASSERT_TRUE(stack);
+        wasmpool::test::run_on_stack(stack->base(), stack->capacity(), [&] {
             int trap = wasm_rt_impl_try();
             if (trap == 0)
                 value = c.call(&inst);
@@ -106,6 +124,7 @@ wasmpool::Config trap_pool_config(size_t threads) {
     c.memory_slots = c.table_slots = c.stack_slots = 4 * threads + 4;
     c.batch_size = 2;
     c.shards = threads;
+    c.stack_bytes = wasmpool::test::kTestStackBytes;
     return c;
 }
 
@@ -121,8 +140,11 @@ TEST(Traps, EveryThreadGetsItsOwnTrap) {
         t.join();
     for (size_t t = 0; t < kThreads; t++) {
         EXPECT_EQ(out[t].wrong, 0u) << "thread " << t << ", first: " << out[t].first_wrong;
-        for (size_t k = 0; k < kNumCases; k++)
-            EXPECT_GT(out[t].per_case[k], 0u) << "thread " << t << " never ran " << kCases[k].name;
+        for (size_t k = 0; k < kNumCases; k++) {
+            if (!skip_case(kCases[k]))
+                EXPECT_GT(out[t].per_case[k], 0u)
+                    << "thread " << t << " never ran " << kCases[k].name;
+        }
         printf("thread %zu: %llu calls, %llu wrong\n", t,
                static_cast<unsigned long long>(out[t].runs),
                static_cast<unsigned long long>(out[t].wrong));
