@@ -41,10 +41,15 @@ int main(void) {
     for (int i = 0; i < 100; i++) {
         wasm_rt_pool_select(pool, 1);
         if (wasm_rt_impl_try() != 0) {
-            fprintf(stderr, "embed: instantiate: %s\n", wasm_rt_pool_last_message());
+            fprintf(stderr, "embed: instantiate trapped\n"); /* a data segment out of bounds */
             return 1;
         }
         Z_echo_instantiate(&inst);
+        if (wasm_rt_pool_last_error() != WASM_RT_POOL_OK) {
+            fprintf(stderr, "embed: instantiate: %s\n", wasm_rt_pool_last_message());
+            Z_echo_free(&inst);
+            return 1;
+        }
 
         wasm_rt_pool_stack_t stack;
         if (wasm_rt_pool_stack_acquire(pool, 1, &stack) != WASM_RT_POOL_OK) {

@@ -10,7 +10,12 @@
  *   call returns or traps;
  * - one guest call per thread at a time: a fiber that is suspended in the
  *   middle of a guest call while another fiber on the same thread makes one
- *   must save and restore wasm_rt_jmp_buf around the switch.
+ *   must save and restore wasm_rt_jmp_buf around the switch, and a fiber
+ *   must not move to another thread in the middle of one;
+ * - the guest code is compiled with -fstack-clash-protection (as
+ *   wasm2c_module() in runtime-integration/CMakeLists.txt does): a frame
+ *   larger than a page that is not probed page by page can step over the
+ *   stack's guard, and its fault is then neither caught nor a trap.
  * It also gives the thread its alternate signal stack on first use, so a
  * guest that exhausts its stack traps (WASM_RT_TRAP_EXHAUSTION) on any
  * thread, not only the one that called wasm_rt_init().
@@ -43,11 +48,18 @@ extern _Thread_local jmp_buf wasm_rt_jmp_buf;
  * aborts with a message if it cannot.  Cheap after the first call. */
 void wasm_rt_pooled_thread_init(void);
 
+/* wasm_rt_pooled_thread_init(), and mark the thread as running guest code:
+ * from now on a fault at a guest's addresses on this thread is a trap to
+ * its wasm_rt_impl_try().  Every guest call must be made inside a live
+ * wasm_rt_impl_try() (as with the stock runtime): a trap in a call made
+ * after that frame returned jumps into a dead frame. */
+void wasm_rt_pooled_arm(void);
+
 #define WASM_RT_LONGJMP(buf, val) siglongjmp(buf, val)
 #define WASM_RT_SAVE_STACK_DEPTH() (void)0
 
 #define wasm_rt_impl_try()                                                                         \
-    (wasm_rt_pooled_thread_init(), wasm_rt_set_unwind_target(&wasm_rt_jmp_buf),                    \
+    (wasm_rt_pooled_arm(), wasm_rt_set_unwind_target(&wasm_rt_jmp_buf),                            \
      WASM_RT_SETJMP(wasm_rt_jmp_buf))
 
 #ifdef __cplusplus

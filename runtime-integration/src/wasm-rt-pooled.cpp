@@ -45,7 +45,7 @@ uint32_t wasm_rt_stock_grow_externref_table(wasm_rt_externref_table_t *, uint32_
 struct wasm_rt_pool {
     std::unique_ptr<wasmpool::Pool> owned; // null for the process default
     std::atomic<wasmpool::Pool *> pool{nullptr};
-    wasm_rt_pool_on_exhausted_t on_exhausted = WASM_RT_POOL_ON_EXHAUSTED_TRAP;
+    wasm_rt_pool_on_exhausted_t on_exhausted = WASM_RT_POOL_ON_EXHAUSTED_FAIL;
     // The configured elements per table: a slot is whole pages, so it may
     // hold more, but a table larger than asked for is refused.  0: what
     // the slot holds.
@@ -109,77 +109,24 @@ void set_error(wasm_rt_pool_error_t e, const char *fmt, ...) {
     va_end(ap);
 }
 
-// --- What this thread's current instantiation holds ------------------------
-//
-// Every pooled memory and table allocated since the thread's last
-// wasm_rt_impl_try(), until freed: when a later allocation of the same
-// instantiation finds its pool exhausted, these are released before the
-// trap, so a failed instantiation leaks no slot.
-
-struct Taken {
-    wasmpool::Pool *pool;
-    wasmpool::Kind kind;
-    void *object; // the wasm_rt_memory_t / table whose data is the slot
-    void *base;
-};
-thread_local std::vector<Taken> t_taken;
-
-void note_taken(wasmpool::Pool *p, wasmpool::Kind kind, void *object, void *base) {
-    // wasm2c's instantiate allocates every memory before any table: a
-    // memory after a table is the next instantiation's, and the earlier
-    // one is complete (never rolled back with it).
-    if (kind == wasmpool::Kind::memory &&
-        std::any_of(t_taken.begin(), t_taken.end(),
-                    [](const Taken &t) { return t.kind == wasmpool::Kind::table; }))
-        t_taken.clear();
-    t_taken.push_back({p, kind, object, base});
-}
-
-void note_freed(const void *base) {
-    auto it = std::find_if(t_taken.begin(), t_taken.end(),
-                           [base](const Taken &t) { return t.base == base; });
-    if (it != t_taken.end())
-        t_taken.erase(it);
-}
-
-thread_local bool t_armed = false; // this thread has run wasm_rt_impl_try()
-
-// Give back the slots the failing instantiation took.  The half-made
-// instance must not be freed; if it is, the free stops the process
-// ("freed twice") instead of releasing a slot that is someone else's by
-// then.
-void roll_back() {
-    for (const Taken &t : t_taken) {
-        t.pool->release_base(t.kind, t.base);
-        if (t.kind == wasmpool::Kind::memory)
-            static_cast<wasm_rt_memory_t *>(t.object)->data = nullptr;
-        else
-            *static_cast<void **>(t.object) = nullptr; // both table kinds start with data
+// An allocation the pool cannot serve is never left half done: the stock
+// runtime serves it (a fresh mapping, nobody else's memory), so the
+// instantiation completes and the caller frees it as usual.  Unless the
+// pool asked for that fallback, the thread's error says the instantiation
+// failed.  (Trapping out of wasm2c's instantiate instead would leave the
+// slots it took with no safe owner: nothing marks where one instantiation
+// ends and the next begins, so no rollback can tell them apart.)
+void fell_back(wasm_rt_pool *sel, wasm_rt_pool_error_t e, const char *what, uint64_t bytes,
+               size_t capacity) {
+    if (sel->on_exhausted == WASM_RT_POOL_ON_EXHAUSTED_USE_STOCK) {
+        sel->fallbacks.fetch_add(1, std::memory_order_relaxed);
+        return;
     }
-    t_taken.clear();
-}
-
-[[noreturn]] void fail_exhausted(const char *what) {
-    roll_back();
-    set_error(WASM_RT_POOL_EXHAUSTED, "wasm-rt-pooled: no free %s slot in the pool", what);
-    if (!t_armed) {
-        fprintf(stderr, "%s, and no wasm_rt_impl_try() on this thread to report it to\n",
-                t_message);
-        abort();
-    }
-    wasm_rt_trap(WASM_RT_TRAP_EXHAUSTION);
-}
-
-[[noreturn]] void fail_too_large(const char *what, uint64_t bytes, size_t capacity) {
-    roll_back();
-    set_error(WASM_RT_POOL_TOO_LARGE,
-              "wasm-rt-pooled: a %s of %llu bytes does not fit the pool's %zu-byte slots", what,
-              static_cast<unsigned long long>(bytes), capacity);
-    if (!t_armed) {
-        fprintf(stderr, "%s\n", t_message);
-        abort();
-    }
-    wasm_rt_trap(WASM_RT_TRAP_EXHAUSTION);
+    if (e == WASM_RT_POOL_EXHAUSTED)
+        set_error(e, "wasm-rt-pooled: no free %s slot in the pool", what);
+    else
+        set_error(e, "wasm-rt-pooled: a %s of %llu bytes does not fit the pool's %zu-byte slots",
+                  what, static_cast<unsigned long long>(bytes), capacity);
 }
 
 // A memory or table is freed through the pool that holds it, whichever
@@ -191,46 +138,42 @@ void roll_back() {
     abort();
 }
 
-// Acquire a slot of @kind for @bytes from the thread's pool.  Returns its
-// base, or null when the stock runtime is to serve it (stock mode, or an
-// exhausted pool that asked for the fallback); traps otherwise.
-std::byte *acquire_or_fail(wasmpool::Kind kind, uint64_t bytes, const char *what,
-                           wasmpool::Pool **owner) {
+// Acquire a slot of @kind for @bytes from the thread's pool: its base, or
+// null when the stock runtime is to serve it (stock mode, or the pool
+// could not: see fell_back()).
+std::byte *acquire_slot(wasmpool::Kind kind, uint64_t bytes, const char *what) {
     uint64_t key;
     wasm_rt_pool *sel = current(&key);
     wasmpool::Pool *p = sel ? sel->pool.load(std::memory_order_acquire) : nullptr;
     if (!p)
         return nullptr;
-    auto lease = p->acquire(kind, key, bytes);
-    if (lease) {
-        *owner = p;
-        return lease->detach(); // wasm2c keeps the base: released by release_base()
+    {
+        auto lease = p->acquire(kind, key, bytes);
+        if (lease)
+            return lease->detach(); // wasm2c keeps the base: released by release_base()
     }
     if (errno == EINVAL)
-        fail_too_large(what, bytes, p->slot_capacity(kind));
-    if (sel->on_exhausted == WASM_RT_POOL_ON_EXHAUSTED_USE_STOCK) {
-        sel->fallbacks.fetch_add(1, std::memory_order_relaxed);
-        return nullptr;
-    }
-    fail_exhausted(what);
+        fell_back(sel, WASM_RT_POOL_TOO_LARGE, what, bytes, p->slot_capacity(kind));
+    else
+        fell_back(sel, WASM_RT_POOL_EXHAUSTED, what, bytes, 0);
+    return nullptr;
 }
 
 template <class Table, class Elem>
 bool pooled_table_alloc(Table *t, uint32_t elements, uint32_t max_elements) {
     uint64_t key;
     wasm_rt_pool *sel = current(&key);
+    std::byte *base = nullptr;
     if (sel && sel->table_elements && elements > sel->table_elements)
-        fail_too_large("table", uint64_t{elements} * sizeof(Elem),
-                       sel->table_elements * sizeof(Elem));
-    wasmpool::Pool *owner = nullptr;
-    std::byte *base =
-        acquire_or_fail(wasmpool::Kind::table, uint64_t{elements} * sizeof(Elem), "table", &owner);
+        fell_back(sel, WASM_RT_POOL_TOO_LARGE, "table", uint64_t{elements} * sizeof(Elem),
+                  sel->table_elements * sizeof(Elem));
+    else
+        base = acquire_slot(wasmpool::Kind::table, uint64_t{elements} * sizeof(Elem), "table");
     if (!base)
         return false;
     t->data = reinterpret_cast<Elem *>(base);
     t->size = elements;
     t->max_size = max_elements;
-    note_taken(owner, wasmpool::Kind::table, t, base);
     return true;
 }
 
@@ -240,7 +183,6 @@ template <class Table, class Elem> bool pooled_table_free(Table *t) {
     wasmpool::Pool *p = wasmpool::Pool::owner_of(wasmpool::Kind::table, t->data);
     if (!p)
         return false;
-    note_freed(t->data);
     p->release_base(wasmpool::Kind::table, t->data);
     t->data = nullptr;
     return true;
@@ -270,12 +212,53 @@ template <class Table, class Elem> int64_t pooled_table_grow(Table *t, uint32_t 
 std::mutex g_init_lock;
 bool g_handler_installed = false;
 struct sigaction g_previous_segv, g_previous_bus;
-std::atomic<bool> g_stock_served{false}; // some memory came from the stock runtime
+thread_local bool t_armed = false; // this thread has armed wasm_rt_impl_try()
+
+// The stock runtime's live memory reservations (8 GiB each), so that a
+// fault in one is known for a guest's.  Lock-free, read by the handler.
+// Past kStockSlots live at once, any access fault on an armed thread
+// counts as one (g_stock_overflow), as in the stock runtime.
+constexpr size_t kStockSlots = 1024;
+constexpr uintptr_t kStockReservation = uintptr_t{8} << 30;
+std::atomic<uintptr_t> g_stock_bases[kStockSlots];
+std::atomic<bool> g_stock_overflow{false};
+
+void stock_memory_served(const void *base) {
+    auto b = reinterpret_cast<uintptr_t>(base);
+    for (auto &slot : g_stock_bases) {
+        uintptr_t empty = 0;
+        if (slot.compare_exchange_strong(empty, b))
+            return;
+    }
+    g_stock_overflow.store(true);
+}
+
+void stock_memory_freed(const void *base) {
+    auto b = reinterpret_cast<uintptr_t>(base);
+    for (auto &slot : g_stock_bases) {
+        uintptr_t mine = b;
+        if (slot.compare_exchange_strong(mine, 0))
+            return;
+    }
+}
+
+bool in_stock_memory(const void *addr) {
+    auto a = reinterpret_cast<uintptr_t>(addr);
+    for (const auto &slot : g_stock_bases) {
+        uintptr_t b = slot.load(std::memory_order_relaxed);
+        if (b && a >= b && a - b < kStockReservation)
+            return true;
+    }
+    return false;
+}
 
 // Per thread: the alternate stack the handler runs on (a stack overflow
 // leaves no room on the faulting stack).  Trivially constructed, so the
 // handler may read it; the cleanup object below frees it at thread exit.
 constexpr size_t kAltStackBytes = 256 << 10;
+// What the handler itself needs; a handler it passes a fault on to runs on
+// whatever stack the thread had (a sanitizer sizes its own for its report).
+constexpr size_t kMinAltStackBytes = 16 << 10;
 thread_local std::byte *t_altstack = nullptr; // its mapping, guard page first
 thread_local bool t_has_altstack = false;
 
@@ -323,7 +306,8 @@ wasm_rt_trap_t classify(const siginfo_t *si, const void *uc) {
         return WASM_RT_TRAP_EXHAUSTION;
     // A memory the stock runtime serves (stock mode or the fallback): its
     // reservation is PROT_NONE past the accessible size.
-    if (g_stock_served.load(std::memory_order_relaxed) && si->si_code == SEGV_ACCERR)
+    if (in_stock_memory(addr) ||
+        (g_stock_overflow.load(std::memory_order_relaxed) && si->si_code == SEGV_ACCERR))
         return WASM_RT_TRAP_OOB;
     return WASM_RT_TRAP_NONE;
 }
@@ -338,12 +322,16 @@ void pass_on(int sig, siginfo_t *si, void *uc) {
         prev.sa_handler(sig);
         return;
     }
-    // Let the faulting instruction run again and take the default action.
+    // Take the default action: a fault runs the faulting instruction
+    // again; a signal someone sent (kill, raise) is sent again.
     signal(sig, SIG_DFL);
+    if (si->si_code <= 0)
+        raise(sig); // pending until this handler returns
 }
 
 void on_fault(int sig, siginfo_t *si, void *uc) {
-    wasm_rt_trap_t trap = classify(si, uc);
+    // Only a fault the kernel raised has a fault address.
+    wasm_rt_trap_t trap = si->si_code > 0 ? classify(si, uc) : WASM_RT_TRAP_NONE;
     if (trap != WASM_RT_TRAP_NONE)
         wasm_rt_trap(trap); // siglongjmp to this thread's wasm_rt_impl_try()
     pass_on(sig, si, uc);
@@ -394,17 +382,19 @@ void wasm_rt_free(void) {
     }
 }
 
-void wasm_rt_pooled_thread_init(void) {
+void wasm_rt_pooled_arm(void) {
+    wasm_rt_pooled_thread_init();
     t_armed = true;
-    t_error = WASM_RT_POOL_OK;
-    t_taken.clear(); // a new guest call: earlier instantiations are complete
+}
+
+void wasm_rt_pooled_thread_init(void) {
     if (t_has_altstack)
         return;
     // A thread that already has a large enough alternate stack (a
     // sanitizer's, or the embedder's) keeps it.
     stack_t cur{};
     if (sigaltstack(nullptr, &cur) == 0 && !(cur.ss_flags & SS_DISABLE) &&
-        cur.ss_size >= kAltStackBytes / 4) {
+        cur.ss_size >= kMinAltStackBytes) {
         t_has_altstack = true;
         return;
     }
@@ -444,7 +434,7 @@ void wasm_rt_pool_config_init(wasm_rt_pool_config_t *config) {
     config->reset = WASM_RT_POOL_RESET_ADAPTIVE;
     config->keep_resident_bytes = d.keep_resident_bytes;
     config->batch_size = d.batch_size;
-    config->on_exhausted = WASM_RT_POOL_ON_EXHAUSTED_TRAP;
+    config->on_exhausted = WASM_RT_POOL_ON_EXHAUSTED_FAIL;
 }
 
 wasm_rt_pool_error_t wasm_rt_pool_create(const wasm_rt_pool_config_t *config,
@@ -496,7 +486,7 @@ wasm_rt_pool_error_t wasm_rt_pool_create(const wasm_rt_pool_config_t *config,
     }
     c.keep_resident_bytes = config->keep_resident_bytes;
     c.batch_size = config->batch_size;
-    if (on_exhausted != WASM_RT_POOL_ON_EXHAUSTED_TRAP &&
+    if (on_exhausted != WASM_RT_POOL_ON_EXHAUSTED_FAIL &&
         on_exhausted != WASM_RT_POOL_ON_EXHAUSTED_USE_STOCK) {
         set_error(WASM_RT_POOL_INVALID_CONFIG, "wasm_rt_pool_create: unknown on_exhausted %d",
                   on_exhausted);
@@ -530,12 +520,21 @@ wasm_rt_pool_error_t wasm_rt_pool_create(const wasm_rt_pool_config_t *config,
 void wasm_rt_pool_destroy(wasm_rt_pool_t *pool) {
     if (!pool)
         return;
+    // An instance still holding a slot would, once the pool is gone, free
+    // it through the stock runtime or reach a later pool mapped there.
+    wasmpool::Stats st = pool->owned->stats();
+    if (st.acquired != st.released) {
+        fprintf(stderr, "wasm_rt_pool_destroy: %llu slots still in use; free the instances first\n",
+                static_cast<unsigned long long>(st.acquired - st.released));
+        abort();
+    }
     if (t_selected == pool)
         t_selected = nullptr;
     delete pool;
 }
 
 void wasm_rt_pool_select(wasm_rt_pool_t *pool, uint64_t module_key) {
+    t_error = WASM_RT_POOL_OK;
     t_selected = pool;
     t_selected_key = module_key;
 }
@@ -574,8 +573,10 @@ uint64_t wasm_rt_pool_fallbacks(const wasm_rt_pool_t *pool) {
 
 wasm_rt_pool_error_t wasm_rt_pool_stack_acquire(wasm_rt_pool_t *pool, uint64_t module_key,
                                                 wasm_rt_pool_stack_t *stack) {
-    if (!pool || !stack)
-        return WASM_RT_POOL_INVALID_ARGUMENT;
+    if (!pool || !stack) {
+        set_error(WASM_RT_POOL_INVALID_ARGUMENT, "wasm_rt_pool_stack_acquire: null argument");
+        return t_error;
+    }
     wasmpool::Pool *p = pool->pool.load(std::memory_order_acquire);
     auto lease = p->acquire(wasmpool::Kind::stack, module_key, 0);
     if (!lease) {
@@ -626,19 +627,16 @@ void wasm_rt_pooled_set_module(uint64_t key) {
 // --- wasm2c's memory and table functions -----------------------------------
 
 void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, uint32_t max_pages) {
-    wasmpool::Pool *owner = nullptr;
-    std::byte *base =
-        acquire_or_fail(wasmpool::Kind::memory, initial_pages * kWasmPage, "memory", &owner);
+    std::byte *base = acquire_slot(wasmpool::Kind::memory, initial_pages * kWasmPage, "memory");
     if (base) {
         memory->data = reinterpret_cast<uint8_t *>(base);
         memory->size = static_cast<uint32_t>(initial_pages * kWasmPage);
         memory->pages = initial_pages;
         memory->max_pages = max_pages;
-        note_taken(owner, wasmpool::Kind::memory, memory, base);
         return;
     }
-    g_stock_served.store(true, std::memory_order_relaxed);
     wasm_rt_stock_allocate_memory(memory, initial_pages, max_pages);
+    stock_memory_served(memory->data);
 }
 
 uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
@@ -663,11 +661,11 @@ void wasm_rt_free_memory(wasm_rt_memory_t *memory) {
         freed_twice("memory");
     wasmpool::Pool *p = wasmpool::Pool::owner_of(wasmpool::Kind::memory, memory->data);
     if (!p) {
+        stock_memory_freed(memory->data);
         wasm_rt_stock_free_memory(memory);
         memory->data = nullptr;
         return;
     }
-    note_freed(memory->data);
     p->release_base(wasmpool::Kind::memory, memory->data);
     memory->data = nullptr;
     memory->size = 0;

@@ -60,14 +60,7 @@ int call(Z_stack_instance_t *inst, uint32_t depth, uint32_t which) {
 // On a pool of two stack slots, run the guest on the upper one and keep
 // the lower one (directly below the upper one's guard) filled with a
 // canary, as a parked instance's stack would be.
-Sweep sweep(size_t guard_bytes) {
-    wasmpool::Config c;
-    c.memory_slots = c.table_slots = 1;
-    c.stack_slots = 2;
-    c.stack_bytes = kStackBytes;
-    c.stack_guard_bytes = guard_bytes;
-    c.batch_size = 1;
-    wasmpool::Pool pool(c);
+Sweep sweep_in(wasmpool::Pool &pool, wasm_rt_pool_t *handle, size_t guard_bytes) {
     auto a = pool.acquire(wasmpool::Kind::stack, 1, 0);
     auto b = pool.acquire(wasmpool::Kind::stack, 1, 0);
     EXPECT_TRUE(a && b);
@@ -89,7 +82,7 @@ Sweep sweep(size_t guard_bytes) {
     };
 
     Sweep s;
-    wasm_rt_pooled_set_pool(&pool);
+    wasm_rt_pool_select(handle, 1); // this thread's instance from this thread's pool
     Z_stack_instance_t inst;
     Z_stack_instantiate(&inst, nullptr);
     run_on_stack(high.base(), high.capacity(), [&] {
@@ -128,7 +121,27 @@ Sweep sweep(size_t guard_bytes) {
             }
     });
     Z_stack_free(&inst);
-    wasm_rt_pooled_use_stock();
+    wasm_rt_pool_select(nullptr, 0);
+    return s;
+}
+
+// One pool per thread (two stack slots, neighbours), made through the C
+// API so that each thread selects its own.
+Sweep sweep(size_t guard_bytes) {
+    wasm_rt_pool_config_t c;
+    wasm_rt_pool_config_init(&c);
+    c.memory_slots = c.table_slots = 1;
+    c.stack_slots = 2;
+    c.stack_bytes = kStackBytes;
+    c.stack_guard_bytes = guard_bytes;
+    c.batch_size = 1;
+    wasm_rt_pool_t *handle = nullptr;
+    EXPECT_EQ(wasm_rt_pool_create(&c, &handle), WASM_RT_POOL_OK) << wasm_rt_pool_last_message();
+    if (!handle)
+        return {};
+    Sweep s =
+        sweep_in(*static_cast<wasmpool::Pool *>(wasm_rt_pool_cxx(handle)), handle, guard_bytes);
+    wasm_rt_pool_destroy(handle);
     return s;
 }
 
@@ -148,7 +161,6 @@ void check(const Sweep &s, size_t thread, size_t guard_bytes) {
     }
 }
 
-// Pools are one per thread, so each thread's two slots are neighbours.
 void run_threads(size_t guard_bytes) {
 #if defined(__SANITIZE_THREAD__)
     // A stack overflow can fault inside ThreadSanitizer's runtime with its

@@ -4,6 +4,7 @@
 // the trap buffer process-wide and gives only wasm_rt_init()'s thread an
 // alternate signal stack; wasm-rt-pooled makes both per thread.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include <atomic>
@@ -154,6 +155,18 @@ TEST(Traps, EveryThreadGetsItsOwnTrap) {
     wasm_rt_pooled_use_stock();
 }
 
+// A memory the stock runtime serves traps at its bounds too.
+TEST(Traps, StockMemoryOutOfBoundsIsATrap) {
+    wasm_rt_pooled_use_stock();
+    Z_traps_instance_t inst;
+    Z_traps_instantiate(&inst);
+    int trap = wasm_rt_impl_try();
+    if (trap == 0)
+        Z_trapsZ_load(&inst, 3 * 65536);
+    EXPECT_EQ(trap, WASM_RT_TRAP_OOB);
+    Z_traps_free(&inst);
+}
+
 // A fault that is not a guest's is not turned into a trap, even on a
 // thread that runs guest code: the process dies of it as it would without
 // the runtime.
@@ -178,10 +191,36 @@ TEST(TrapsDeath, HostFaultIsNotATrap) {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
         // The sanitizer's handler, installed before ours, reports it.
         [](int status) { return !(WIFEXITED(status) && WEXITSTATUS(status) == 0); },
+        "SEGV on unknown address");
 #else
-        ::testing::KilledBySignal(SIGSEGV),
+        ::testing::KilledBySignal(SIGSEGV), "");
 #endif
-        "");
+}
+
+// The same for an access fault (a PROT_NONE page of the host's) while the
+// stock runtime serves memories: only a stock memory's own reservation is
+// a guest's.
+TEST(TrapsDeath, HostAccessFaultBesideStockMemoryIsNotATrap) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(
+        {
+            wasm_rt_pooled_use_stock();
+            Z_traps_instance_t inst;
+            Z_traps_instantiate(&inst);
+            void *page = mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (wasm_rt_impl_try() == 0) {
+                Z_trapsZ_div(&inst, 1, 1);
+                *static_cast<volatile int *>(page) = 1; // SEGV_ACCERR, not in a memory
+            }
+            fprintf(stderr, "turned into a trap\n");
+            _exit(0);
+        },
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+        [](int status) { return !(WIFEXITED(status) && WEXITSTATUS(status) == 0); },
+        "SEGV on unknown address");
+#else
+        ::testing::KilledBySignal(SIGSEGV), "");
+#endif
 }
 
 } // namespace

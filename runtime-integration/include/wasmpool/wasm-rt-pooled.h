@@ -14,16 +14,23 @@
  *   wasm_rt_pool_t *pool;
  *   if (wasm_rt_pool_create(&cfg, &pool) != WASM_RT_POOL_OK) ...
  *   wasm_rt_pool_select(pool, MOD_KEY);      // this thread's instances
- *   if (wasm_rt_impl_try() == 0) { wasm2c_mod_instantiate(&inst); ... }
- *   else if (wasm_rt_pool_last_error() == WASM_RT_POOL_EXHAUSTED) ...
+ *   wasm2c_mod_instantiate(&inst);           // under wasm_rt_impl_try()
+ *   if (wasm_rt_pool_last_error() != WASM_RT_POOL_OK) {
+ *       wasm2c_mod_free(&inst);              // the pool was exhausted
+ *       ...
+ *   }
  *
  * Traps: the trap state is per thread (<wasm-rt-impl.h> says where
  * wasm_rt_impl_try() must run).  A fault is turned into a trap only when
  * it is a guest's: an access to a pool's linear-memory reservation
  * (WASM_RT_TRAP_OOB) or to a stack guard, pooled or the thread's own
- * (WASM_RT_TRAP_EXHAUSTION), on a thread that has armed wasm_rt_impl_try().
- * Anything else takes the handler that was installed before wasm_rt_init()
- * (by default: the process dies of the signal, as it would without us).
+ * (WASM_RT_TRAP_EXHAUSTION), or to a stock-runtime memory's reservation
+ * (OOB), on a thread that has armed wasm_rt_impl_try().  Anything else
+ * takes the handler that was installed before wasm_rt_init() (by default:
+ * the process dies of the signal, as it would without us).  A host bug
+ * that faults at those addresses (the WASI layer reading past a memory,
+ * say) is taken for the guest's trap: host code that touches guest memory
+ * checks its bounds first, as wasmpool/wasi.h does.
  */
 #ifndef WASM_RT_POOLED_H
 #define WASM_RT_POOLED_H
@@ -65,22 +72,26 @@ typedef enum wasm_rt_pool_reset {
     WASM_RT_POOL_RESET_KEEP_RESIDENT = 2,
 } wasm_rt_pool_reset_t;
 
-/* What an allocation does when its pool has no free slot. */
+/* What an allocation does when its pool has no free slot (or none large
+ * enough).  Either way the stock runtime serves it, a fresh mapping no one
+ * else had, so that the instantiation completes whole and is freed as
+ * usual: wasm2c's instantiate cannot be stopped half way without leaving
+ * the slots it took with no owner. */
 typedef enum wasm_rt_pool_on_exhausted {
-    /* Release the slots this instantiation already took, record
-     * WASM_RT_POOL_EXHAUSTED (wasm_rt_pool_last_error()) and trap with
-     * WASM_RT_TRAP_EXHAUSTION to the caller's wasm_rt_impl_try().  Do not
-     * free the half-made instance.  With no wasm_rt_impl_try() armed on
-     * the thread, the process stops with a message. */
-    WASM_RT_POOL_ON_EXHAUSTED_TRAP = 0,
-    /* Serve it from the stock runtime (an 8 GiB mmap per memory, calloc
-     * per table), counted by wasm_rt_pool_fallbacks(); no message. */
+    /* ... and the thread's wasm_rt_pool_last_error() says
+     * WASM_RT_POOL_EXHAUSTED (or WASM_RT_POOL_TOO_LARGE): the caller frees
+     * the instance and reports the failure. */
+    WASM_RT_POOL_ON_EXHAUSTED_FAIL = 0,
+    /* ... and that is all: the instance runs on the stock runtime's memory
+     * (an 8 GiB reservation per memory, calloc per table), counted by
+     * wasm_rt_pool_fallbacks(). */
     WASM_RT_POOL_ON_EXHAUSTED_USE_STOCK = 1,
 } wasm_rt_pool_on_exhausted_t;
 
 typedef struct wasm_rt_pool_config {
-    /* sizeof(wasm_rt_pool_config_t), set by wasm_rt_pool_config_init(): a
-     * later version can grow the structure and still read older callers'. */
+    /* sizeof(wasm_rt_pool_config_t), set by wasm_rt_pool_config_init();
+     * wasm_rt_pool_create() refuses another size, so a caller built
+     * against another layout of the structure is told, not misread. */
     size_t size;
     size_t memory_slots;
     size_t table_slots;
@@ -99,15 +110,16 @@ typedef struct wasm_rt_pool_config {
 } wasm_rt_pool_config_t;
 
 /* The defaults (64 slots of each kind, adaptive reset, batches of 32,
- * trap on exhaustion). */
+ * exhaustion reported as an error). */
 void wasm_rt_pool_config_init(wasm_rt_pool_config_t *config);
 
 /* Make a pool; *pool is set on WASM_RT_POOL_OK only. */
 wasm_rt_pool_error_t wasm_rt_pool_create(const wasm_rt_pool_config_t *config,
                                          wasm_rt_pool_t **pool);
 
-/* Destroy a pool.  Its instances must be freed first (their memory goes
- * with the pool); NULL is ignored. */
+/* Destroy a pool; NULL is ignored.  Its instances must be freed first
+ * (the process stops with a message if a slot is still in use), and every
+ * thread that selected it must have selected another (or NULL). */
 void wasm_rt_pool_destroy(wasm_rt_pool_t *pool);
 
 /* Memories and tables allocated by the calling thread from now on (an
@@ -117,8 +129,9 @@ void wasm_rt_pool_destroy(wasm_rt_pool_t *pool);
  * that holds the memory or table, whichever is selected. */
 void wasm_rt_pool_select(wasm_rt_pool_t *pool, uint64_t module_key);
 
-/* The calling thread's last allocation error (WASM_RT_POOL_OK if none
- * since its last wasm_rt_impl_try()). */
+/* The calling thread's last error: of wasm_rt_pool_create(), or of an
+ * allocation since its last wasm_rt_pool_select() (WASM_RT_POOL_OK if
+ * none). */
 wasm_rt_pool_error_t wasm_rt_pool_last_error(void);
 
 /* A one-line description of the calling thread's last error, with the
@@ -148,7 +161,7 @@ void *wasm_rt_pool_cxx(wasm_rt_pool_t *pool);
 
 /* The process default for threads that selected no pool: @pool, a
  * wasmpool::Pool * the caller keeps alive (not owned), with
- * WASM_RT_POOL_ON_EXHAUSTED_TRAP.  Without a call, a pool with the default
+ * WASM_RT_POOL_ON_EXHAUSTED_FAIL.  Without a call, a pool with the default
  * configuration is made on first use. */
 void wasm_rt_pooled_set_pool(void *pool);
 
