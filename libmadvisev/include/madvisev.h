@@ -16,6 +16,9 @@
  *
  * The MADVISEV_BACKEND environment variable forces one of these names
  * (ignored in set-user-ID programs); MADVISEV_DEBUG=1 prints the choice.
+ *
+ * Besides the kernel's advice values it takes MADVISEV_ZERO (below): zero
+ * the ranges, in place where the kernel can, emulated where not.
  */
 #ifndef MADVISEV_H
 #define MADVISEV_H
@@ -30,7 +33,7 @@ extern "C" {
 #endif
 
 #define MADVISEV_VERSION_MAJOR 0
-#define MADVISEV_VERSION_MINOR 1
+#define MADVISEV_VERSION_MINOR 2
 
 /* Exported functions; the library is built with hidden visibility. */
 #if defined(__GNUC__) && __GNUC__ >= 4
@@ -53,6 +56,39 @@ extern "C" {
 #ifndef MADVISEV_QUERY_MAGIC
 #define MADVISEV_QUERY_MAGIC	0x4d414456	/* "MADV" */
 #endif
+
+/*
+ * MADVISEV_ZERO: after the call every byte of every range reads zero.
+ *
+ * In private anonymous memory a kernel that has it (the kernel-patch/
+ * series, /sys/kernel/mm/madvisev/version 2 or later) clears each page
+ * present and exclusive to the process in place: no page-table change, no
+ * TLB flush, no fault when it is touched again, resident memory unchanged.
+ * Swap entries are dropped; everything else (pages shared copy-on-write
+ * after fork(), KSM or pinned pages, transparent huge pages) is discarded
+ * as by MADV_DONTNEED in the same call.  In a MAP_SHARED or file-backed
+ * mapping it is MADV_DONTNEED, which does not zero such memory.
+ * VM_LOCKED and VM_PFNMAP ranges: EINVAL, as for MADV_DONTNEED.
+ *
+ * On any other kernel the library emulates it (madvisev_zero_native()
+ * says which): PAGEMAP_SCAN (Linux 6.7+) finds the pages holding data in
+ * each range, the present ones are cleared with memset() and the swapped
+ * ones, of all ranges, dropped with one MADV_DONTNEED call; a present page
+ * of a file or shared mapping is dropped as well, as the kernel would.
+ * Without PAGEMAP_SCAN, the whole vector gets MADV_DONTNEED (it too reads
+ * zero in private anonymous memory).  Emulation writes to the ranges: a
+ * range holding present pages must be writable (PROT_WRITE), or the
+ * process takes SIGSEGV; it neither refuses locked memory nor reports an
+ * unmapped range (ENOMEM) as the kernel does; and when a range fails,
+ * ranges after it may have been zeroed too.  A private file mapping's
+ * written (copied) pages are zeroed by emulation, dropped (they read the
+ * file again) by the kernel.
+ *
+ * The value is the patched kernel's.  The library never passes it to a
+ * kernel that has not announced it, and does not define MADV_ZERO: another
+ * system may give that name another value.
+ */
+#define MADVISEV_ZERO 1000
 
 /* Largest iovcnt a single madvisev(2) system call takes (UIO_MAXIOV). */
 #define MADVISEV_IOV_MAX 1024
@@ -123,6 +159,15 @@ MADVISEV_API int madvisev_backend_probe(int backend, const char **reason);
  * before the first call.  Returns 0, or -1 with errno EINVAL.
  */
 MADVISEV_API int madvisev_backend_disable(int backend);
+
+/*
+ * 1 if the running kernel clears MADVISEV_ZERO ranges in place, 0 if the
+ * library emulates MADVISEV_ZERO (see above).  The kernel's answer is read
+ * once; MADVISEV_ZERO_EMULATE=1 in the environment (ignored in set-user-ID
+ * programs) makes the library emulate on any kernel, for comparison.
+ * Since 0.2 (LIBMADVISEV_0.2).
+ */
+MADVISEV_API int madvisev_zero_native(void);
 
 /* Name of a backend value, or NULL if unknown. */
 MADVISEV_API const char *madvisev_backend_str(int backend);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // C++ interface to libmadvisev: a batch that collects ranges and advises
-// them with one madvisev() call.
+// them with one madvisev() call (MADVISEV_ZERO included).
 #pragma once
 
 #include <sys/mman.h>
@@ -155,6 +155,18 @@ class batch {
     std::vector<iovec> ranges_;
     error_handler on_error_;
 };
+
+// Make every byte of the ranges read zero (MADVISEV_ZERO: in place where
+// the kernel can, emulated where not; see madvisev.h).
+[[nodiscard]] inline flush_result zero(std::span<const iovec> ranges) {
+    return advise(ranges, MADVISEV_ZERO);
+}
+
+// Whether the kernel clears MADVISEV_ZERO ranges in place (false: the
+// library emulates it).
+inline bool zero_native() noexcept {
+    return ::madvisev_zero_native() == 1;
+}
 
 // The backend madvisev() uses, by name.
 inline const char *backend_name() noexcept {

@@ -46,4 +46,13 @@ extern thread_local unsigned long syscalls_made;
 // on Linux 6.13 and 6.14, which have no PIDFD_SELF.
 bool process_madvise_force_pidfd(bool on); // returns the previous setting
 
+// MADVISEV_ZERO goes to the kernel only when it has announced the advice
+// (/sys/kernel/mm/madvisev/version 2 or later) and emulation is not forced
+// (MADVISEV_ZERO_EMULATE=1, or the seam below); otherwise it is emulated.
+bool zero_native();
+
+// Test and benchmark seam: emulate MADVISEV_ZERO on every kernel while on,
+// so that both paths can run in one process.
+bool zero_force_emulation(bool on); // returns the previous setting
+
 } // namespace madvisev_internal

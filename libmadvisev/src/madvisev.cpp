@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "internal.h"
+#include "page_scan.h"
 
 using namespace madvisev_internal;
 
@@ -200,6 +201,7 @@ bool advice_known(int advice) {
     case 101: // MADV_SOFT_OFFLINE
     case 102: // MADV_GUARD_INSTALL
     case 103: // MADV_GUARD_REMOVE
+    case MADVISEV_ZERO:
         return true;
     default:
         return false;
@@ -355,6 +357,75 @@ ssize_t advise(int b, bool fallback, const iovec *iov, size_t n, int advice) {
     }
 }
 
+// MADVISEV_ZERO on a kernel that has not announced it.  Per range, the
+// pages that can hold data (PAGEMAP_SCAN): present anonymous ones are
+// cleared with memset(), as the kernel would clear them in place; swapped
+// ones, and present ones of a file or shared mapping (where the kernel's
+// MADVISEV_ZERO is MADV_DONTNEED), are dropped with one MADV_DONTNEED
+// call for the whole vector, through the backend in use.  A range the
+// scan cannot read (no PAGEMAP_SCAN before Linux 6.7, no descriptor) is
+// dropped whole: in private anonymous memory that reads zero too.
+ssize_t zero_emulated(int b, bool fallback, const iovec *iov, size_t n) {
+    thread_local std::vector<PageRun> runs;
+    std::vector<iovec> drop;
+    std::vector<size_t> owner; // the range each dropped run belongs to
+    // As for other advice: stop before the range that takes the sum past
+    // SSIZE_MAX, and report only what fits.
+    constexpr size_t kMax = static_cast<size_t>(SSIZE_MAX);
+    size_t total = 0, upto = 0;
+    for (; upto < n; upto++) {
+        if (iov[upto].iov_len > kMax - total)
+            break;
+        total += iov[upto].iov_len;
+    }
+    for (size_t i = 0; i < upto; i++) {
+        auto *base = static_cast<std::byte *>(iov[i].iov_base);
+        size_t len = iov[i].iov_len;
+        if (len == 0)
+            continue;
+        if (scan_data_pages(base, len, runs) != ScanStatus::ok) {
+            drop.push_back(iov[i]);
+            owner.push_back(i);
+            continue;
+        }
+        for (const PageRun &run : runs) {
+            if (run.swapped || run.file) {
+                drop.push_back({base + run.offset, run.bytes});
+                owner.push_back(i);
+            } else {
+                memset(base + run.offset, 0, run.bytes);
+            }
+        }
+    }
+    if (upto == 0 && n > 0) {
+        errno = EOVERFLOW;
+        return -1;
+    }
+    if (drop.empty())
+        return static_cast<ssize_t>(total);
+    size_t want = 0;
+    for (const iovec &v : drop)
+        want += v.iov_len;
+    ssize_t r = advise(b, fallback, drop.data(), drop.size(), MADV_DONTNEED);
+    if (r >= 0 && static_cast<size_t>(r) == want)
+        return static_cast<ssize_t>(total);
+    // The first run not dropped names the range that failed: report the
+    // ranges before it, as for any advice.
+    size_t got = r < 0 ? 0 : static_cast<size_t>(r), j = 0;
+    while (j < drop.size() && got >= drop[j].iov_len)
+        got -= drop[j++].iov_len;
+    int err = r < 0 ? errno : EAGAIN;
+    if (r >= 0 && advise(b, fallback, &drop[j], 1, MADV_DONTNEED) < 0)
+        err = errno; // a short count carries no errno: the run alone says it
+    size_t before = 0;
+    for (size_t i = 0; i < owner[j]; i++)
+        before += iov[i].iov_len;
+    if (before > 0)
+        return static_cast<ssize_t>(before);
+    errno = err;
+    return -1;
+}
+
 } // namespace
 
 extern "C" {
@@ -383,6 +454,8 @@ ssize_t madvisev_via(int backend, const struct iovec *iov, size_t iovcnt, int ad
     }
     if (iovcnt == 0)
         return 0;
+    if (advice == MADVISEV_ZERO && !zero_native())
+        return zero_emulated(backend, fallback, iov, iovcnt);
     return advise(backend, fallback, iov, iovcnt, advice);
 }
 

@@ -234,11 +234,11 @@ template <class Alloc> struct NotedStack {
 // -1 where the kernel cannot say (before 6.7).
 double data_pages(const void *base, size_t len) {
     static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    std::vector<wasmpool::PageRun> runs;
-    if (wasmpool::scan_data_pages(base, len, runs) != wasmpool::ScanStatus::ok)
+    std::vector<madvisev_internal::PageRun> runs;
+    if (madvisev_internal::scan_data_pages(base, len, runs) != madvisev_internal::ScanStatus::ok)
         return -1;
     size_t pages = 0;
-    for (const wasmpool::PageRun &r : runs) {
+    for (const madvisev_internal::PageRun &r : runs) {
         if (r.swapped) {
             pages += r.bytes / page;
             continue;

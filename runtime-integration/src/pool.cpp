@@ -28,6 +28,10 @@
 
 namespace wasmpool {
 
+using madvisev_internal::PageRun;
+using madvisev_internal::scan_data_pages;
+using madvisev_internal::ScanStatus;
+
 const char *kind_name(Kind kind) {
     switch (kind) {
     case Kind::memory:

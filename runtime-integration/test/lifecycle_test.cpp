@@ -53,8 +53,8 @@ void dirty(std::byte *p, size_t n) {
 
 // Bytes of [p, p + n) that hold a page other than the shared zero page.
 size_t data_bytes(const void *p, size_t n) {
-    std::vector<wasmpool::PageRun> runs;
-    EXPECT_EQ(wasmpool::scan_data_pages(p, n, runs), wasmpool::ScanStatus::ok);
+    std::vector<madvisev_internal::PageRun> runs;
+    EXPECT_EQ(madvisev_internal::scan_data_pages(p, n, runs), madvisev_internal::ScanStatus::ok);
     size_t b = 0;
     for (auto &r : runs)
         b += r.bytes;

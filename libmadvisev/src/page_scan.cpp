@@ -34,6 +34,7 @@ struct pm_scan_arg {
     __u64 category_anyof_mask;
     __u64 return_mask;
 };
+#define PAGE_IS_FILE (1 << 2)
 #define PAGE_IS_PRESENT (1 << 3)
 #define PAGE_IS_SWAPPED (1 << 4)
 #define PAGE_IS_PFNZERO (1 << 5)
@@ -41,7 +42,7 @@ struct pm_scan_arg {
 #endif
 static_assert(sizeof(pm_scan_arg) == 96 && sizeof(page_region) == 24, "PAGEMAP_SCAN ABI");
 
-namespace wasmpool {
+namespace madvisev_internal {
 
 namespace {
 
@@ -53,6 +54,7 @@ namespace {
 std::mutex g_open_lock;
 std::atomic<int> g_fd{-1};
 std::atomic<bool> g_unsupported{false};
+std::atomic<bool> g_force_unsupported{false};
 
 void drop_in_child() {
     int fd = g_fd.exchange(-1);
@@ -81,7 +83,8 @@ int pagemap_fd() {
 
 ScanStatus scan_data_pages(const void *base, size_t len, std::vector<PageRun> &out) {
     out.clear();
-    if (g_unsupported.load(std::memory_order_relaxed))
+    if (g_unsupported.load(std::memory_order_relaxed) ||
+        g_force_unsupported.load(std::memory_order_relaxed))
         return ScanStatus::unsupported;
     int fd = pagemap_fd();
     if (fd < 0)
@@ -99,7 +102,7 @@ ScanStatus scan_data_pages(const void *base, size_t len, std::vector<PageRun> &o
     arg.category_inverted = PAGE_IS_PFNZERO;
     arg.category_mask = PAGE_IS_PFNZERO;
     arg.category_anyof_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
-    arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED;
+    arg.return_mask = PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_FILE;
     while (arg.start < arg.end) {
         int n = ioctl(fd, PAGEMAP_SCAN, &arg);
         if (n < 0) {
@@ -113,9 +116,9 @@ ScanStatus scan_data_pages(const void *base, size_t len, std::vector<PageRun> &o
         }
         for (int i = 0; i < n; i++) {
             const page_region &r = regions[i];
-            out.push_back({static_cast<size_t>(r.start - start),
-                           static_cast<size_t>(r.end - r.start),
-                           (r.categories & PAGE_IS_PRESENT) == 0});
+            out.push_back(
+                {static_cast<size_t>(r.start - start), static_cast<size_t>(r.end - r.start),
+                 (r.categories & PAGE_IS_PRESENT) == 0, (r.categories & PAGE_IS_FILE) != 0});
         }
         // The walk stops early when the vector is full; go on from there.
         if (arg.walk_end <= arg.start)
@@ -125,4 +128,8 @@ ScanStatus scan_data_pages(const void *base, size_t len, std::vector<PageRun> &o
     return ScanStatus::ok;
 }
 
-} // namespace wasmpool
+bool scan_force_unsupported(bool on) {
+    return g_force_unsupported.exchange(on, std::memory_order_relaxed);
+}
+
+} // namespace madvisev_internal

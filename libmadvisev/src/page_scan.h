@@ -4,17 +4,22 @@
 // page, or swapped out.  mincore() cannot answer this: it calls a page
 // resident only while it is mapped or still in the swap cache, so a page
 // written, swapped out and dropped from the swap cache looks empty to it.
+//
+// Internal to this project: MADVISEV_ZERO's emulation and the pool's
+// adaptive reset share it (the static library carries it; the shared
+// library does not export it).
 #pragma once
 
 #include <cstddef>
 #include <vector>
 
-namespace wasmpool {
+namespace madvisev_internal {
 
 struct PageRun {
     size_t offset; // from the scanned range's start, page-aligned
     size_t bytes;
     bool swapped; // false: present in memory
+    bool file;    // not anonymous memory: a file's page, or shared memory's
 };
 
 enum class ScanStatus {
@@ -31,4 +36,7 @@ enum class ScanStatus {
 // address order; adjacent pages of the same kind form one run.
 ScanStatus scan_data_pages(const void *base, size_t len, std::vector<PageRun> &out);
 
-} // namespace wasmpool
+// Test seam: answer unsupported while on, as a kernel before 6.7 would.
+bool scan_force_unsupported(bool on); // returns the previous setting
+
+} // namespace madvisev_internal
