@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: MIT
+// MADVISEV_ZERO: every byte of every range reads zero after the call, on
+// both paths: the kernel's in-place clear (where
+// /sys/kernel/mm/madvisev/version says 2) and the library's emulation,
+// forced here on every kernel through the test seam.
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "internal.h"
+#include "madvisev.hpp"
+#include "page_scan.h"
+#include "test_util.h"
+
+using namespace mvtest;
+
+namespace {
+
+enum class Path { emulated, native };
+
+// /proc/self/pagemap's entry for the page at @p (bit 63 present, bit 62
+// swapped), 0 where it cannot be read.
+uint64_t pagemap_entry(const void *p) {
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    uint64_t e = 0;
+    off_t at = static_cast<off_t>(reinterpret_cast<uintptr_t>(p) / page_size() * sizeof(e));
+    if (fd < 0 || pread(fd, &e, sizeof(e), at) != static_cast<ssize_t>(sizeof(e)))
+        e = 0;
+    if (fd >= 0)
+        close(fd);
+    return e;
+}
+bool present(const void *p) {
+    return pagemap_entry(p) >> 63 & 1;
+}
+bool swapped(const void *p) {
+    return pagemap_entry(p) >> 62 & 1;
+}
+
+long kernel_version() {
+    std::ifstream f("/sys/kernel/mm/madvisev/version");
+    long v = 0;
+    return f >> v ? v : 0;
+}
+
+size_t swap_total_kb() {
+    std::ifstream f("/proc/meminfo");
+    std::string key;
+    size_t v = 0;
+    while (f >> key >> v) {
+        if (key == "SwapTotal:")
+            return v;
+        f.ignore(64, '\n');
+    }
+    return 0;
+}
+
+// Each test runs on one path: the emulation forced, or the kernel's
+// (skipped where the kernel has not announced MADVISEV_ZERO).
+class Zero : public ::testing::TestWithParam<Path> {
+  protected:
+    void SetUp() override {
+        if (GetParam() == Path::native) {
+            if (madvisev_zero_native() != 1)
+                GTEST_SKIP() << "the kernel does not clear in place "
+                             << "(/sys/kernel/mm/madvisev/version " << kernel_version()
+                             << ", not 2 or more)";
+        } else {
+            was_forced_ = madvisev_internal::zero_force_emulation(true);
+            forced_ = true;
+            ASSERT_EQ(madvisev_zero_native(), 0);
+        }
+    }
+    void TearDown() override {
+        if (forced_)
+            madvisev_internal::zero_force_emulation(was_forced_);
+    }
+
+  private:
+    bool forced_ = false, was_forced_ = false;
+};
+
+std::string path_name(const ::testing::TestParamInfo<Path> &info) {
+    return info.param == Path::native ? "native" : "emulated";
+}
+
+// 64 ranges of 4 pages, with a page between them that is not in the
+// vector: per range a dirty page, a page written with zeros, a page only
+// read (the shared zero page) and one never touched.
+TEST_P(Zero, ManyRangesOfEveryKindOfPageReadZero) {
+    const size_t ps = page_size();
+    constexpr size_t kRanges = 64, kPer = 4;
+    Mapping m(kRanges * (kPer + 1) * ps);
+    ASSERT_NE(m.get(), nullptr);
+    std::vector<iovec> iov;
+    volatile char sink = 0;
+    for (size_t r = 0; r < kRanges; r++) {
+        char *base = m.page(r * (kPer + 1));
+        fill(base, ps, 0xa5);
+        fill(base + ps, ps, 0);
+        sink = sink + base[2 * ps];
+        fill(base + kPer * ps, ps, 0x3c); // the gap: not in the vector
+        iov.push_back({base, kPer * ps});
+    }
+    (void)sink;
+    ASSERT_EQ(madvisev(iov.data(), iov.size(), MADVISEV_ZERO, 0),
+              static_cast<ssize_t>(kRanges * kPer * ps));
+    for (size_t r = 0; r < kRanges; r++) {
+        char *base = m.page(r * (kPer + 1));
+        EXPECT_TRUE(all_equal(base, kPer * ps, 0)) << "range " << r << " still holds data";
+        EXPECT_TRUE(all_equal(base + kPer * ps, ps, 0x3c)) << "the page after range " << r;
+    }
+}
+
+// The pages a range held stay mapped: nothing to fault in again.  (The
+// emulation keeps them too: memset() writes where they are.)
+TEST_P(Zero, ExclusivePagesStayResident) {
+    const size_t ps = page_size();
+    constexpr size_t kPages = 32;
+    Mapping m(kPages * ps);
+    ASSERT_NE(m.get(), nullptr);
+    fill(m.get(), kPages * ps, 0x77);
+    for (size_t i = 0; i < kPages; i++)
+        ASSERT_TRUE(present(m.page(i)));
+    iovec v{m.get(), kPages * ps};
+    ASSERT_EQ(madvisev(&v, 1, MADVISEV_ZERO, 0), static_cast<ssize_t>(kPages * ps));
+    size_t gone = 0;
+    for (size_t i = 0; i < kPages; i++)
+        gone += !present(m.page(i));
+    EXPECT_EQ(gone, 0u) << "pages were unmapped, not cleared in place";
+    EXPECT_TRUE(all_equal(m.get(), kPages * ps, 0));
+}
+
+// After fork() the pages are shared copy-on-write: the parent's zeroing
+// must leave the child's copy alone, and the parent must read zero.
+TEST_P(Zero, ForkedChildKeepsItsData) {
+    const size_t ps = page_size();
+    constexpr size_t kPages = 8;
+    Mapping m(kPages * ps);
+    ASSERT_NE(m.get(), nullptr);
+    fill(m.get(), kPages * ps, 0x5a);
+    int go[2];
+    ASSERT_EQ(pipe(go), 0);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        char c;
+        close(go[1]);
+        bool ok = read(go[0], &c, 1) == 1 && all_equal(m.get(), kPages * ps, 0x5a);
+        _exit(ok ? 0 : 1);
+    }
+    close(go[0]);
+    iovec v{m.get(), kPages * ps};
+    ssize_t r = madvisev(&v, 1, MADVISEV_ZERO, 0);
+    EXPECT_EQ(write(go[1], "x", 1), 1);
+    close(go[1]);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_EQ(r, static_cast<ssize_t>(kPages * ps));
+    EXPECT_TRUE(all_equal(m.get(), kPages * ps, 0)) << "the parent still reads its data";
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "the child lost its copy of the data";
+}
+
+// The child zeroes; the parent keeps its data.
+TEST_P(Zero, ParentKeepsItsDataWhenTheChildZeroes) {
+    const size_t ps = page_size();
+    Mapping m(4 * ps);
+    ASSERT_NE(m.get(), nullptr);
+    fill(m.get(), 4 * ps, 0x42);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        iovec v{m.get(), 4 * ps};
+        bool ok = madvisev(&v, 1, MADVISEV_ZERO, 0) == static_cast<ssize_t>(4 * ps) &&
+                  all_equal(m.get(), 4 * ps, 0);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the child did not read zero";
+    EXPECT_TRUE(all_equal(m.get(), 4 * ps, 0x42)) << "the child's call reached the parent";
+}
+
+// Shared memory gets MADV_DONTNEED, as the kernel's advice says: it is not
+// zeroed (its pages live on in the shared object), on either path.
+TEST_P(Zero, SharedMemoryIsDontneedNotZeroed) {
+    const size_t ps = page_size();
+    Mapping m(4 * ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
+    ASSERT_NE(m.get(), nullptr);
+    fill(m.get(), 4 * ps, 0x11);
+    iovec v{m.get(), 4 * ps};
+    ASSERT_EQ(madvisev(&v, 1, MADVISEV_ZERO, 0), static_cast<ssize_t>(4 * ps));
+    EXPECT_TRUE(all_equal(m.get(), 4 * ps, 0x11));
+}
+
+// Bad vectors are refused before anything is touched, as for any advice.
+TEST_P(Zero, BadInputIsRefusedAndNothingTouched) {
+    const size_t ps = page_size();
+    Mapping m(4 * ps);
+    ASSERT_NE(m.get(), nullptr);
+    fill(m.get(), 4 * ps, 0x99);
+    iovec unaligned[] = {{m.get(), ps}, {m.page(2) + 8, ps}};
+    errno = 0;
+    EXPECT_EQ(madvisev(unaligned, 2, MADVISEV_ZERO, 0), -1);
+    EXPECT_EQ(errno, EINVAL);
+    iovec wrap[] = {{m.get(), ps}, {m.page(1), SIZE_MAX - ps}};
+    errno = 0;
+    EXPECT_EQ(madvisev(wrap, 2, MADVISEV_ZERO, 0), -1);
+    EXPECT_EQ(errno, EINVAL);
+    iovec one{m.get(), ps};
+    errno = 0;
+    EXPECT_EQ(madvisev(&one, 1, MADVISEV_ZERO, 1), -1);
+    EXPECT_EQ(errno, EINVAL);
+    errno = 0;
+    EXPECT_EQ(madvisev(nullptr, 1, MADVISEV_ZERO, 0), -1);
+    EXPECT_EQ(errno, EFAULT);
+    EXPECT_TRUE(all_equal(m.get(), 4 * ps, 0x99)) << "a refused call changed memory";
+    EXPECT_EQ(madvisev(nullptr, 0, MADVISEV_ZERO, 0), 0);
+    iovec empty{m.get(), 0};
+    EXPECT_EQ(madvisev(&empty, 1, MADVISEV_ZERO, 0), 0);
+}
+
+// Pages pushed out to swap read zero after the call, and stay out: no swap
+// read-in is needed to zero them.  Needs swap (the test guests make a zram
+// device); without it the test skips (allowed on the host only).
+TEST_P(Zero, SwappedOutPagesReadZero) {
+    if (swap_total_kb() == 0)
+        GTEST_SKIP() << "no swap on this machine";
+    cpu_set_t was, one;
+    ASSERT_EQ(sched_getaffinity(0, sizeof(was), &was), 0);
+    // MADV_PAGEOUT drains only this CPU's LRU-add batch: stay on one CPU.
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+    const size_t ps = page_size();
+    constexpr size_t kPages = 16;
+    Mapping m(2 * kPages * ps);
+    ASSERT_NE(m.get(), nullptr);
+    fill(m.get(), 2 * kPages * ps, 0xe1);
+    std::vector<iovec> iov;
+    bool all = false;
+    for (int round = 0; round < 20 && !all; round++) {
+        for (size_t i = 0; i < kPages; i++)
+            madvise(m.page(2 * i), ps, 21 /* MADV_PAGEOUT */);
+        all = true;
+        for (size_t i = 0; i < kPages; i++)
+            all = all && swapped(m.page(2 * i));
+        if (!all)
+            usleep(10000);
+    }
+    sched_setaffinity(0, sizeof(was), &was);
+    ASSERT_TRUE(all) << "the pages did not go out to swap";
+    // Every other page swapped, the ones between present: one range.
+    iovec v{m.get(), 2 * kPages * ps};
+    ASSERT_EQ(madvisev(&v, 1, MADVISEV_ZERO, 0), static_cast<ssize_t>(2 * kPages * ps));
+    size_t still = 0;
+    for (size_t i = 0; i < kPages; i++)
+        still += swapped(m.page(2 * i));
+    EXPECT_EQ(still, 0u) << "swap entries were left behind";
+    EXPECT_TRUE(all_equal(m.get(), 2 * kPages * ps, 0)) << "data came back from swap";
+}
+
+// C++: madv::zero() and a batch of MADVISEV_ZERO.
+TEST_P(Zero, CxxBatchZeroes) {
+    const size_t ps = page_size();
+    Mapping m(8 * ps);
+    ASSERT_NE(m.get(), nullptr);
+    fill(m.get(), 8 * ps, 0x21);
+    {
+        madv::batch b(MADVISEV_ZERO, 2);
+        for (size_t i = 0; i < 4; i++)
+            ASSERT_TRUE(b.add(m.page(2 * i), ps));
+        ASSERT_TRUE(b.flush());
+    }
+    for (size_t i = 0; i < 8; i++)
+        EXPECT_TRUE(all_equal(m.page(i), ps, i % 2 ? 0x21 : 0)) << "page " << i;
+    iovec v{m.get(), 8 * ps};
+    madv::flush_result r = madv::zero({&v, 1});
+    EXPECT_TRUE(r);
+    EXPECT_EQ(r.bytes, 8 * ps);
+    EXPECT_TRUE(all_equal(m.get(), 8 * ps, 0));
+    EXPECT_EQ(madv::zero_native(), madvisev_zero_native() == 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, Zero, ::testing::Values(Path::emulated, Path::native), path_name);
+
+// The emulation through every backend: present pages are zeroed with no
+// system call at all; swapped ones would take one MADV_DONTNEED call.
+class ZeroEmulatedVia : public BackendTest {
+  protected:
+    void SetUp() override {
+        BackendTest::SetUp();
+        was_ = madvisev_internal::zero_force_emulation(true);
+    }
+    void TearDown() override { madvisev_internal::zero_force_emulation(was_); }
+    bool was_ = false;
+};
+
+TEST_P(ZeroEmulatedVia, PresentPagesNeedNoSystemCall) {
+    const size_t ps = page_size();
+    Mapping m(16 * ps);
+    ASSERT_NE(m.get(), nullptr);
+    fill(m.get(), 16 * ps, 0xcd);
+    iovec iov[] = {{m.get(), 4 * ps}, {m.page(8), 8 * ps}};
+    madvisev_internal::syscalls_made = 0;
+    ASSERT_EQ(call(iov, 2, MADVISEV_ZERO), static_cast<ssize_t>(12 * ps));
+    EXPECT_EQ(madvisev_internal::syscalls_made, 0ul);
+    EXPECT_TRUE(all_equal(m.get(), 4 * ps, 0));
+    EXPECT_TRUE(all_equal(m.page(4), 4 * ps, 0xcd));
+    EXPECT_TRUE(all_equal(m.page(8), 8 * ps, 0));
+}
+
+// Without PAGEMAP_SCAN (before Linux 6.7) the emulation drops the whole
+// vector with MADV_DONTNEED: one vectored call, through the backend.
+TEST_P(ZeroEmulatedVia, WithoutPagemapScanTheWholeVectorIsDroppedInOneCall) {
+    const size_t ps = page_size();
+    constexpr size_t kRanges = 16;
+    Mapping m(2 * kRanges * ps);
+    ASSERT_NE(m.get(), nullptr);
+    fill(m.get(), 2 * kRanges * ps, 0xb7);
+    std::vector<iovec> iov;
+    for (size_t i = 0; i < kRanges; i++)
+        iov.push_back({m.page(2 * i), ps});
+    bool was = madvisev_internal::scan_force_unsupported(true);
+    madvisev_internal::syscalls_made = 0;
+    ssize_t r = call(iov.data(), iov.size(), MADVISEV_ZERO);
+    unsigned long calls = madvisev_internal::syscalls_made;
+    madvisev_internal::scan_force_unsupported(was);
+    ASSERT_EQ(r, static_cast<ssize_t>(kRanges * ps));
+    for (size_t i = 0; i < kRanges; i++) {
+        EXPECT_TRUE(all_equal(m.page(2 * i), ps, 0)) << "range " << i << " still holds data";
+        EXPECT_TRUE(all_equal(m.page(2 * i + 1), ps, 0xb7)) << "the page after range " << i;
+    }
+    // One batching call; one madvise(2) per range for sequential (and
+    // io_uring submits once, with a request per range).
+    if (GetParam() == MADVISEV_BACKEND_SEQUENTIAL)
+        EXPECT_EQ(calls, kRanges);
+    else
+        EXPECT_EQ(calls, 1ul);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ZeroEmulatedVia, MADVISEV_ALL_BACKENDS, backend_param_name);
+
+// The kernel refuses locked memory and reports a hole; the emulation
+// cannot see either (documented): the kernel's path only.
+TEST(ZeroNativeOnly, RefusesLockedAndUnmappedRanges) {
+    if (madvisev_zero_native() != 1)
+        GTEST_SKIP() << "the kernel does not clear in place, and the emulation does not check "
+                        "for locked or unmapped ranges (madvisev.3)";
+    const size_t ps = page_size();
+    Mapping m(4 * ps);
+    ASSERT_NE(m.get(), nullptr);
+    ASSERT_EQ(munmap(m.page(3), ps), 0);
+    iovec hole{m.page(2), 2 * ps};
+    errno = 0;
+    EXPECT_EQ(madvisev(&hole, 1, MADVISEV_ZERO, 0), -1);
+    EXPECT_EQ(errno, ENOMEM);
+    fill(m.get(), ps, 1);
+    if (mlock(m.get(), ps) == 0) {
+        iovec locked{m.get(), ps};
+        errno = 0;
+        EXPECT_EQ(madvisev(&locked, 1, MADVISEV_ZERO, 0), -1);
+        EXPECT_EQ(errno, EINVAL);
+        munlock(m.get(), ps);
+    }
+}
+
+// madvisev_zero_native() is the kernel's announcement, unless forced off.
+TEST(ZeroNative, FollowsTheKernelsAnnouncementAndTheSeam) {
+    bool was = madvisev_internal::zero_force_emulation(false);
+    int expect = kernel_version() >= 2 ? 1 : 0;
+    if (getenv("MADVISEV_ZERO_EMULATE") && std::string(getenv("MADVISEV_ZERO_EMULATE")) == "1")
+        expect = 0;
+    errno = 12345;
+    EXPECT_EQ(madvisev_zero_native(), expect);
+    EXPECT_EQ(errno, 12345);
+    madvisev_internal::zero_force_emulation(true);
+    EXPECT_EQ(madvisev_zero_native(), 0);
+    madvisev_internal::zero_force_emulation(was);
+}
+
+} // namespace
