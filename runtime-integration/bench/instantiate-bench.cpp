@@ -6,6 +6,7 @@
 // WASI program in C (runtime-integration/wasi) instead: instantiate, its
 // _start on a fiber, its stdout checked, free.
 #include <getopt.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "echo.h"
+#include "internal.h"
 #include "madvisev.h"
 #include "page_scan.h"
 #include "pool_testing.h"
@@ -48,6 +50,7 @@ struct Strategy {
     bool stock = false;
     wasmpool::Config cfg;
     bool insecure = false;
+    bool emulate_zero = false; // libmadvisev emulates MADVISEV_ZERO even where the kernel has it
 };
 
 struct Options {
@@ -81,6 +84,7 @@ struct Result {
     double p50, p99;
     uint64_t instances, quarantined = 0;
     double decommits = 0; // slots decommitted per instantiation (3 slots each)
+    double faults = -1;   // page faults (minor + major) per instantiation, timed part
     bool insecure;
     // From madvisev-trace, per instantiation: madvise-family system calls,
     // the IPI rounds they sent, the pages they zapped (-1: not counted on
@@ -113,7 +117,11 @@ void usage(FILE *out) {
             "                          stock, pool-immediate, pool-global-queue,\n"
             "                          pool-sharded-<backend> (pool-sharded-auto: the one\n"
             "                          detection picks), pool-sharded-inline,\n"
-            "                          pool-keep-resident, pool-adaptive, unsafe-no-reset\n"
+            "                          pool-keep-resident, pool-adaptive, pool-zero-in-place\n"
+            "                          (one madvisev(MADVISEV_ZERO) per batch: the kernel's\n"
+            "                          in-place clear where it has one, else libmadvisev's\n"
+            "                          emulation), pool-zero-emulated (the emulation forced),\n"
+            "                          unsafe-no-reset\n"
             "  -j, --json FILE         also write the records as JSON\n"
             "  -T, --trace TRACER      run TRACER (madvisev-trace, needs root) on this process\n"
             "                          per measurement and print its figures per instantiation\n"
@@ -193,6 +201,12 @@ std::vector<Strategy> all_strategies(size_t batch, size_t budget) {
     a.batch_size = batch;
     a.resident_budget_bytes = budget;
     s.push_back({"pool-adaptive", false, a, false});
+    wasmpool::Config z;
+    z.stack_bytes = kStackBytes;
+    z.reset = wasmpool::Reset::zero_in_place;
+    z.batch_size = batch;
+    s.push_back({"pool-zero-in-place", false, z, false});
+    s.push_back({"pool-zero-emulated", false, z, false, true});
     wasmpool::Config n;
     n.stack_bytes = kStackBytes;
     s.push_back({"unsafe-no-reset", false, n, true});
@@ -378,6 +392,8 @@ void reference_run(Module &m) {
 Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, double seconds,
            const std::string &tracer_path) {
     std::unique_ptr<wasmpool::Pool> pool;
+    // Before the pool exists, until after its last reset (the untimed pass).
+    bool was_emulating = madvisev_internal::zero_force_emulation(st.emulate_zero);
     if (st.stock) {
         wasm_rt_pooled_use_stock();
     } else {
@@ -461,6 +477,8 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
         exit(1);
     }
     int64_t tlb0 = madvisev_tools::tlb_shootdowns();
+    rusage ru0{}, ru1{};
+    bool faults_known = getrusage(RUSAGE_SELF, &ru0) == 0;
     auto start = Clock::now();
     go = true;
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
@@ -469,6 +487,7 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
         t.join();
     double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     int64_t tlb1 = madvisev_tools::tlb_shootdowns();
+    faults_known = faults_known && getrusage(RUSAGE_SELF, &ru1) == 0;
     madvisev_tools::TraceReport report;
     if (tracer.running() && !tracer.stop(&report)) {
         fprintf(stderr, "instantiate-bench: no report from %s\n", tracer_path.c_str());
@@ -497,6 +516,10 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
         exit(1);
     }
     r.per_s = static_cast<double>(r.instances) / elapsed;
+    if (faults_known && r.instances)
+        r.faults =
+            static_cast<double>((ru1.ru_minflt - ru0.ru_minflt) + (ru1.ru_majflt - ru0.ru_majflt)) /
+            static_cast<double>(r.instances);
     r.shootdowns = tlb0 < 0 || r.instances == 0
                        ? -1
                        : static_cast<double>(tlb1 - tlb0) / static_cast<double>(r.instances);
@@ -531,6 +554,8 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
     }
     measure_dirtied(mod, dirty, pool.get(), r); // after the stats: not counted in them
     wasm_rt_pooled_use_stock();
+    pool.reset();
+    madvisev_internal::zero_force_emulation(was_emulating);
     return r;
 }
 
@@ -659,9 +684,12 @@ int main(int argc, char **argv) {
     printf("# pages-dirtied: pages of memory + fiber stack holding data at free, per "
            "instantiation (an untimed pass after each row)\n");
     printf("# stock = Debian wabt 1.0.32 runtime built with its unmap-size bug fixed\n");
-    printf("%-26s %-8s %5s %3s %5s %12s %11s %6s %10s %13s %9s %9s %9s%s\n", "strategy", "module",
-           "dirty", "thr", "batch", "inst/s", "per-thread", "eff", "tlb/inst", "pages-dirtied",
-           "rss-MiB", "p50-us", "p99-us",
+    printf("# MADVISEV_ZERO (pool-zero-in-place): %s; faults/inst: page faults (minor + major) "
+           "per instantiation, timed part\n",
+           madvisev_zero_native() ? "the kernel's, in place" : "libmadvisev's emulation");
+    printf("%-26s %-8s %5s %3s %5s %12s %11s %6s %10s %13s %11s %9s %9s %9s%s\n", "strategy",
+           "module", "dirty", "thr", "batch", "inst/s", "per-thread", "eff", "tlb/inst",
+           "pages-dirtied", "faults/inst", "rss-MiB", "p50-us", "p99-us",
            o.tracer.empty() ? ""
                             : "  traced per inst: syscalls ipi-rounds pages-zapped other-flushes");
     std::vector<Result> results;
@@ -704,9 +732,13 @@ int main(int argc, char **argv) {
                     snprintf(dirtied, sizeof(dirtied), "%.1f+%s", r.memory_dirtied,
                              r.stack_dirtied >= 0 ? std::to_string(lround(r.stack_dirtied)).c_str()
                                                   : "?");
-                printf("%-26s %-8s %5s %3zu %5zu %12.0f %11.0f %6s %10.3f %13s %9.1f %9.1f %9.1f",
+                char faults[24] = "-";
+                if (r.faults >= 0)
+                    snprintf(faults, sizeof(faults), "%.2f", r.faults);
+                printf("%-26s %-8s %5s %3zu %5zu %12.0f %11.0f %6s %10.3f %13s %11s %9.1f %9.1f "
+                       "%9.1f",
                        r.strategy.c_str(), r.module.c_str(), dirty_s, r.threads, r.batch, r.per_s,
-                       r.per_s / static_cast<double>(r.threads), eff, r.shootdowns, dirtied,
+                       r.per_s / static_cast<double>(r.threads), eff, r.shootdowns, dirtied, faults,
                        static_cast<double>(r.resident) / (1 << 20), r.p50 / 1000, r.p99 / 1000);
                 if (r.traced)
                     printf("  %25.3f %10.3f %12.2f %13.3f", r.t_syscalls, r.t_ipi, r.t_pages,
@@ -780,6 +812,7 @@ int main(int argc, char **argv) {
                             ? -1
                             : r.memory_dirtied + r.stack_dirtied)
                         .c_str());
+            fprintf(f, ", \"page_faults_per_instantiation\": %s", num(r.faults).c_str());
             if (r.traced)
                 fprintf(f,
                         ", \"traced_syscalls_per_instantiation\": %.4f, "

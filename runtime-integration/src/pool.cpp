@@ -52,6 +52,8 @@ const char *reset_name(Reset reset) {
         return "keep-resident";
     case Reset::adaptive:
         return "adaptive";
+    case Reset::zero_in_place:
+        return "zero-in-place";
     }
     return "?";
 }
@@ -240,15 +242,16 @@ struct Pending {
     Kind kind;
     uint32_t index;
     uint32_t first, count;
-    bool whole; // the ranges cover the slot's whole span
+    bool whole;        // the ranges cover the slot's whole span
+    bool zero = false; // MADVISEV_ZERO, not MADV_DONTNEED: the pages stay
 };
 
 // Counters live in the shards, so that threads do not share a cache line
 // for every acquire and release; stats() adds them up.
 struct Counters {
     std::atomic<uint64_t> acquired{0}, released{0}, zeroed{0}, decommitted{0}, decommit_calls{0},
-        swapped_resets{0}, flushes_on_empty{0}, background_flushes{0}, aged_out{0}, steals{0},
-        remapped{0}, quarantined{0}, exhausted{0};
+        zero_calls{0}, swapped_resets{0}, flushes_on_empty{0}, background_flushes{0}, aged_out{0},
+        steals{0}, remapped{0}, quarantined{0}, exhausted{0};
 };
 
 struct alignas(64) Shard {
@@ -283,6 +286,7 @@ struct Pool::Impl {
     Area areas[kKinds];
     // The test seam (pool_testing.h); empty and false in production.
     testing::DecommitHook decommit_hook;
+    testing::ZeroHook zero_hook;
     testing::RemapHook remap_hook;
     bool skip_resets = false;
     std::vector<std::unique_ptr<Shard>> shards;
@@ -295,6 +299,9 @@ struct Pool::Impl {
     bool flusher_stop = false, flusher_kicked = false;
     std::thread flusher;
     pid_t creator = getpid();
+    // Whether MADVISEV_ZERO is the kernel's, as the pool was made: adaptive
+    // batches its in-place resets only then.
+    bool zero_native = madvisev_zero_native() == 1;
 
     explicit Impl(Config config);
     ~Impl();
@@ -311,13 +318,16 @@ struct Pool::Impl {
     bool take_free(Shard &shard, Kind kind, uint64_t key, uint32_t *out);
     void make_free(Kind kind, uint32_t index);
     void release_slot(Kind kind, uint32_t index, uint32_t gen, const char *op);
-    void enqueue(Kind kind, uint32_t index, const iovec *ranges, size_t count, bool whole);
+    void enqueue(Kind kind, uint32_t index, const iovec *ranges, size_t count, bool whole,
+                 bool zero = false);
+    void enqueue_zero(Kind kind, uint32_t index);
     void enqueue_whole(Kind kind, uint32_t index);
     size_t flush_shards(const std::vector<Shard *> &which, std::vector<Pending> extra = {},
                         std::vector<iovec> extra_ranges = {});
     void finish(Shard &counted_in, const Pending &pending, bool ok, const iovec *ranges);
     bool remap_clean(Kind kind, uint32_t index);
     ssize_t decommit(Shard &counted_in, const iovec *iov, size_t count);
+    ssize_t zero(Shard &counted_in, const iovec *iov, size_t count);
     bool reserve_resident(Slot &slot, size_t bytes);
     void set_resident(Slot &slot, size_t bytes);
     bool reset_adaptive(Kind kind, uint32_t index);
@@ -532,6 +542,13 @@ ssize_t Pool::Impl::decommit(Shard &counted_in, const iovec *iov, size_t count) 
     return madvisev_via(cfg.backend, iov, count, MADV_DONTNEED, 0);
 }
 
+ssize_t Pool::Impl::zero(Shard &counted_in, const iovec *iov, size_t count) {
+    bump(counted_in.counters.zero_calls);
+    if (zero_hook)
+        return zero_hook(iov, count);
+    return madvisev_via(cfg.backend, iov, count, MADVISEV_ZERO, 0);
+}
+
 // A slot whose decommit failed still holds its last user's data.  Map
 // fresh anonymous memory over it: the old pages go with the old mapping.
 // The slot keeps its layout: read-write up to what is accessible, no
@@ -564,11 +581,13 @@ bool Pool::Impl::remap_clean(Kind kind, uint32_t index) {
 // mapping; a slot that cannot be cleaned is quarantined, never reused.
 void Pool::Impl::finish(Shard &counted_in, const Pending &pending, bool ok, const iovec *ranges) {
     Slot &slot = area_of(pending.kind).slots[pending.index];
+    size_t want = 0;
+    for (uint32_t j = 0; j < pending.count; j++)
+        want += ranges[j].iov_len;
     if (!ok) {
-        size_t want = 0;
-        for (uint32_t j = 0; j < pending.count; j++)
-            want += ranges[j].iov_len;
-        ok = decommit(counted_in, ranges, pending.count) == static_cast<ssize_t>(want);
+        ssize_t done = pending.zero ? zero(counted_in, ranges, pending.count)
+                                    : decommit(counted_in, ranges, pending.count);
+        ok = done == static_cast<ssize_t>(want);
     }
     if (!ok) {
         if (!remap_clean(pending.kind, pending.index)) {
@@ -577,6 +596,12 @@ void Pool::Impl::finish(Shard &counted_in, const Pending &pending, bool ok, cons
             return;
         }
         bump(counted_in.counters.remapped);
+    } else if (pending.zero) {
+        // Cleared where it lies: the pages stay resident, and warm.
+        set_resident(slot, std::max(slot.resident, want));
+        slot.extent = slot.accessible;
+        make_free(pending.kind, pending.index);
+        return;
     } else if (pending.whole) {
         set_resident(slot, 0);
         slot.skip_looks = 0;
@@ -612,32 +637,59 @@ size_t Pool::Impl::flush_shards(const std::vector<Shard *> &which, std::vector<P
     if (work.empty())
         return 0;
     Shard &counted_in = which.empty() ? *shards.front() : *which.front(); // whose counters
-    ssize_t advised = decommit(counted_in, ranges.data(), ranges.size());
-    size_t done = advised < 0 ? 0 : static_cast<size_t>(advised);
-    for (const Pending &pending : work) {
-        bool ok = true;
-        for (uint32_t j = 0; j < pending.count; j++) {
-            size_t len = ranges[pending.first + j].iov_len;
-            if (ok && done >= len) {
-                done -= len;
-            } else {
-                ok = false;
-                done = 0; // a short count ends at a whole range
+    // At most two calls: MADV_DONTNEED for the slots decommitted,
+    // MADVISEV_ZERO for those cleared in place, each for the whole batch.
+    std::vector<uint8_t> ok(work.size(), 1);
+    bool mixed = std::any_of(work.begin(), work.end(),
+                             [&](const Pending &p) { return p.zero != work.front().zero; });
+    std::vector<iovec> part;
+    for (bool zeroing : {false, true}) {
+        const iovec *vec = ranges.data();
+        size_t count = ranges.size();
+        if (mixed) {
+            part.clear();
+            for (const Pending &p : work)
+                if (p.zero == zeroing)
+                    part.insert(part.end(), ranges.begin() + p.first,
+                                ranges.begin() + p.first + p.count);
+            vec = part.data();
+            count = part.size();
+        } else if (work.front().zero != zeroing) {
+            continue;
+        }
+        if (count == 0)
+            continue;
+        ssize_t advised = zeroing ? zero(counted_in, vec, count) : decommit(counted_in, vec, count);
+        size_t done = advised < 0 ? 0 : static_cast<size_t>(advised);
+        for (size_t w = 0; w < work.size(); w++) {
+            const Pending &pending = work[w];
+            if (pending.zero != zeroing)
+                continue;
+            for (uint32_t j = 0; j < pending.count; j++) {
+                size_t len = ranges[pending.first + j].iov_len;
+                if (ok[w] && done >= len) {
+                    done -= len;
+                } else {
+                    ok[w] = 0;
+                    done = 0; // a short count ends at a whole range
+                }
             }
         }
-        finish(counted_in, pending, ok, &ranges[pending.first]);
     }
+    for (size_t w = 0; w < work.size(); w++)
+        finish(counted_in, work[w], ok[w] != 0, &ranges[work[w].first]);
     return work.size();
 }
 
-void Pool::Impl::enqueue(Kind kind, uint32_t index, const iovec *ranges, size_t count, bool whole) {
+void Pool::Impl::enqueue(Kind kind, uint32_t index, const iovec *ranges, size_t count, bool whole,
+                         bool zero) {
     Shard &shard = *shards[slot_at(kind, index).shard];
     transition(kind, index, State::resetting, State::queued);
     bool full;
     {
         std::lock_guard<std::mutex> g(shard.lock);
         shard.queue.push_back({kind, index, static_cast<uint32_t>(shard.ranges.size()),
-                               static_cast<uint32_t>(count), whole});
+                               static_cast<uint32_t>(count), whole, zero});
         shard.ranges.insert(shard.ranges.end(), ranges, ranges + count);
         if (kind == Kind::memory)
             shard.queued_memories++;
@@ -654,6 +706,17 @@ void Pool::Impl::enqueue(Kind kind, uint32_t index, const iovec *ranges, size_t 
         kick();
     else
         flush_shards({&shard});
+}
+
+// The extent the last user could write, for the next MADVISEV_ZERO
+// batch.  Pages beyond it were cleared by an earlier reset (a free slot is
+// clean over all it can reach), and may be inaccessible now: the library's
+// emulation writes, so it must not be handed them.
+void Pool::Impl::enqueue_zero(Kind kind, uint32_t index) {
+    Area &area = area_of(kind);
+    Slot &slot = area.slots[index];
+    iovec range{area.base(index), slot.extent};
+    enqueue(kind, index, &range, 1, false, true);
 }
 
 void Pool::Impl::enqueue_whole(Kind kind, uint32_t index) {
@@ -693,6 +756,16 @@ bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
             slot.skip_looks--;
         memset(base, 0, extent);
         return now_free();
+    }
+    if (zero_native) {
+        // The kernel clears in place, a batch per call: no scan, and no
+        // page outside what the tenant touched gets faulted in.  The
+        // budget is charged the whole extent: what stays resident is
+        // not known without a scan.
+        if (!reserve_resident(slot, std::max(slot.resident, extent)))
+            return false;
+        enqueue_zero(kind, index);
+        return true;
     }
     if (!cfg.pagemap_scan)
         return false;
@@ -904,6 +977,14 @@ void Pool::Impl::release_slot(Kind kind, uint32_t index, uint32_t gen, const cha
         } else {
             enqueue_whole(kind, index);
         }
+        return;
+    case Reset::zero_in_place:
+        if (extent == 0) { // never accessible: nothing to clear
+            make_free(kind, index);
+            return;
+        }
+        bump(counters.zeroed);
+        enqueue_zero(kind, index);
         return;
     }
 }
@@ -1266,6 +1347,7 @@ Stats Pool::stats() const {
         sum.zeroed_in_place += counters.zeroed.load();
         sum.decommitted += counters.decommitted.load();
         sum.decommit_calls += counters.decommit_calls.load();
+        sum.zero_calls += counters.zero_calls.load();
         sum.swapped_resets += counters.swapped_resets.load();
         sum.flushes_on_empty += counters.flushes_on_empty.load();
         sum.background_flushes += counters.background_flushes.load();
@@ -1305,6 +1387,10 @@ struct testing::Access {
 
 void testing::set_decommit_hook(Pool &pool, DecommitHook hook) {
     Access::impl(pool).decommit_hook = std::move(hook);
+}
+
+void testing::set_zero_hook(Pool &pool, ZeroHook hook) {
+    Access::impl(pool).zero_hook = std::move(hook);
 }
 
 void testing::set_remap_hook(Pool &pool, RemapHook hook) {

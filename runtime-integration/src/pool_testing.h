@@ -23,6 +23,12 @@ namespace wasmpool::testing {
 using DecommitHook = std::function<ssize_t(const iovec *iov, size_t n)>;
 void set_decommit_hook(Pool &pool, DecommitHook hook);
 
+// Replaces madvisev(MADVISEV_ZERO) for the pool's in-place resets
+// (Reset::zero_in_place, and adaptive where the kernel clears in place);
+// returns the bytes zeroed, or -1 with errno, as madvisev() does.
+using ZeroHook = std::function<ssize_t(const iovec *iov, size_t n)>;
+void set_zero_hook(Pool &pool, ZeroHook hook);
+
 // Replaces the mmap(MAP_FIXED) that cleans a slot whose decommit failed;
 // return MAP_FAILED to fail it.
 using RemapHook = std::function<void *(void *addr, size_t len, int prot)>;

@@ -480,6 +480,9 @@ wasm_rt_pool_error_t wasm_rt_pool_create(const wasm_rt_pool_config_t *config,
     case WASM_RT_POOL_RESET_KEEP_RESIDENT:
         c.reset = wasmpool::Reset::keep_resident;
         break;
+    case WASM_RT_POOL_RESET_ZERO_IN_PLACE:
+        c.reset = wasmpool::Reset::zero_in_place;
+        break;
     default:
         set_error(WASM_RT_POOL_INVALID_CONFIG, "wasm_rt_pool_create: unknown reset %d", reset);
         return t_error;

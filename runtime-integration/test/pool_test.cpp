@@ -88,6 +88,12 @@ std::vector<Strategy> safe_strategies() {
     c.warm_idle_ms = 1;
     c.flush_interval_ms = 1; // the flusher ages slots out all the time
     s.push_back({"adaptive_aging", small(c)});
+    c = Config{};
+    c.reset = Reset::zero_in_place; // the kernel's clear, or the library's emulation
+    c.batch_size = 4;
+    s.push_back({"zero_in_place", small(c)});
+    c.background_flush = false;
+    s.push_back({"zero_in_place_inline_flush", small(c)});
     return s;
 }
 
@@ -198,7 +204,7 @@ TEST(Pool, ExhaustionFlushesThenRetries) {
 // Grown pages are reset too, and a smaller next user cannot reach them
 // until it grows, when they read zero.
 TEST(Pool, GrowThenShrinkThenGrow) {
-    for (Reset r : {Reset::decommit, Reset::adaptive, Reset::keep_resident}) {
+    for (Reset r : {Reset::decommit, Reset::adaptive, Reset::keep_resident, Reset::zero_in_place}) {
         Config c = small(Config{});
         c.reset = r;
         c.batch_size = 1;

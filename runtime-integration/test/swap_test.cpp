@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // wasmpool-swap-test: a tenant's pages are swapped out and dropped from the
 // swap cache, then the slot is released and leased again: under every
-// reset policy the next tenant reads zeros.  Needs swap (the test guests
+// reset policy the next tenant reads zeros (zero_in_place both with the
+// kernel's MADVISEV_ZERO, where it has one, and with the library's
+// emulation).  Needs swap (the test guests
 // make a zram device, vm-images/guest/guest-run.sh); without swap it
 // fails, it does not skip.
 #include <fcntl.h>
@@ -18,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "internal.h"
 #include "wasmpool/pool.h"
 
 using wasmpool::Config;
@@ -103,6 +106,7 @@ int push_out(const std::vector<std::byte *> &pages) {
 struct Policy {
     const char *name;
     Config cfg;
+    bool emulate_zero = false; // libmadvisev emulates MADVISEV_ZERO, whatever the kernel
 };
 void PrintTo(const Policy &p, std::ostream *os) {
     *os << p.name;
@@ -130,6 +134,10 @@ std::vector<Policy> policies() {
     v.push_back({"adaptive", c});
     c.pagemap_scan = false;
     v.push_back({"adaptive_no_pagemap_scan", c});
+    c = base;
+    c.reset = Reset::zero_in_place;
+    v.push_back({"zero_in_place", c}); // the kernel's clear where it has one
+    v.push_back({"zero_in_place_emulated", c, true});
     return v;
 }
 
@@ -140,7 +148,14 @@ class Swapped : public ::testing::TestWithParam<Policy> {
         CPU_ZERO(&one);
         CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
         ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0) << strerror(errno);
+        if (GetParam().emulate_zero)
+            was_ = madvisev_internal::zero_force_emulation(true);
     }
+    void TearDown() override {
+        if (GetParam().emulate_zero)
+            madvisev_internal::zero_force_emulation(was_);
+    }
+    bool was_ = false;
 };
 
 // 16 pages written over the slot, all swapped out and out of the swap
@@ -165,6 +180,11 @@ TEST_P(Swapped, SwappedOutPagesReadZeroAfterReuse) {
     auto b = pool.acquire(Kind::memory, 1, kSlotBytes);
     ASSERT_TRUE(b);
     ASSERT_EQ(b->index(), a->index());
+    if (GetParam().cfg.reset == Reset::zero_in_place) { // looked at before the reads below
+        for (std::byte *p : pages) {
+            EXPECT_FALSE(pagemap_entry(p) >> 62 & 1) << "a swap entry survived MADVISEV_ZERO";
+        }
+    }
     size_t stale = 0;
     for (std::byte *p : pages)
         for (size_t j = 0; j < kPage; j++)
@@ -174,6 +194,10 @@ TEST_P(Swapped, SwappedOutPagesReadZeroAfterReuse) {
     if (GetParam().cfg.reset == Reset::adaptive && GetParam().cfg.pagemap_scan) {
         EXPECT_EQ(st.swapped_resets, 1u) << "the swapped pages were not found by the scan";
         EXPECT_EQ(st.zeroed_in_place, 1u);
+    }
+    if (GetParam().cfg.reset == Reset::zero_in_place) {
+        EXPECT_EQ(st.zero_calls, 1u);
+        EXPECT_EQ(st.decommit_calls, 0u);
     }
     pool.release(std::move(*b));
 }

@@ -67,7 +67,20 @@ enum class Reset : uint8_t {
     // ones in place and decommit the swapped ones in the next batch, while
     // the pool's resident memory stays within resident_budget_bytes; past
     // the budget, or where the kernel cannot say, decommit the slot.
+    // Where the kernel clears in place (madvisev_zero_native()), the slots
+    // that fit the budget join the zero_in_place batch instead of being
+    // scanned; the tiniest are still zeroed with memset().
     adaptive,
+    // Queue the slot's whole used extent (memories, tables and stacks
+    // alike) and clear a whole batch of slots with one
+    // madvisev(MADVISEV_ZERO) call: in place by the kernel where it can
+    // (no TLB flush, no refault: the pages stay resident), else by
+    // libmadvisev's emulation (PAGEMAP_SCAN, memset, swapped pages
+    // dropped).  The pages stay resident, outside the resident budget as
+    // with keep_resident; aging (warm_idle_ms, max_warm_slots) decommits
+    // idle slots.  A failed call is handled as a failed decommit: the
+    // slot is cleared alone, else mapped afresh, else quarantined.
+    zero_in_place,
 };
 const char *reset_name(Reset r);
 
@@ -139,9 +152,10 @@ struct Access; // src/pool_testing.h: fault injection for the tests
 struct Stats {
     uint64_t acquired = 0;
     uint64_t released = 0;
-    uint64_t zeroed_in_place = 0;    // resets done by memset
+    uint64_t zeroed_in_place = 0;    // resets done in place (memset, MADVISEV_ZERO)
     uint64_t decommitted = 0;        // slots reset by MADV_DONTNEED
     uint64_t decommit_calls = 0;     // madvisev() calls made
+    uint64_t zero_calls = 0;         // madvisev(MADVISEV_ZERO) calls made (not in decommit_calls)
     uint64_t swapped_resets = 0;     // in-place resets that also dropped swapped pages
     uint64_t flushes_on_empty = 0;   // queue flushed because no slot was free
     uint64_t background_flushes = 0; // flushes made by the flusher thread

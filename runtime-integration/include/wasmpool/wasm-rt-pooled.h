@@ -70,6 +70,10 @@ typedef enum wasm_rt_pool_reset {
     WASM_RT_POOL_RESET_DECOMMIT = 1,
     /* memset() the first keep_resident_bytes, decommit the rest. */
     WASM_RT_POOL_RESET_KEEP_RESIDENT = 2,
+    /* Zero every used extent in place, a batch of slots per
+     * madvisev(MADVISEV_ZERO) call: by the kernel where it can (no TLB
+     * flush), else by libmadvisev's emulation. */
+    WASM_RT_POOL_RESET_ZERO_IN_PLACE = 3,
 } wasm_rt_pool_reset_t;
 
 /* What an allocation does when its pool has no free slot (or none large
