@@ -160,17 +160,18 @@ static const int good_advice[] = {
 	MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_DONTDUMP,
 	MADV_DODUMP, MADV_WIPEONFORK, MADV_KEEPONFORK, MADV_COLD, MADV_PAGEOUT,
 	MADV_POPULATE_READ, MADV_POPULATE_WRITE, 24 /* DONTNEED_LOCKED */,
+	1000 /* ZERO */,
 };
 /* Never: HWPOISON and SOFT_OFFLINE damage real pages; COLLAPSE can fail
  * for want of memory in one twin and not the other. */
-static const int bad_advice[] = { -1, 5, 6, 7, 26, 99, 102, 103, 1000, 0x7fffffff };
+static const int bad_advice[] = { -1, 5, 6, 7, 26, 99, 102, 103, 999, 1001, 0x7fffffff };
 
 static int pick_advice(void)
 {
 	if (below(20) == 0)
 		return bad_advice[below(sizeof(bad_advice) / sizeof(bad_advice[0]))];
-	if (below(3) == 0) /* the ones the call batches, more often */
-		return (int[]){ MADV_DONTNEED, MADV_FREE, 24 }[below(3)];
+	if (below(3) == 0) /* the ones the call gathers, more often */
+		return (int[]){ MADV_DONTNEED, MADV_FREE, 24, 1000 }[below(4)];
 	return good_advice[below(sizeof(good_advice) / sizeof(good_advice[0]))];
 }
 

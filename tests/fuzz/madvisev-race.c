@@ -96,7 +96,8 @@ static void *advisor(void *arg)
 		for (int k = rnd(&s) % 32; k > 0; k--)
 			iov[n++] = (struct iovec){ some_page(&s, CHUNK / page),
 						   page * (1 + rnd(&s) % 64) };
-		int advice = rnd(&s) % 4 ? MADV_DONTNEED : MADV_FREE;
+		/* 1000 is MADV_ZERO (the series' patch 0009). */
+		int advice = (int[]){ MADV_DONTNEED, MADV_DONTNEED, 1000, MADV_FREE }[rnd(&s) % 4];
 		long r = sys_madvisev(iov, n, advice, 0);
 		atomic_fetch_add(&calls, 1);
 		if (r < (long)own_bytes) {
@@ -106,11 +107,12 @@ static void *advisor(void *arg)
 			fail(msg);
 			break;
 		}
-		if (advice == MADV_DONTNEED)
+		if (advice != MADV_FREE)
 			for (int i = 0; i < OWN_RANGES; i++)
 				for (size_t b = 0; b < page; b++)
 					if (own[2 * i * page + b]) {
-						fail("an own range did not read zero after MADV_DONTNEED");
+						fail(advice == 1000 ? "an own range did not read zero after MADV_ZERO"
+								    : "an own range did not read zero after MADV_DONTNEED");
 						return NULL;
 					}
 	}
