@@ -366,7 +366,9 @@ ssize_t advise(int b, bool fallback, const iovec *iov, size_t n, int advice) {
 // scan cannot read (no PAGEMAP_SCAN before Linux 6.7, no descriptor) is
 // dropped whole: in private anonymous memory that reads zero too.
 ssize_t zero_emulated(int b, bool fallback, const iovec *iov, size_t n) {
-    thread_local std::vector<PageRun> runs;
+    // Not thread_local: the pool calls this from thread-exit destructors,
+    // where such a vector may already be gone.
+    std::vector<PageRun> runs;
     std::vector<iovec> drop;
     std::vector<size_t> owner; // the range each dropped run belongs to
     // As for other advice: stop before the range that takes the sum past

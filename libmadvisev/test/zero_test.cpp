@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "internal.h"
@@ -372,6 +373,38 @@ TEST(ZeroNativeOnly, RefusesLockedAndUnmappedRanges) {
         EXPECT_EQ(errno, EINVAL);
         munlock(m.get(), ps);
     }
+}
+
+// The pool resets slots from thread-exit destructors: MADVISEV_ZERO must
+// work there, its emulation included, after the thread has used it (no
+// thread-local state of the library's may be gone by then).  ASan saw a
+// use after free here.
+struct ZeroAtThreadExit {
+    char *p = nullptr;
+    bool *ok = nullptr;
+    ~ZeroAtThreadExit() {
+        iovec v{p, page_size()};
+        *ok = madvisev(&v, 1, MADVISEV_ZERO, 0) == static_cast<ssize_t>(page_size()) &&
+              all_equal(p, page_size(), 0);
+    }
+};
+thread_local ZeroAtThreadExit t_zero_at_exit;
+
+TEST(ZeroEmulated, WorksInThreadExitDestructors) {
+    bool was = madvisev_internal::zero_force_emulation(true);
+    Mapping m(2 * page_size());
+    ASSERT_NE(m.get(), nullptr);
+    fill(m.get(), 2 * page_size(), 0x6b);
+    bool ok = false;
+    std::thread([&] {
+        t_zero_at_exit.p = m.get(); // constructed first, destroyed last
+        t_zero_at_exit.ok = &ok;
+        iovec v{m.page(1), page_size()};
+        EXPECT_EQ(madvisev(&v, 1, MADVISEV_ZERO, 0), static_cast<ssize_t>(page_size()));
+    }).join();
+    madvisev_internal::zero_force_emulation(was);
+    EXPECT_TRUE(ok);
+    EXPECT_TRUE(all_equal(m.get(), 2 * page_size(), 0));
 }
 
 // madvisev_zero_native() is the kernel's announcement, unless forced off.
