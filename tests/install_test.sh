@@ -182,11 +182,13 @@ readelf -d "$tmp/c-static" 2>&1 | grep -q 'no dynamic section' || fail "C consum
 
 # C++: CMake's find_package, the shared and the static library.
 mkdir -p "$tmp/cxx"
-cat > "$tmp/cxx/CMakeLists.txt" <<'CM'
+# The version asked for is this build's major.minor: the package config
+# takes SameMinorVersion.
+cat > "$tmp/cxx/CMakeLists.txt" <<CM
 cmake_minimum_required(VERSION 3.25)
 project(consumer CXX)
 set(CMAKE_CXX_STANDARD 20)
-find_package(madvisev 0.1 REQUIRED)
+find_package(madvisev ${version%.*} REQUIRED)
 add_executable(consumer main.cpp)
 target_link_libraries(consumer PRIVATE madvisev::madvisev)
 add_executable(consumer-static main.cpp)

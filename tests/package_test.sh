@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # package_test.sh CASE ARGS...: one check of how libmadvisev is packaged.
 #   exports LIB MAP [HEADER]    the shared library LIB exports exactly the
-#                               global symbols of the version script MAP, all
-#                               in its version node, and needs no liburing;
+#                               global symbols of the version script MAP, each
+#                               in the version node that names it, and needs
+#                               no liburing;
 #                               MAP names every function HEADER declares
 #   header_c11 SRC [KHDRS [KSRC]]
 #                               madvisev.h compiles as strict C11 with
@@ -21,11 +22,18 @@ trap 'rm -rf "$tmp"' EXIT
 
 fail() { echo "FAIL: $*"; exit 1; }
 
-# The names between "global:" and "local:" of a version script.
-map_globals() {
+# "NAME NODE" for each name between "global:" and "local:" (or the end of
+# its node) of a version script.
+map_global_nodes() {
     sed 's#/\*.*\*/##; s#//.*##' "$1" |
-        awk '/global:/ { g = 1; next } /local:/ { g = 0 } g { gsub(/[ \t;]/, ""); if ($0 != "") print }' |
+        awk '/^[A-Za-z0-9_.]+ *\{/ { node = $1; sub(/\{.*/, "", node) }
+             /global:/ { g = 1; next } /local:/ || /^ *\}/ { g = 0 }
+             g { gsub(/[ \t;]/, ""); if ($0 != "") print $0, node }' |
         sort
+}
+
+map_globals() {
+    map_global_nodes "$1" | cut -d' ' -f1
 }
 
 # The functions a header declares: "TYPE name(" at the start of a line.
@@ -37,8 +45,8 @@ case $case_name in
 exports)
     lib=$1 map=$2 header=${3:-}
     [ -f "$lib" ] || fail "no library at $lib"
-    node=$(sed -n 's/^\([A-Za-z0-9_.]*\) *{.*/\1/p' "$map" | head -n 1)
-    [ -n "$node" ] || fail "no version node in $map"
+    nodes=$(sed -n 's/^\([A-Za-z0-9_.]*\) *{.*/\1/p' "$map")
+    [ -n "$nodes" ] || fail "no version node in $map"
     map_globals "$map" > "$tmp/want"
     [ -s "$tmp/want" ] || fail "no global symbols in $map"
     problems=()
@@ -50,18 +58,18 @@ exports)
     # Defined dynamic symbols, less the version node's own absolute symbol.
     readelf -W --dyn-syms "$lib" |
         awk '$1 ~ /^[0-9]+:$/ && $7 != "UND" && $8 != "" { print $8 }' > "$tmp/dynsyms"
-    grep -vx "$node" "$tmp/dynsyms" | sed 's/@.*//' | sort > "$tmp/have"
+    grep -vxF "$nodes" "$tmp/dynsyms" | sed 's/@.*//' | sort > "$tmp/have"
     echo "exported by $(basename "$lib") ($(wc -l < "$tmp/have")):"
     sed 's/^/  /' "$tmp/have"
     if ! cmp -s "$tmp/want" "$tmp/have"; then
         problems+=("the exports differ from $(basename "$map"):$(comm -23 "$tmp/want" "$tmp/have" | sed 's/^/ missing /' | tr '\n' ';')$(comm -13 "$tmp/want" "$tmp/have" | sed 's/^/ extra /' | tr '\n' ';')")
     fi
-    # Each in the node, as the default version (name@@NODE).
-    while read -r sym; do
+    # Each in its node, as the default version (name@@NODE).
+    while read -r sym node; do
         if grep -qx "$sym" "$tmp/have" && ! grep -qx "$sym@@$node" "$tmp/dynsyms"; then
             problems+=("$sym is not $sym@@$node")
         fi
-    done < "$tmp/want"
+    done < <(map_global_nodes "$map")
     readelf -d "$lib" > "$tmp/dynamic"
     grep -q "(SONAME).*\[libmadvisev\.so\.[0-9]*\]" "$tmp/dynamic" || problems+=("no libmadvisev.so.N soname")
     echo "needed:"
@@ -77,7 +85,7 @@ exports)
         printf 'FAIL: %s\n' "${problems[@]}"
         exit 1
     fi
-    echo "PASS: $(wc -l < "$tmp/want") symbols, all $node, no liburing"
+    echo "PASS: $(wc -l < "$tmp/want") symbols, each in its node ($(echo $nodes)), no liburing"
     ;;
 
 header_c11)
@@ -100,7 +108,8 @@ int use(void)
 	return (int)madvisev(&v, 1, 0, 0) + madvisev_backend() +
 	       madvisev_backend_probe(b, &why) +
 	       (madvisev_backend_str(MADVISEV_BACKEND_MAX) != 0) +
-	       madvisev_backend_from_str(madvisev_backend_name());
+	       madvisev_backend_from_str(madvisev_backend_name()) + madvisev_zero_native() +
+	       (int)madvisev(&v, 1, MADVISEV_ZERO, 0);
 }'
     compile() { # NAME EXTRA-FLAGS... (the C file is $tmp/NAME.c)
         local name=$1
