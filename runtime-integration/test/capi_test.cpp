@@ -118,6 +118,31 @@ TEST(CApi, ExhaustedPoolIsReportedAndTheInstanceFreesWhole) {
     wasm_rt_pool_destroy(pool);
 }
 
+// WASM_RT_POOL_RESET_ZERO_IN_PLACE: the next instance of a slot reads zero
+// where the last one wrote, cleared by MADVISEV_ZERO, not decommitted.
+TEST(CApi, ZeroInPlaceResetClearsTheNextInstancesMemory) {
+    wasm_rt_pool_config_t c = small_config();
+    c.memory_slots = c.table_slots = c.stack_slots = 1;
+    c.reset = WASM_RT_POOL_RESET_ZERO_IN_PLACE;
+    wasm_rt_pool_t *pool = nullptr;
+    ASSERT_EQ(wasm_rt_pool_create(&c, &pool), WASM_RT_POOL_OK) << wasm_rt_pool_last_message();
+    EXPECT_EQ(cxx(pool).config().reset, wasmpool::Reset::zero_in_place);
+    for (int round = 0; round < 3; round++) {
+        Z_echo_instance_t inst;
+        wasm_rt_pool_select(pool, 1);
+        ASSERT_EQ(instantiate(&inst), 0);
+        wasm_rt_memory_t *mem = Z_echoZ_memory(&inst);
+        for (uint64_t i = 0; i < mem->size; i++)
+            ASSERT_EQ(mem->data[i], 0) << "round " << round << ", byte " << i;
+        memset(mem->data, 0x5c, mem->size);
+        Z_echo_free(&inst);
+    }
+    auto st = cxx(pool).stats();
+    EXPECT_GT(st.zero_calls, 0u);
+    EXPECT_EQ(st.decommitted, 0u);
+    wasm_rt_pool_destroy(pool);
+}
+
 TEST(CApi, StockFallbackOnlyWhenAskedFor) {
     wasm_rt_pool_config_t c = small_config();
     c.memory_slots = 1;
