@@ -58,6 +58,10 @@ int main(int argc, char **argv) {
     const char *env = getenv("MADVISEV_BACKEND");
     printf("forced:   %s\n", env && *env ? env : "(MADVISEV_BACKEND unset)");
     printf("selected: %s\n", madvisev_backend_name());
+    printf("zero:     %s\n",
+           madvisev_zero_native() == 1
+               ? "in place (the kernel's MADVISEV_ZERO)"
+               : "emulated (PAGEMAP_SCAN, memset, MADV_DONTNEED for swapped pages)");
 
     // One real call through the selected backend, so a forced backend that
     // cannot run shows its errno here.
