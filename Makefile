@@ -14,6 +14,7 @@ RESULTS    ?= $(BUILD)/results
 # emulation (':' stands for ' ' on the kernel command line).
 VM_BENCH   ?= --ranges:4096
 VM_IBENCH  ?= --seconds:0.5
+VM_IWASI   ?= --module:request,compress,grow:--threads:1,2:--seconds:0.5
 IBENCH     ?= --seconds 1
 # The budget row set: the adaptive reset against the fixed strategies when
 # its budget forces decommits.
@@ -130,10 +131,10 @@ demo: build vm-images
 	@echo
 	@echo "== patched Linux 6.12 guest, $(VM_SMP) vCPUs under QEMU TCG: madvisev-bench, instantiate-bench"
 	@vm-images/run-vm.sh -q -k $(KERNEL_PATCHED) -i $(INITRAMFS) -j bench -s $(VM_SMP) -t 1800 \
-	    -l $(VM)/bench-patched.log -a "hugepages=16 madvisev.bench=$(VM_BENCH) madvisev.ibench=$(VM_IBENCH)" || \
+	    -l $(VM)/bench-patched.log -a "hugepages=16 madvisev.bench=$(VM_BENCH) madvisev.ibench=$(VM_IBENCH) madvisev.iwasi=$(VM_IWASI)" || \
 	    { echo "guest benchmark failed; see $(VM)/bench-patched.log"; exit 1; }
 	@tr -d '\r' < $(VM)/bench-patched.log | sed -n '/^kernel:/,/^MADVISEV-JSON-BEGIN/p' | grep -v '^MADVISEV-JSON-BEGIN'
-	@for f in madvisev-bench instantiate-bench; do \
+	@for f in madvisev-bench instantiate-bench instantiate-wasi; do \
 	    vm-images/console-json.sh $(VM)/bench-patched.log $$f > $(RESULTS)/vm-$$f.json || exit 1; done
 	@tr -d '\r' < $(VM)/bench-patched.log | sed -n 's/^\[guest\] kernel \([^,]*\), \([0-9]*\) CPUs.*/{"cpu": "QEMU TCG, -cpu max", "cores": \2, "kernel": "Linux \1 (madvisev series)", "memory_gib": 2, "accelerator": "none"}/p' \
 	    > $(RESULTS)/vm-machine.json

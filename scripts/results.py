@@ -5,7 +5,7 @@ results.py DATA_DIR OUT_MD PNG_DIR
     DATA_DIR holds the JSON the benchmarks wrote: {host,vm}-madvisev-bench.json,
     {host,vm}-instantiate-bench.json, {host,vm}-machine.json and, optionally,
     host-madvisev-trace.json and host-instantiate-trace.json (--trace runs) and
-    host-instantiate-wasi.json (instantiate-bench --module on the WASI programs).  The page is a pure
+    {host,vm}-instantiate-wasi.json (instantiate-bench --module on the WASI programs).  The page is a pure
     function of them: the same JSON gives the same bytes.  Plots are drawn
     with gnuplot (PNG); a missing gnuplot leaves the page without pictures.
 results.py --compare RECORDED_DIR FRESH_DIR
@@ -216,6 +216,82 @@ def reading_inst(recs, machine):
                          f"and run at {b['instantiations_per_s'] / seq['instantiations_per_s']:.2f}x its rate."
                          f"{verdict(holds)}")
         lines.append(text)
+    return lines
+
+
+ZERO_ROWS = ["pool-zero-in-place", "pool-zero-emulated", "pool-sharded-syscall", "pool-sharded-process-madvise",
+             "pool-keep-resident", "pool-adaptive", "stock"]
+
+
+def zero_workloads(inst, wasi):
+    """(label, rows at the most threads) for echo at each dirty size and each WASI program."""
+    out = []
+    if inst:
+        top = max(r["threads"] for r in inst)
+        for dirty in sorted({r["dirty_pages"] for r in inst}):
+            out.append((f"echo, {dirty} pages", rows(inst, dirty_pages=dirty, threads=top), top))
+    if wasi:
+        top = max(r["threads"] for r in wasi)
+        for module in sorted({r["module"] for r in wasi}, key=lambda m: [r["module"] for r in wasi].index(m)):
+            out.append((f"{module} (WASI)", rows(wasi, module=module, threads=top), top))
+    return [w for w in out if one(w[1], strategy="pool-zero-in-place")]
+
+
+def zero_table(inst, wasi):
+    """MADVISEV_ZERO against decommit and keep-resident: the resets side by side."""
+    head = ["| workload | threads | strategy | instantiations/s | vs `pool-keep-resident` | "
+            "shootdowns per instantiation | page faults per instantiation | resident MiB | "
+            "pages dirtied (memory + stack) |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for label, at, top in zero_workloads(inst, wasi):
+        keep = one(at, strategy="pool-keep-resident")
+        for name in ZERO_ROWS:
+            r = one(at, strategy=name)
+            if not r:
+                continue
+            vs = f"{r['instantiations_per_s'] / keep['instantiations_per_s']:.2f}x" if keep else "–"
+            faults = r.get("page_faults_per_instantiation")
+            head.append(f"| {label} | {top} | {name} | {fmt(r['instantiations_per_s'])} | {vs} | "
+                        f"{r['shootdowns_per_instantiation']:.3f} | "
+                        f"{'–' if faults is None else f'{faults:.2f}'} | "
+                        f"{r['resident_bytes'] / 2**20:.1f} | {dirtied(r)} |")
+    return "\n".join(head)
+
+
+def reading_zero(inst, wasi, native):
+    """Is the zero-in-place reset the fastest safe reset, with no IPI?  Checked per workload."""
+    lines = []
+    how = ("the kernel's `MADV_ZERO`" if native else
+           "the library's emulation (this kernel has no `MADV_ZERO`: `PAGEMAP_SCAN`, `memset`, one "
+           "`MADV_DONTNEED` call for swapped runs)")
+    for label, at, top in zero_workloads(inst, wasi):
+        z = one(at, strategy="pool-zero-in-place")
+        safe = [r for r in at if not r["insecure"]]
+        best = max(safe, key=lambda r: r["instantiations_per_s"])
+        text = (f"- **{label}, {top} threads:** `pool-zero-in-place` ({how}) runs "
+                f"{fmt(z['instantiations_per_s'])}/s with {z['shootdowns_per_instantiation']:.3f} shootdowns "
+                "per instantiation")
+        faults = z.get("page_faults_per_instantiation")
+        if faults is not None:
+            text += f" and {faults:.2f} page faults"
+        if best is z:
+            text += "; the fastest safe reset here"
+        else:
+            text += (f"; `{best['strategy']}` is faster, {fmt(best['instantiations_per_s'])}/s "
+                     f"({best['instantiations_per_s'] / z['instantiations_per_s']:.2f}x)")
+        for name, what in (("pool-zero-emulated", "the emulation"), ("pool-keep-resident", "`pool-keep-resident`")):
+            o = one(at, strategy=name)
+            if o and o is not z and native:
+                text += f"; {z['instantiations_per_s'] / o['instantiations_per_s']:.2f}x {what}"
+        for name in ("pool-sharded-syscall", "pool-sharded-process-madvise"):
+            o = one(at, strategy=name)
+            if o:
+                of = o.get("page_faults_per_instantiation")
+                text += (f"; {z['instantiations_per_s'] / o['instantiations_per_s']:.2f}x batched "
+                         f"`MADV_DONTNEED` (`{name}`"
+                         + (f", {of:.1f} faults per instantiation" if of is not None else "") + ")")
+                break
+        lines.append(text + "." + verdict(not native or z["shootdowns_per_instantiation"] < 0.05))
     return lines
 
 
@@ -442,6 +518,7 @@ def main():
             out += reading_inst(inst, key)
         if data[f"{key}-instantiate-wasi.json"]:
             out += reading_wasi(data[f"{key}-instantiate-wasi.json"])
+        out += reading_zero(inst, data[f"{key}-instantiate-wasi.json"], key == "vm")
         out += [""]
     lost = losses(data)
     out += ["### Where the project loses", ""]
@@ -487,6 +564,17 @@ def main():
                     "not all zero), from an untimed pass after each row. `unsafe-no-reset` has no rows: "
                     "without a reset a program finds its zero-initialised data stale and misbehaves.", "",
                     wasi_table(wasi), ""]
+        if zero_workloads(inst, wasi):
+            out += ["### Zeroing in place against decommit and keep-resident", "",
+                    "The same rows as above, side by side at the most threads: `pool-zero-in-place` resets "
+                    "each batch of released slots with one `madvisev(..., MADVISEV_ZERO)` call ("
+                    + ("the kernel clears the pages where they are mapped" if key == "vm" else
+                       "emulated on this kernel: `PAGEMAP_SCAN` for the pages holding data, `memset`, and one "
+                       "`MADV_DONTNEED` call for the swapped ones")
+                    + "); `pool-zero-emulated` forces the library's emulation; `pool-sharded-*` decommits the "
+                    "batch with `MADV_DONTNEED` (one flush per batch, a page fault per page on reuse); "
+                    "`pool-keep-resident` memsets every slot whole. Resident: the process's RSS growth over "
+                    "the row.", "", zero_table(inst, wasi), ""]
         if traced_inst:
             out += ["### madvisev-trace: what each strategy's resets cost", "",
                     "`instantiate-bench --trace` (a separate, shorter run): per instantiation, the madvise-family "

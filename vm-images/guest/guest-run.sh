@@ -16,8 +16,9 @@
 #                   skip-report line, for the same check: its TLB-IPI cases
 #                   skip, arm64 flushes by broadcast TLBI), then the flushes
 #                   per call that kprobes count (madvisev-flushcount-arm64)
-#   bench           madvisev-info, madvisev-bench and instantiate-bench (their
-#                   arguments from madvisev.bench= and madvisev.ibench=),
+#   bench           madvisev-info, madvisev-bench and instantiate-bench, on
+#                   echo and on the WASI programs (their arguments from
+#                   madvisev.bench=, madvisev.ibench= and madvisev.iwasi=),
 #                   madvisev-lock-latency
 #   info            madvisev-info only
 #   fuzz            madvisev-fuzz and madvisev-race (debug kernel)
@@ -210,10 +211,14 @@ bench)
     # shellcheck disable=SC2086
     instantiate-bench $args --json /tmp/instantiate-bench.json || fail=1
     echo
+    args=$(sed -n 's/.*madvisev\.iwasi=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    # shellcheck disable=SC2086
+    instantiate-bench $args --json /tmp/instantiate-wasi.json || fail=1
+    echo
     # How long mmap()+munmap() waits beside 1024-range calls: the kernel
     # gives up mmap_lock between ranges once 16 MiB were advised.
     madvisev-lock-latency --ranges 1024 --range-kib 256 --seconds 10 || fail=1
-    for f in madvisev-bench instantiate-bench; do
+    for f in madvisev-bench instantiate-bench instantiate-wasi; do
         emit $f /tmp/$f.json
     done
     ;;
