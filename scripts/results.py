@@ -219,7 +219,7 @@ def reading_inst(recs, machine):
     return lines
 
 
-ZERO_ROWS = ["pool-zero-in-place", "pool-zero-emulated", "pool-sharded-syscall", "pool-sharded-process-madvise",
+ZERO_ROWS = ["pool-zero-in-place", "pool-zero-inline", "pool-zero-emulated", "pool-sharded-syscall", "pool-sharded-process-madvise",
              "pool-keep-resident", "pool-adaptive", "stock"]
 
 
@@ -571,7 +571,8 @@ def main():
                     + ("the kernel clears the pages where they are mapped" if key == "vm" else
                        "emulated on this kernel: `PAGEMAP_SCAN` for the pages holding data, `memset`, and one "
                        "`MADV_DONTNEED` call for the swapped ones")
-                    + "); `pool-zero-emulated` forces the library's emulation; `pool-sharded-*` decommits the "
+                    + "); `pool-zero-inline` makes the same call per instance, on the thread that frees it; "
+                    "`pool-zero-emulated` forces the library's emulation; `pool-sharded-*` decommits the "
                     "batch with `MADV_DONTNEED` (one flush per batch, a page fault per page on reuse); "
                     "`pool-keep-resident` memsets every slot whole. Resident: the process's RSS growth over "
                     "the row.", "", zero_table(inst, wasi), ""]

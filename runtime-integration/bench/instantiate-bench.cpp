@@ -121,6 +121,8 @@ void usage(FILE *out) {
             "                          (one madvisev(MADVISEV_ZERO) per batch: the kernel's\n"
             "                          in-place clear where it has one, else libmadvisev's\n"
             "                          emulation), pool-zero-emulated (the emulation forced),\n"
+            "                          pool-zero-inline (one call per instance, by the thread\n"
+            "                          that frees it),\n"
             "                          unsafe-no-reset\n"
             "  -j, --json FILE         also write the records as JSON\n"
             "  -T, --trace TRACER      run TRACER (madvisev-trace, needs root) on this process\n"
@@ -207,6 +209,12 @@ std::vector<Strategy> all_strategies(size_t batch, size_t budget) {
     z.batch_size = batch;
     s.push_back({"pool-zero-in-place", false, z, false});
     s.push_back({"pool-zero-emulated", false, z, false, true});
+    // A clear needs no IPI, so nothing asks for a batch but the system
+    // call's cost: each instance's slots cleared by the thread that frees
+    // it, while their lines are still in its cache.
+    z.batch_size = 1;
+    z.background_flush = false;
+    s.push_back({"pool-zero-inline", false, z, false});
     wasmpool::Config n;
     n.stack_bytes = kStackBytes;
     s.push_back({"unsafe-no-reset", false, n, true});
