@@ -727,8 +727,9 @@ void Pool::Impl::enqueue_whole(Kind kind, uint32_t index) {
 }
 
 // Adaptive reset: find the pages of the slot that can hold data, zero the
-// present ones in place and queue the swapped ones for the next batch,
-// if the pool's resident memory stays within budget.  False: decommit the
+// present ones in place and queue the swapped ones for the next batch (or,
+// where the kernel has MADVISEV_ZERO, clear both with one call now), if
+// the pool's resident memory stays within budget.  False: decommit the
 // whole slot instead.
 bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
     thread_local std::vector<PageRun> runs;
@@ -757,16 +758,6 @@ bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
         memset(base, 0, extent);
         return now_free();
     }
-    if (zero_native) {
-        // The kernel clears in place, a batch per call: no scan, and no
-        // page outside what the tenant touched gets faulted in.  The
-        // budget is charged the whole extent: what stays resident is
-        // not known without a scan.
-        if (!reserve_resident(slot, std::max(slot.resident, extent)))
-            return false;
-        enqueue_zero(kind, index);
-        return true;
-    }
     if (!cfg.pagemap_scan)
         return false;
     // The budget is spent and this slot holds no share of it: no scan can
@@ -794,12 +785,43 @@ bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
     if (!reserve_resident(slot, want))
         return false;
     Counters &counters = my_shard().counters;
+    if (dense && zero_native) {
+        // The kernel clears what is present and drops what is swapped, in
+        // one call and with no IPI: done now, by the thread that freed the
+        // slot, while its pages are still in this CPU's cache.  A failed
+        // call leaves data behind: decommit the whole slot instead.
+        iovec whole{base, extent};
+        if (zero(my_shard(), &whole, 1) != static_cast<ssize_t>(extent))
+            return false;
+        slot.skip_looks = 15;
+        return now_free();
+    }
     if (dense) {
         memset(base, 0, extent);
         slot.skip_looks = 15;
         return now_free();
     }
     swapped.clear();
+    if (zero_native) {
+        // Present and swapped runs alike, in one MADVISEV_ZERO call (see
+        // above); "swapped" holds them all here.
+        size_t want_bytes = 0;
+        for (const PageRun &run : runs) {
+            size_t len = run.swapped ? run.bytes
+                         : run.offset < extent ? std::min(run.bytes, extent - run.offset)
+                                               : 0;
+            if (len > 0) {
+                swapped.push_back({base + run.offset, len});
+                want_bytes += len;
+            }
+        }
+        if (!swapped.empty() &&
+            zero(my_shard(), swapped.data(), swapped.size()) != static_cast<ssize_t>(want_bytes))
+            return false;
+        if (any_swapped)
+            bump(counters.swapped_resets);
+        return now_free();
+    }
     for (const PageRun &run : runs) {
         if (run.swapped) {
             swapped.push_back({base + run.offset, run.bytes});

@@ -67,9 +67,11 @@ enum class Reset : uint8_t {
     // ones in place and decommit the swapped ones in the next batch, while
     // the pool's resident memory stays within resident_budget_bytes; past
     // the budget, or where the kernel cannot say, decommit the slot.
-    // Where the kernel clears in place (madvisev_zero_native()), the slots
-    // that fit the budget join the zero_in_place batch instead of being
-    // scanned; the tiniest are still zeroed with memset().
+    // Where the kernel clears in place (madvisev_zero_native()), the pages
+    // the scan found, present and swapped alike, are cleared by one
+    // madvisev(MADVISEV_ZERO) call made at once by the releasing thread
+    // (no IPI, no batch to wait for, the pages still in its cache); the
+    // tiniest slots are still zeroed with memset().
     adaptive,
     // Queue the slot's whole used extent (memories, tables and stacks
     // alike) and clear a whole batch of slots with one
