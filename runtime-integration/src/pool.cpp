@@ -807,7 +807,7 @@ bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
         // above); "swapped" holds them all here.
         size_t want_bytes = 0;
         for (const PageRun &run : runs) {
-            size_t len = run.swapped ? run.bytes
+            size_t len = run.swapped           ? run.bytes
                          : run.offset < extent ? std::min(run.bytes, extent - run.offset)
                                                : 0;
             if (len > 0) {
