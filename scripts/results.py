@@ -262,8 +262,8 @@ def reading_zero(inst, wasi, native):
     """Is the zero-in-place reset the fastest safe reset, with no IPI?  Checked per workload."""
     lines = []
     how = ("the kernel's `MADV_ZERO`" if native else
-           "the library's emulation (this kernel has no `MADV_ZERO`: `PAGEMAP_SCAN`, `memset`, one "
-           "`MADV_DONTNEED` call for swapped runs)")
+           "the library's emulation, this kernel having no `MADV_ZERO`: `PAGEMAP_SCAN`, `memset`, one "
+           "`MADV_DONTNEED` call for swapped runs")
     for label, at, top in zero_workloads(inst, wasi):
         # The better of the two ways the pool uses the advice: a batch of
         # slots per call on the flusher, or one instance per call inline.
