@@ -123,6 +123,8 @@ void validate(const Config &cfg) {
                ") is less than the " + std::to_string(kSignalHandlerReach) +
                " bytes behind a memory's base that unchecked (signal-handler-mode) code can "
                "reach; raise memory_guard_bytes, or set memory_bounds = Bounds::checked");
+    if (cfg.keep_resident_scan && cfg.reset != Reset::keep_resident)
+        refuse("keep_resident_scan needs reset = Reset::keep_resident");
     if (cfg.batch_size == 0)
         refuse("batch_size must be at least 1");
     if (cfg.background_flush && cfg.flush_interval_ms == 0)
@@ -331,6 +333,7 @@ struct Pool::Impl {
     bool reserve_resident(Slot &slot, size_t bytes);
     void set_resident(Slot &slot, size_t bytes);
     bool reset_adaptive(Kind kind, uint32_t index);
+    bool reset_keep_scanned(Kind kind, uint32_t index);
     bool grow_slot(Kind kind, uint32_t index, size_t bytes, std::optional<uint32_t> gen);
     std::optional<uint32_t> slot_at_base(const Pool &pool, Kind kind, const void *base,
                                          const char *op);
@@ -838,6 +841,44 @@ bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
     return true;
 }
 
+// Config::keep_resident_scan.  false: the kernel cannot scan, nothing
+// done.  Pages past the extent were clean when the lease began and are
+// inaccessible now: a run reaching there ends the zeroing.
+bool Pool::Impl::reset_keep_scanned(Kind kind, uint32_t index) {
+    thread_local std::vector<PageRun> runs;
+    Slot &slot = slot_at(kind, index);
+    std::byte *base = area_of(kind).base(index);
+    size_t extent = slot.extent;
+    size_t len = std::max(slot.span, extent);
+    if (!cfg.pagemap_scan || len == 0 || scan_data_pages(base, len, runs) != ScanStatus::ok)
+        return false;
+    size_t keep = std::min(page_up(cfg.keep_resident_bytes), extent);
+    size_t kept = 0, stop = len, taken = 0;
+    for (const PageRun &run : runs) {
+        if (taken == kKeepScanRuns || kept == keep || run.offset >= extent) {
+            stop = run.offset;
+            break;
+        }
+        size_t n = std::min({run.bytes, keep - kept, extent - run.offset});
+        memset(base + run.offset, 0, n); // a swapped-out page comes back, zeroed
+        kept += n;
+        taken++;
+        if (n < run.bytes) {
+            stop = run.offset + n;
+            break;
+        }
+    }
+    set_resident(slot, kept);
+    if (stop < len) {
+        iovec rest{base + stop, len - stop};
+        enqueue(kind, index, &rest, 1, false);
+    } else {
+        slot.extent = slot.accessible;
+        make_free(kind, index);
+    }
+    return true;
+}
+
 void Pool::Impl::thread_exit() {
     Shard &mine = my_shard();
     if (!cfg.background_flush) {
@@ -964,7 +1005,7 @@ void Pool::Impl::release_slot(Kind kind, uint32_t index, uint32_t gen, const cha
     slot.shard = my_shard_index();
     Counters &counters = my_shard().counters;
     bump(counters.released);
-    if (skip_resets) {
+    if (skip_resets || (kind == Kind::stack && !cfg.reset_stacks)) {
         make_free(kind, index);
         return;
     }
@@ -973,6 +1014,10 @@ void Pool::Impl::release_slot(Kind kind, uint32_t index, uint32_t gen, const cha
         enqueue_whole(kind, index);
         return;
     case Reset::keep_resident: {
+        if (cfg.keep_resident_scan && kind != Kind::stack && reset_keep_scanned(kind, index)) {
+            bump(counters.zeroed);
+            return;
+        }
         // memset what is kept (a stack's top, where it is used; the start
         // of a memory or table), decommit the rest.  memset() touches
         // every kept page, swapped out or not.

@@ -73,6 +73,10 @@ std::vector<Strategy> safe_strategies() {
     c.stack_keep_resident_bytes = 2 * kPage;
     c.batch_size = 4;
     s.push_back({"keep_resident", small(c)});
+    c.keep_resident_scan = true; // two pages of data zeroed, the rest decommitted
+    s.push_back({"keep_resident_scan", small(c)});
+    c.keep_resident_bytes = size_t{512} << 10; // all of it: memset only
+    s.push_back({"keep_resident_scan_whole", small(c)});
     c = Config{};
     s.push_back({"adaptive", small(c)});
     c.pagemap_scan = false; // as on a kernel without PAGEMAP_SCAN
@@ -270,6 +274,68 @@ TEST(Pool, SameModuleGetsItsSlotBack) {
     EXPECT_EQ(a2->index(), a->index());
 }
 
+// keep_resident_scan: 40 runs of one written page each, every other page.
+// The first kKeepScanRuns are zeroed in place, everything from the next
+// run on is decommitted; the next user of the slot reads zeros over it all.
+TEST(Pool, KeepResidentScanZeroesRunsThenDecommitsTheRest) {
+    constexpr size_t kRuns = wasmpool::kKeepScanRuns + 8;
+    Config c = small(Config{});
+    c.reset = Reset::keep_resident;
+    c.keep_resident_scan = true;
+    c.keep_resident_bytes = c.memory_max_bytes; // the run limit stops it first
+    c.memory_slots = 1;
+    c.batch_size = 1;
+    c.background_flush = false;
+    Pool pool(c);
+    size_t bytes = 2 * kRuns * kPage;
+    auto a = pool.acquire(Kind::memory, 1, bytes);
+    ASSERT_TRUE(a);
+    for (size_t i = 0; i < kRuns; i++)
+        canary(a->base() + 2 * i * kPage, kPage);
+    pool.release(std::move(*a));
+    auto st = pool.stats();
+    EXPECT_EQ(st.resident_bytes, wasmpool::kKeepScanRuns * kPage) << "zeroed in place";
+    EXPECT_EQ(st.decommit_calls, 1u) << "the rest, from run " << wasmpool::kKeepScanRuns;
+    auto b = pool.acquire(Kind::memory, 1, bytes);
+    ASSERT_TRUE(b);
+    unsigned char v; // before reading: a read maps the zero page
+    ASSERT_EQ(mincore(b->base(), kPage, &v), 0);
+    EXPECT_TRUE(v & 1) << "the first run was zeroed in place, not decommitted";
+    ASSERT_EQ(mincore(b->base() + 2 * (kRuns - 1) * kPage, kPage, &v), 0);
+    EXPECT_FALSE(v & 1) << "the last run was not decommitted";
+    EXPECT_TRUE(all_zero(b->base(), bytes));
+}
+
+// reset_stacks = false (Wasmtime's default): a stack comes back as its
+// last user left it, while memories and tables are still reset.
+TEST(Pool, StacksNotResetWhenAskedNotTo) {
+    Config c = small(Config{});
+    c.reset_stacks = false;
+    c.sharded = false;
+    c.memory_slots = c.table_slots = c.stack_slots = 1;
+    c.background_flush = false;
+    Pool pool(c);
+    auto mem = pool.acquire(Kind::memory, 1, kPage);
+    auto tab = pool.acquire(Kind::table, 1, kPage);
+    auto stk = pool.acquire(Kind::stack, 1, 0);
+    ASSERT_TRUE(mem && tab && stk);
+    canary(mem->base(), kPage);
+    canary(tab->base(), kPage);
+    std::byte *top = stk->base() + stk->capacity() - kPage;
+    canary(top, kPage);
+    pool.release(std::move(*stk));
+    pool.release(std::move(*tab));
+    pool.release(std::move(*mem));
+    pool.flush(true);
+    auto mem2 = pool.acquire(Kind::memory, 1, kPage);
+    auto tab2 = pool.acquire(Kind::table, 1, kPage);
+    auto stk2 = pool.acquire(Kind::stack, 1, 0);
+    ASSERT_TRUE(mem2 && tab2 && stk2);
+    EXPECT_TRUE(all_zero(mem2->base(), kPage));
+    EXPECT_TRUE(all_zero(tab2->base(), kPage));
+    EXPECT_FALSE(all_zero(top, kPage)) << "the stack was reset anyway";
+}
+
 TEST(Pool, BadInput) {
     Pool pool(small(Config{}));
     errno = 0;
@@ -282,6 +348,9 @@ TEST(Pool, BadInput) {
     EXPECT_THROW(Pool{bad}, std::invalid_argument);
     bad = small(Config{});
     bad.memory_slots = 0;
+    EXPECT_THROW(Pool{bad}, std::invalid_argument);
+    bad = small(Config{});
+    bad.keep_resident_scan = true; // with the adaptive reset
     EXPECT_THROW(Pool{bad}, std::invalid_argument);
 }
 

@@ -129,6 +129,8 @@ std::vector<Policy> policies() {
     c.reset = Reset::keep_resident;
     c.keep_resident_bytes = kSlotBytes / 2; // half zeroed in place, half decommitted
     v.push_back({"keep_resident", c});
+    c.keep_resident_scan = true; // the data pages: half zeroed, the rest decommitted
+    v.push_back({"keep_resident_scan", c});
     c = base;
     c.reset = Reset::adaptive;
     v.push_back({"adaptive", c});

@@ -32,6 +32,9 @@ struct SlotIndex {
 };
 
 inline constexpr size_t kWasmPageBytes = 65536;
+// Runs of data pages one keep_resident_scan reset zeroes at most (the
+// fixed region array of Wasmtime's scan).
+inline constexpr size_t kKeepScanRuns = 32;
 // wasm32's largest memory: 65536 wasm pages.
 inline constexpr size_t kWasm32MaxBytes = size_t{1} << 32;
 // How far past a memory's base wasm2c's signal-handler-mode code can
@@ -112,6 +115,21 @@ struct Config {
     Reset reset = Reset::adaptive;
     size_t keep_resident_bytes = 0;       // memories and tables
     size_t stack_keep_resident_bytes = 0; // stacks (from their top)
+    // With Reset::keep_resident, memories and tables: instead of the first
+    // keep_resident_bytes, zero the pages PAGEMAP_SCAN finds holding data
+    // (present, not the shared zero page, or swapped out), in address
+    // order, until keep_resident_bytes are zeroed or kKeepScanRuns runs
+    // taken; decommit the slot from where that stopped.  Wasmtime's reset
+    // with its pagemap_scan option, except that swapped-out pages count as
+    // data here too.  Where the kernel cannot scan, the plain keep_resident
+    // reset.
+    bool keep_resident_scan = false;
+    // false: a released stack is not reset at all, as Wasmtime's default
+    // (async_stack_zeroing off).  Only for code that never reads stack
+    // memory it did not write: wasm2c's code zero-initialises every wasm
+    // local, but host functions called on the fiber see the frames the
+    // previous tenant left there.
+    bool reset_stacks = true;
     // Budget for memory kept resident in free slots by Reset::adaptive; 0
     // means the default (RAM / 16, between 16 MiB and 1 GiB).  Reserved
     // atomically: concurrent releases never overrun it.
