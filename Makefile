@@ -16,6 +16,11 @@ VM_BENCH   ?= --ranges:4096
 VM_IBENCH  ?= --seconds:0.5
 VM_IWASI   ?= --module:request,compress,grow:--threads:1,2:--seconds:0.5
 IBENCH     ?= --seconds 1
+# The vCPU sweep: the patched guest booted with each of these vCPU counts
+# runs madvisev-ipi-cost and instantiate-bench on as many threads.
+VM_SMP_SWEEP ?= 2 4 8
+VM_IPICOST ?= --calls:1000
+VM_SWEEP   ?= --dirty-pages:16:--seconds:0.3:--strategy:stock,wasmtime-default,wasmtime-best,pool-sharded-syscall,pool-adaptive,pool-zero-inline
 # The budget row set: the adaptive reset against the fixed strategies when
 # its budget forces decommits.
 IBENCH_BUDGET_STRATEGIES ?= pool-immediate,pool-global-queue,pool-sharded-auto,pool-sharded-inline,pool-keep-resident,pool-adaptive
@@ -89,7 +94,7 @@ $(BUILD_ST)/build.ninja: | deps
 build-static: deps $(BUILD_ST)/build.ninja
 	$(call trace_configured,$(BUILD_ST))
 	trace="$(TRACE_BINS)"; cmake --build $(BUILD_ST) -j $(JOBS) --target madvisev-test madvisev-first-use madvisev-info \
-	    madvisev-bench wasmpool-test wasmpool-swap-test instantiate-bench $${trace:+madvisev-trace trace-child}
+	    madvisev-bench madvisev-ipi-cost wasmpool-test wasmpool-swap-test instantiate-bench $${trace:+madvisev-trace trace-child}
 
 # The main job: what this kernel offers and what each backend costs, here
 # and in the patched 6.12 guest.
@@ -108,6 +113,9 @@ demo: build vm-images
 	    $(BUILD)/libmadvisev/madvisev-bench --trace $(BUILD)/trace/madvisev-trace --sizes 4096 \
 	        --vlens 1,16,64,256 --json $(RESULTS)/host-madvisev-trace.json; \
 	else echo "== host: madvisev-bench --trace skipped (needs root and madvisev-trace)"; fi
+	@echo
+	@echo "== host: madvisev-ipi-cost (JSON in $(RESULTS)/host-ipi-cost.json)"
+	@$(BUILD)/libmadvisev/madvisev-ipi-cost --json $(RESULTS)/host-ipi-cost.json
 	@echo
 	@echo "== host: instantiate-bench (JSON in $(RESULTS)/host-instantiate-bench.json)"
 	@$(BUILD)/runtime-integration/instantiate-bench $(IBENCH) --json $(RESULTS)/host-instantiate-bench.json
@@ -136,6 +144,15 @@ demo: build vm-images
 	@tr -d '\r' < $(VM)/bench-patched.log | sed -n '/^kernel:/,/^MADVISEV-JSON-BEGIN/p' | grep -v '^MADVISEV-JSON-BEGIN'
 	@for f in madvisev-bench instantiate-bench instantiate-wasi; do \
 	    vm-images/console-json.sh $(VM)/bench-patched.log $$f > $(RESULTS)/vm-$$f.json || exit 1; done
+	@for n in $(VM_SMP_SWEEP); do \
+	    echo; echo "== patched Linux 6.12 guest, $$n vCPUs under QEMU TCG: madvisev-ipi-cost, instantiate-bench on $$n threads"; \
+	    vm-images/run-vm.sh -q -k $(KERNEL_PATCHED) -i $(INITRAMFS) -j sweep -s $$n -t 1200 -l $(VM)/sweep-$$n.log \
+	        -a "madvisev.ipicost=$(VM_IPICOST) madvisev.sweep=$(VM_SWEEP)" || \
+	        { echo "guest sweep failed; see $(VM)/sweep-$$n.log"; exit 1; }; \
+	    tr -d '\r' < $(VM)/sweep-$$n.log | sed -n '/^\[guest\] sweep/,/^MADVISEV-JSON-BEGIN/p' | grep -v '^MADVISEV-JSON-BEGIN'; \
+	    for f in ipi-cost instantiate-sweep; do \
+	        vm-images/console-json.sh $(VM)/sweep-$$n.log $$f > $(RESULTS)/vm-smp$$n-$$f.json || exit 1; done; \
+	done
 	@tr -d '\r' < $(VM)/bench-patched.log | sed -n 's/^\[guest\] kernel \([^,]*\), \([0-9]*\) CPUs.*/{"cpu": "QEMU TCG, -cpu max", "cores": \2, "kernel": "Linux \1 (madvisev series)", "memory_gib": 2, "accelerator": "none"}/p' \
 	    > $(RESULTS)/vm-machine.json
 	@python3 scripts/results.py $(RESULTS) $(RESULTS)/results.md $(RESULTS)
@@ -143,8 +160,8 @@ demo: build vm-images
 	@echo "== this run against the figures of docs/results.md, and the noise it states"
 	@python3 scripts/results.py --compare docs/results/data $(RESULTS)
 	@echo
-	@echo "Plots and a results page from this run: $(RESULTS)/*.png, $(RESULTS)/results.md"
-	@echo "(make results copies this run's JSON to docs/results/data and regenerates docs/results.md)"
+	@echo "Plots and pages from this run: $(RESULTS)/*.png, $(RESULTS)/results.md, $(RESULTS)/scaling.md"
+	@echo "(make results copies this run's JSON to docs/results/data and regenerates docs/results.md and docs/scaling.md)"
 
 test: test-unit test-asan test-tsan test-libfuzzer patch-check vm-test vm-test-arm64 vm-trace vm-fuzz
 
@@ -204,7 +221,8 @@ vm-images: vm-kernels build-static $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER
 	vm-images/build-initramfs.sh $(INITRAMFS) $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER) $(LOCKLAT) \
 	    $(BUILD_ST)/libmadvisev/madvisev-test $(BUILD_ST)/libmadvisev/madvisev-first-use \
 	    $(BUILD_ST)/libmadvisev/madvisev-info \
-	    $(BUILD_ST)/libmadvisev/madvisev-bench $(BUILD_ST)/runtime-integration/wasmpool-test \
+	    $(BUILD_ST)/libmadvisev/madvisev-bench $(BUILD_ST)/libmadvisev/madvisev-ipi-cost \
+	    $(BUILD_ST)/runtime-integration/wasmpool-test \
 	    $(BUILD_ST)/runtime-integration/wasmpool-swap-test \
 	    $(BUILD_ST)/runtime-integration/instantiate-bench $(TRACE_BINS)
 

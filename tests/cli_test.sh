@@ -6,6 +6,7 @@ case_name=$1
 tools=$2
 info=$tools/madvisev-info
 bench=$tools/madvisev-bench
+ipicost=$tools/madvisev-ipi-cost
 ibench=${3:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -108,6 +109,31 @@ for r in recs:
 backends = {r["backend"] for r in recs}
 assert "sequential" in backends, backends
 assert len(recs) == 2 * len(backends), recs
+PY
+    ;;
+ipicost_help)
+    "$ipicost" --help > "$tmp/out" || fail "--help exited $?"
+    grep -q '^Usage: madvisev-ipi-cost' "$tmp/out" || fail "no usage text"
+    ;;
+ipicost_bad_input)
+    for args in "--bogus" "--calls" "--calls 0" "--calls -5" "--calls 12x" "--receivers x" "stray" \
+                "--json /nonexistent/dir/out.json --calls 1"; do
+        # shellcheck disable=SC2086
+        "$ipicost" $args > /dev/null 2> "$tmp/err" && fail "accepted '$args'"
+        one_line "$tmp/err"
+    done
+    ;;
+ipicost_json)
+    "$ipicost" --calls 200 --receivers 1 --json "$tmp/out.json" > "$tmp/out" || fail "exited $?"
+    cat "$tmp/out"
+    python3 - "$tmp/out.json" "$(nproc)" <<'PY' || fail "bad JSON"
+import json, sys
+recs, cpus = json.load(open(sys.argv[1])), int(sys.argv[2])
+want = min(cpus - 1, 1)
+assert [r["receivers"] for r in recs] == list(range(want + 1)), recs
+for r in recs:
+    assert r["calls"] == 200 and r["cpus"] == cpus and r["ns_per_call"] > 0, r
+    assert r["receivers"] > 0 or r["receiver_ns_per_ipi"] == 0, r
 PY
     ;;
 ibench_help)

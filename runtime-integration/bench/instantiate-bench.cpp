@@ -114,7 +114,9 @@ void usage(FILE *out) {
             "  -s, --seconds S         per measurement (default 1)\n"
             "  -b, --batch-size N      instances per decommit batch (default 32)\n"
             "  -S, --strategy LIST     strategies (default: all the kernel supports):\n"
-            "                          stock, pool-immediate, pool-global-queue,\n"
+            "                          stock, wasmtime-default and wasmtime-best (Wasmtime's\n"
+            "                          pooling allocator by default and at its best:\n"
+            "                          docs/results.md), pool-immediate, pool-global-queue,\n"
             "                          pool-sharded-<backend> (pool-sharded-auto: the one\n"
             "                          detection picks), pool-sharded-inline,\n"
             "                          pool-keep-resident, pool-adaptive, pool-zero-in-place\n"
@@ -167,6 +169,35 @@ std::vector<size_t> parse_list(const char *arg, const char *what, size_t max) {
 std::vector<Strategy> all_strategies(size_t batch, size_t budget) {
     std::vector<Strategy> s;
     s.push_back({"stock", true, {}, false});
+    // Wasmtime's pooling allocator as configured by default: every memory
+    // and table decommitted when freed, by the thread that frees it
+    // (decommit_batch_size 1: one madvise per slot), nothing kept resident,
+    // stacks not reset (async_stack_zeroing off).  Per-thread shards: the
+    // pool flushes one shard's queue at a time, while Wasmtime's threads
+    // decommit side by side, outside its allocator lock.
+    wasmpool::Config w;
+    w.stack_bytes = kStackBytes;
+    w.reset = wasmpool::Reset::decommit;
+    w.batch_size = 1;
+    w.background_flush = false;
+    w.backend = MADVISEV_BACKEND_SEQUENTIAL;
+    w.reset_stacks = false;
+    s.push_back({"wasmtime-default", false, w, false});
+    // Its best configuration today: memory_keep_resident and
+    // table_keep_resident covering the whole slot with pagemap_scan (only
+    // the pages written are zeroed), decommit_batch_size 32 through
+    // process_madvise(PIDFD_SELF) where the kernel takes MADV_DONTNEED
+    // there (else one madvise per range, as Wasmtime falls back) by the
+    // thread whose release fills the batch, per-thread shards, stacks not
+    // reset.
+    w.reset = wasmpool::Reset::keep_resident;
+    w.keep_resident_scan = true;
+    w.keep_resident_bytes = kMemoryBytes;
+    w.batch_size = batch;
+    w.backend = madvisev_backend_probe(MADVISEV_BACKEND_PROCESS_MADVISE, nullptr) == 1
+                    ? MADVISEV_BACKEND_PROCESS_MADVISE
+                    : MADVISEV_BACKEND_SEQUENTIAL;
+    s.push_back({"wasmtime-best", false, w, false});
     wasmpool::Config c;
     c.stack_bytes = kStackBytes;
     c.reset = wasmpool::Reset::decommit;

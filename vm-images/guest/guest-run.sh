@@ -20,6 +20,8 @@
 #                   echo and on the WASI programs (their arguments from
 #                   madvisev.bench=, madvisev.ibench= and madvisev.iwasi=),
 #                   madvisev-lock-latency
+#   sweep           madvisev-ipi-cost and instantiate-bench on as many
+#                   threads as CPUs (make demo boots it with 2, 4 and 8)
 #   info            madvisev-info only
 #   fuzz            madvisev-fuzz and madvisev-race (debug kernel)
 #   trace           madvisev-trace on trace-child, madvisev-bench --trace and
@@ -219,6 +221,22 @@ bench)
     # gives up mmap_lock between ranges once 16 MiB were advised.
     madvisev-lock-latency --ranges 1024 --range-kib 256 --seconds 10 || fail=1
     for f in madvisev-bench instantiate-bench instantiate-wasi; do
+        emit $f /tmp/$f.json
+    done
+    ;;
+sweep)
+    # One point of make demo's vCPU sweep: what a TLB-shootdown round
+    # costs with 0 .. N-1 receivers, and instantiate-bench on N threads
+    # (arguments from madvisev.ipicost= and madvisev.sweep=).
+    echo "[guest] sweep: $(nproc) CPUs"
+    args=$(sed -n 's/.*madvisev\.ipicost=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    # shellcheck disable=SC2086
+    madvisev-ipi-cost $args --json /tmp/ipi-cost.json || fail=1
+    echo
+    args=$(sed -n 's/.*madvisev\.sweep=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    # shellcheck disable=SC2086
+    instantiate-bench --threads "$(nproc)" $args --json /tmp/instantiate-sweep.json || fail=1
+    for f in ipi-cost instantiate-sweep; do
         emit $f /tmp/$f.json
     done
     ;;
