@@ -70,33 +70,44 @@ def dirtied(r):
     return f"{mem:.1f} + {stack:.0f}" if stack is not None else f"{mem:.1f} + ?"
 
 
+def faults_cell(r):
+    f = r.get("page_faults_per_instantiation")
+    return "–" if f is None else f"{f:.2f}"
+
+
 def inst_table(recs):
-    # Records from before the page-scan pass have no pages-dirtied column.
+    # Records from before the page-scan pass have no pages-dirtied column,
+    # those from before getrusage() no page-fault column.
     scanned = any("memory_pages_dirtied_per_instantiation" in r for r in recs)
+    faulted = any("page_faults_per_instantiation" in r for r in recs)
     rows = ["| strategy | dirty pages | threads | batch | instantiations/s | per thread | efficiency | "
             "shootdowns per instantiation | " + ("pages dirtied (memory + stack) | " if scanned else "")
-            + "p50 µs | p99 µs |",
-            "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if scanned else "")]
+            + ("page faults per instantiation | " if faulted else "") + "p50 µs | p99 µs |",
+            "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if scanned else "") + ("---|" if faulted else "")]
     for r in recs:
         eff = "–" if r["efficiency"] is None else f"{r['efficiency']:.2f}"
         name = r["strategy"] + (" (INSECURE)" if r["insecure"] else "")
         rows.append(f"| {name} | {r['dirty_pages']} | {r['threads']} | {r['batch_size']} | "
                     f"{fmt(r['instantiations_per_s'])} | {fmt(r['instantiations_per_s'] / r['threads'])} | {eff} | "
                     f"{r['shootdowns_per_instantiation']:.3f} | " + (f"{dirtied(r)} | " if scanned else "")
+                    + (f"{faults_cell(r)} | " if faulted else "")
                     + f"{r['p50_ns'] / 1000:.1f} | {r['p99_ns'] / 1000:.1f} |")
     return "\n".join(rows)
 
 
 def wasi_table(recs):
+    faulted = any("page_faults_per_instantiation" in r for r in recs)
     rows = ["| module | strategy | threads | batch | instantiations/s | per thread | efficiency | "
-            "shootdowns per instantiation | pages dirtied (memory + stack) | p50 µs | p99 µs |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "shootdowns per instantiation | pages dirtied (memory + stack) | "
+            + ("page faults per instantiation | " if faulted else "") + "p50 µs | p99 µs |",
+            "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if faulted else "")]
     for r in recs:
         eff = "–" if r["efficiency"] is None else f"{r['efficiency']:.2f}"
         rows.append(f"| {r['module']} | {r['strategy']} | {r['threads']} | {r['batch_size']} | "
                     f"{fmt(r['instantiations_per_s'])} | {fmt(r['instantiations_per_s'] / r['threads'])} | {eff} | "
                     f"{r['shootdowns_per_instantiation']:.3f} | {dirtied(r)} | "
-                    f"{r['p50_ns'] / 1000:.1f} | {r['p99_ns'] / 1000:.1f} |")
+                    + (f"{faults_cell(r)} | " if faulted else "")
+                    + f"{r['p50_ns'] / 1000:.1f} | {r['p99_ns'] / 1000:.1f} |")
     return "\n".join(rows)
 
 
@@ -718,15 +729,17 @@ def analysis(data):
                    f"runs {fmt(ad16)}/s against {fmt(dc16)}/s for batched `MADV_DONTNEED` (`{batched}`), "
                    f"{ad16 / dc16:.1f}x. The decommitted pages come back as page faults"
                    + (f" ({faults:.1f} per instantiation)" if faults is not None else "")
-                   + ", and faults, not IPIs, are what a batch cannot remove.")
+                   + ", and faults, not IPIs, are what a batch cannot remove." + verdict(ad16 > dc16))
     ad4, ad256, kr256 = x(inst, "pool-adaptive", 4), x(inst, "pool-adaptive", 256), x(inst, "pool-keep-resident", 256)
     if ad4 and kr16 and ad256 and kr256:
         kr4 = x(inst, "pool-keep-resident", 4)
         out.append(f"- **Small dirty sets: ask which pages were written.** `PAGEMAP_SCAN` finds them for the price "
                    f"of a page-table walk; zeroing the whole slot instead (`pool-keep-resident`) costs the same "
                    f"however little was written: {fmt(kr4)}/s at 4 pages against {fmt(ad4)}/s for "
-                   f"`pool-adaptive`. **Dense ones: skip the scan.** At 256 pages `pool-adaptive` has learnt that "
-                   f"the slot is dense and zeroes it whole ({fmt(ad256)}/s, `pool-keep-resident` {fmt(kr256)}/s).")
+                   f"`pool-adaptive`.{verdict(ad4 > kr4)} **Dense ones: skip the scan.** At 256 pages "
+                   f"`pool-adaptive` has learnt that the slot is dense and zeroes it whole ({fmt(ad256)}/s, "
+                   f"`pool-keep-resident` {fmt(kr256)}/s, `wasmtime-best`, which scans every time, "
+                   f"{fmt(x(inst, 'wasmtime-best', 256) or 0)}/s).")
     wb = {d: x(inst, "wasmtime-best", d) for d in (4, 16, 256)}
     if all(wb.values()):
         lost = [d for d in wb if (ours(rows(inst, dirty_pages=d, threads=top)) or {}).get("instantiations_per_s", 0) < wb[d]]
@@ -747,7 +760,8 @@ def analysis(data):
                        f"against {rs:.2f} range by range, and runs {dc16 / seq:.1f}x as fast at 16 pages on "
                        f"{top} threads. That is what the kernel call buys, and it grows with cores: a strategy "
                        "that sends R rounds per instantiation cannot exceed about 1 / (R C) instantiations/s on "
-                       "the whole machine (`docs/scaling.md`), so batching raises that ceiling by the batch size.")
+                       "the whole machine (`docs/scaling.md`), so batching raises that ceiling by the batch size."
+                       + verdict(rb < rs and dc16 > seq))
     if vm:
         vtop = max(r["threads"] for r in vm)
         zi, vad = x(vm, "pool-zero-inline", 16, vtop), x(vm, "pool-adaptive", 16, vtop)
@@ -976,6 +990,30 @@ def compare(recorded_dir, fresh_dir):
                      f"median, {times[0]:.2f}x to {times[-1]:.2f}x" if times else ""))
             for line in count_lines + ratio_lines:
                 print(line)
+    # The vCPU sweep: counts only (its times are emulation's).
+    band = NOISE["vm"]
+    sweep_files = sorted(f for f in (os.listdir(fresh_dir) if os.path.isdir(fresh_dir) else [])
+                         if f.startswith("vm-smp") and f.endswith(".json"))
+    for f in sweep_files:
+        old, new = load(recorded_dir, f), load(fresh_dir, f)
+        if old is None:
+            print(f"  {f}: missing in the record")
+            continue
+        ident, count_f = ((("receivers",), "shootdowns_per_call") if f.endswith("-ipi-cost.json") else
+                          (("strategy", "dirty_pages"), "shootdowns_per_instantiation"))
+        recorded = {tuple(r[k] for k in ident): r for r in old}
+        c_rows = c_out = 0
+        for r in new:
+            o = recorded.get(tuple(r[k] for k in ident))
+            if o is None:
+                continue
+            c_rows += 1
+            if abs(r[count_f] - o[count_f]) > band["count_abs"] + band["count_rel"] * abs(o[count_f]):
+                c_out += 1
+                print(f"    {f} {' '.join(str(r[k]) for k in ident)}: {count_f} {o[count_f]:.3f} -> {r[count_f]:.3f}")
+        counts += c_rows
+        counts_in += c_rows - c_out
+        print(f"  {f}: shootdown counts {c_rows - c_out} of {c_rows} rows inside the count band")
     if counts:
         ok = counts_in >= MATCH * counts
         print(f"Counts: {counts_in} of {counts} rows ({counts_in / counts:.0%}) inside the count band: "

@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <latch>
 #include <map>
 #include <memory>
 #include <string>
@@ -450,6 +451,10 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
     long long rss0 = rss_bytes();
     std::atomic<bool> go{false}, stop{false};
     std::atomic<size_t> ready{0};
+    // The count ends when every worker has stopped, before any exits: a
+    // thread's exit gives its stack back with MADV_DONTNEED, and an
+    // in-place clear that overlaps that gather has to flush.
+    std::latch finished(static_cast<ptrdiff_t>(threads)), release(1);
     std::vector<ThreadOut> out(threads);
     std::vector<std::thread> ts;
     for (size_t t = 0; t < threads; t++)
@@ -504,12 +509,15 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
                 Z_echo_free(&inst);
                 o.note(t0);
             }
+            finished.count_down();
+            release.wait();
         });
     while (ready.load() < threads)
         std::this_thread::yield();
     madvisev_tools::TraceClient tracer;
     if (!tracer_path.empty() && !tracer.start(tracer_path)) {
         stop = go = true;
+        release.count_down();
         for (auto &t : ts)
             t.join();
         fprintf(stderr, "instantiate-bench: --trace: cannot trace %s\n", st.name.c_str());
@@ -522,11 +530,13 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
     go = true;
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
     stop = true;
-    for (auto &t : ts)
-        t.join();
+    finished.wait();
     double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     int64_t tlb1 = madvisev_tools::tlb_shootdowns();
     faults_known = faults_known && getrusage(RUSAGE_SELF, &ru1) == 0;
+    release.count_down();
+    for (auto &t : ts)
+        t.join();
     madvisev_tools::TraceReport report;
     if (tracer.running() && !tracer.stop(&report)) {
         fprintf(stderr, "instantiate-bench: no report from %s\n", tracer_path.c_str());
