@@ -20,7 +20,7 @@ IBENCH     ?= --seconds 1
 # runs madvisev-ipi-cost and instantiate-bench on as many threads.
 VM_SMP_SWEEP ?= 2 4 8
 VM_IPICOST ?= --calls:1000
-VM_SWEEP   ?= --dirty-pages:16:--seconds:0.3:--strategy:stock,wasmtime-default,wasmtime-best,pool-sharded-syscall,pool-adaptive,pool-zero-inline
+VM_SWEEP   ?= --dirty-pages:16:--seconds:2:--strategy:stock,wasmtime-default,wasmtime-best,pool-sharded-syscall,pool-adaptive,pool-zero-inline
 # The budget row set: the adaptive reset against the fixed strategies when
 # its budget forces decommits.
 IBENCH_BUDGET_STRATEGIES ?= pool-immediate,pool-global-queue,pool-sharded-auto,pool-sharded-inline,pool-keep-resident,pool-adaptive
