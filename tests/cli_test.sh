@@ -111,6 +111,24 @@ assert "sequential" in backends, backends
 assert len(recs) == 2 * len(backends), recs
 PY
     ;;
+ibench_wasmtime)
+    # Wasmtime's configurations as documented: the default decommits the
+    # memory and the table of every instance (two slots), not its stack;
+    # the best one decommits nothing and faults nothing back in.
+    "$ibench" --threads 1 --dirty-pages 4 --seconds 0.2 --strategy wasmtime-default,wasmtime-best,pool-immediate \
+        --json "$tmp/out.json" > "$tmp/out" || fail "instantiate-bench exited $?"
+    cat "$tmp/out"
+    python3 - "$tmp/out.json" <<'PY' || fail "bad JSON"
+import json, sys
+recs = {r["strategy"]: r for r in json.load(open(sys.argv[1]))}
+d, b, i = recs["wasmtime-default"], recs["wasmtime-best"], recs["pool-immediate"]
+assert d["decommits_per_instantiation"] == 2.0, d
+assert i["decommits_per_instantiation"] == 3.0, i
+assert d["batch_size"] == 1 and b["batch_size"] == 32, (d, b)
+assert b["decommits_per_instantiation"] < 0.05, b
+assert b["page_faults_per_instantiation"] < 0.5 < d["page_faults_per_instantiation"], (b, d)
+PY
+    ;;
 ipicost_help)
     "$ipicost" --help > "$tmp/out" || fail "--help exited $?"
     grep -q '^Usage: madvisev-ipi-cost' "$tmp/out" || fail "no usage text"

@@ -125,54 +125,82 @@ double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Rounds per second each spinner completes undisturbed: over 100 ms while
-// the sender sleeps (the best of three).
+// Rounds each spinner completes per second while the sender sleeps 50 ms.
 std::vector<double> idle_rates(const Spinners &s) {
-    std::vector<double> best(s.size(), 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20)); // let them start
-    for (int round = 0; round < 3; round++) {
-        std::vector<uint64_t> c0(s.size());
-        for (size_t i = 0; i < s.size(); i++)
-            c0[i] = s.count(i);
-        auto t0 = Clock::now();
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        double dt = seconds_since(t0);
-        for (size_t i = 0; i < s.size(); i++)
-            best[i] = std::max(best[i], (s.count(i) - c0[i]) / dt);
-    }
-    return best;
+    std::vector<uint64_t> c0(s.size());
+    for (size_t i = 0; i < s.size(); i++)
+        c0[i] = s.count(i);
+    auto t0 = Clock::now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    double dt = seconds_since(t0);
+    std::vector<double> rate(s.size());
+    for (size_t i = 0; i < s.size(); i++)
+        rate[i] = (s.count(i) - c0[i]) / dt;
+    return rate;
 }
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// kPhases busy phases of calls / kPhases calls each, every one between two
+// idle windows: a receiver's loss per IPI is judged against the rate it
+// had just before and just after, so that a drift of the shared machine
+// between phases does not count as IPI cost; the median over the phases.
+constexpr int kPhases = 7;
 
 bool measure(size_t receivers, const std::vector<int> &cpus, size_t calls, char *page,
              size_t page_bytes, Row *row) {
     Spinners spin(std::vector<int>(cpus.begin() + 1, cpus.begin() + 1 + receivers));
-    std::vector<double> rate = idle_rates(spin);
-    std::vector<uint64_t> c0(spin.size());
-    for (size_t i = 0; i < spin.size(); i++)
-        c0[i] = spin.count(i);
-    int64_t tlb0 = madvisev_tools::tlb_shootdowns();
-    auto t0 = Clock::now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20)); // let them start
+    std::vector<double> before = idle_rates(spin), per_ipi;
     std::chrono::nanoseconds in_calls{0};
-    for (size_t n = 0; n < calls; n++) {
-        page[0] = 1; // present and dirty: the call must zap it and flush
-        auto c = Clock::now();
-        if (madvise(page, page_bytes, MADV_DONTNEED) != 0) {
-            fprintf(stderr, "madvisev-ipi-cost: madvise: %s\n", strerror(errno));
-            return false;
+    double shootdowns = 0;
+    bool counted = true;
+    size_t done = 0;
+    for (int phase = 0; phase < kPhases; phase++) {
+        size_t n_calls = calls / kPhases + (static_cast<size_t>(phase) < calls % kPhases ? 1 : 0);
+        std::vector<uint64_t> c0(spin.size());
+        for (size_t i = 0; i < spin.size(); i++)
+            c0[i] = spin.count(i);
+        int64_t tlb0 = madvisev_tools::tlb_shootdowns();
+        auto t0 = Clock::now();
+        for (size_t n = 0; n < n_calls; n++) {
+            page[0] = 1; // present and dirty: the call must zap it and flush
+            auto c = Clock::now();
+            if (madvise(page, page_bytes, MADV_DONTNEED) != 0) {
+                fprintf(stderr, "madvisev-ipi-cost: madvise: %s\n", strerror(errno));
+                return false;
+            }
+            in_calls += Clock::now() - c;
         }
-        in_calls += Clock::now() - c;
+        double elapsed = seconds_since(t0);
+        std::vector<uint64_t> c1(spin.size());
+        for (size_t i = 0; i < spin.size(); i++)
+            c1[i] = spin.count(i);
+        int64_t tlb1 = madvisev_tools::tlb_shootdowns();
+        std::vector<double> after = idle_rates(spin);
+        done += n_calls;
+        if (tlb0 < 0 || tlb1 < 0) {
+            counted = false;
+            before = after;
+            continue;
+        }
+        double ipis = static_cast<double>(tlb1 - tlb0);
+        shootdowns += ipis;
+        double lost_ns = 0;
+        for (size_t i = 0; i < spin.size(); i++) {
+            double rate = (before[i] + after[i]) / 2;
+            if (rate > 0)
+                lost_ns += (rate * elapsed - static_cast<double>(c1[i] - c0[i])) / rate * 1e9;
+        }
+        if (receivers > 0 && ipis > 0)
+            per_ipi.push_back(lost_ns / ipis);
+        before = after;
     }
-    double elapsed = seconds_since(t0);
-    int64_t tlb1 = madvisev_tools::tlb_shootdowns();
-    double lost_ns = 0;
-    for (size_t i = 0; i < spin.size(); i++) {
-        double expected = rate[i] * elapsed;
-        lost_ns += (expected - static_cast<double>(spin.count(i) - c0[i])) / rate[i] * 1e9;
-    }
-    double shootdowns = tlb0 < 0 || tlb1 < 0 ? -1 : static_cast<double>(tlb1 - tlb0);
-    *row = {receivers, calls, static_cast<double>(in_calls.count()) / calls,
-            shootdowns < 0 ? -1 : shootdowns / calls,
-            receivers == 0 || shootdowns <= 0 ? 0 : lost_ns / shootdowns};
+    *row = {receivers, done, static_cast<double>(in_calls.count()) / static_cast<double>(done),
+            counted ? shootdowns / static_cast<double>(done) : -1, median(per_ipi)};
     return true;
 }
 
