@@ -230,8 +230,8 @@ ZERO_ROWS = ["pool-zero-in-place", "pool-zero-inline", "pool-zero-emulated", "po
              "pool-keep-resident", "pool-adaptive", "stock"]
 
 
-def zero_workloads(inst, wasi):
-    """(label, rows at the most threads) for echo at each dirty size and each WASI program."""
+def workloads(inst, wasi):
+    """(label, rows at the most threads, threads) for echo at each dirty size and each WASI program."""
     out = []
     if inst:
         top = max(r["threads"] for r in inst)
@@ -241,7 +241,12 @@ def zero_workloads(inst, wasi):
         top = max(r["threads"] for r in wasi)
         for module in sorted({r["module"] for r in wasi}, key=lambda m: [r["module"] for r in wasi].index(m)):
             out.append((f"{module} (WASI)", rows(wasi, module=module, threads=top), top))
-    return [w for w in out if one(w[1], strategy="pool-zero-in-place")]
+    return out
+
+
+def zero_workloads(inst, wasi):
+    """The workloads where the zero-in-place reset ran."""
+    return [w for w in workloads(inst, wasi) if one(w[1], strategy="pool-zero-in-place")]
 
 
 def zero_table(inst, wasi):
@@ -257,10 +262,8 @@ def zero_table(inst, wasi):
             if not r:
                 continue
             vs = f"{r['instantiations_per_s'] / keep['instantiations_per_s']:.2f}x" if keep else "–"
-            faults = r.get("page_faults_per_instantiation")
             head.append(f"| {label} | {top} | {name} | {fmt(r['instantiations_per_s'])} | {vs} | "
-                        f"{r['shootdowns_per_instantiation']:.3f} | "
-                        f"{'–' if faults is None else f'{faults:.2f}'} | "
+                        f"{r['shootdowns_per_instantiation']:.3f} | {faults_cell(r)} | "
                         f"{r['resident_bytes'] / 2**20:.1f} | {dirtied(r)} |")
     return "\n".join(head)
 
@@ -375,17 +378,8 @@ def ours(at):
 
 
 def wasmtime_workloads(inst, wasi):
-    """(label, rows at the most threads, threads) where Wasmtime's best configuration ran."""
-    out = []
-    for recs, by in ((inst, "dirty_pages"), (wasi, "module")):
-        if not recs:
-            continue
-        top = max(r["threads"] for r in recs)
-        for v in sorted({r[by] for r in recs}, key=lambda x: [r[by] for r in recs].index(x)):
-            at = rows(recs, threads=top, **{by: v})
-            if one(at, strategy="wasmtime-best") and ours(at):
-                out.append((f"echo, {v} pages" if by == "dirty_pages" else f"{v} (WASI)", at, top))
-    return out
+    """The workloads where Wasmtime's best configuration and one of the project's strategies ran."""
+    return [w for w in workloads(inst, wasi) if one(w[1], strategy="wasmtime-best") and ours(w[1])]
 
 
 def wasmtime_table(inst, wasi):
@@ -398,11 +392,10 @@ def wasmtime_table(inst, wasi):
         for r in [one(at, strategy="wasmtime-default"), best, mine, one(at, strategy="stock")]:
             if not r:
                 continue
-            faults = r.get("page_faults_per_instantiation")
             name = f"`{r['strategy']}`" + (" (ours, fastest safe)" if r is mine else "")
             head.append(f"| {label} | {top} | {name} | {fmt(r['instantiations_per_s'])} | "
                         f"{r['instantiations_per_s'] / best['instantiations_per_s']:.2f}x | "
-                        f"{r['shootdowns_per_instantiation']:.3f} | {'–' if faults is None else f'{faults:.2f}'} | "
+                        f"{r['shootdowns_per_instantiation']:.3f} | {faults_cell(r)} | "
                         f"{dirtied(r)} | {'no' if r['strategy'] in WASMTIME else 'yes'} |")
     return "\n".join(head)
 

@@ -33,11 +33,15 @@
 #include <thread>
 #include <vector>
 
+#include "cpus.h"
 #include "madvisev.h"
 #include "tlb_stat.h"
 #include "trace_client.h"
 
 namespace {
+
+using madvisev_tools::allowed_cpus;
+using madvisev_tools::pin_to;
 
 struct Options {
     std::vector<int> backends;
@@ -141,23 +145,6 @@ std::vector<size_t> parse_sizes(const char *arg, const char *what) {
         pos = comma + 1;
     }
     return out;
-}
-
-void pin_to(int cpu) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
-std::vector<int> allowed_cpus() {
-    cpu_set_t set;
-    std::vector<int> cpus;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0)
-        for (int c = 0; c < CPU_SETSIZE; c++)
-            if (CPU_ISSET(c, &set))
-                cpus.push_back(c);
-    return cpus;
 }
 
 const char *syscall_of(int backend) {

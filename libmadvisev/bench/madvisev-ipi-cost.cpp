@@ -25,9 +25,13 @@
 #include <thread>
 #include <vector>
 
+#include "cpus.h"
 #include "tlb_stat.h"
 
 namespace {
+
+using madvisev_tools::allowed_cpus;
+using madvisev_tools::pin_to;
 
 using Clock = std::chrono::steady_clock;
 
@@ -66,23 +70,6 @@ size_t parse_count(const char *arg, const char *what) {
     if (*arg == '\0' || *arg == '-' || *end || errno || v > (1ULL << 30))
         die(std::string("bad ") + what + " '" + arg + "'");
     return v;
-}
-
-void pin_to(int cpu) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(cpu, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
-std::vector<int> allowed_cpus() {
-    cpu_set_t set;
-    std::vector<int> cpus;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0)
-        for (int c = 0; c < CPU_SETSIZE; c++)
-            if (CPU_ISSET(c, &set))
-                cpus.push_back(c);
-    return cpus;
 }
 
 // Threads spinning on the given CPUs, each counting the rounds of a fixed
