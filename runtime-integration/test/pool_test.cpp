@@ -362,8 +362,16 @@ namespace {
 // then fails outright or stops short: whatever could not be reset is
 // quarantined, and nobody ever reads another user's data.
 TEST(PoolStress, InjectedDecommitFaultsNeverLeakData) {
-    for (Reset policy : {Reset::decommit, Reset::keep_resident, Reset::adaptive}) {
+    struct Variant {
+        Reset policy;
+        bool scan; // keep_resident_scan
+    };
+    for (auto [policy, scan] :
+         {Variant{Reset::decommit, false}, Variant{Reset::keep_resident, false},
+          Variant{Reset::keep_resident, true}, Variant{Reset::adaptive, false}}) {
+        std::string name = std::string(wasmpool::reset_name(policy)) + (scan ? "_scan" : "");
         Config c = small(Config{});
+        c.keep_resident_scan = scan;
         c.memory_slots = c.table_slots = c.stack_slots = 96;
         c.reset = policy;
         c.keep_resident_bytes = kPage;
@@ -431,18 +439,18 @@ TEST(PoolStress, InjectedDecommitFaultsNeverLeakData) {
             th.join();
         pool.flush(true);
         auto st = pool.stats();
-        EXPECT_EQ(stale.load(), 0) << wasmpool::reset_name(policy);
+        EXPECT_EQ(stale.load(), 0) << name;
         printf("[ stress   ] %s: %llu faults injected, %llu slots quarantined, %llu decommitted\n",
-               wasmpool::reset_name(policy), (unsigned long long)injected.load(),
+               name.c_str(), (unsigned long long)injected.load(),
                (unsigned long long)st.quarantined, (unsigned long long)st.decommitted);
         if (policy != Reset::adaptive || st.decommitted > 0) {
-            EXPECT_GT(injected.load(), 0u) << wasmpool::reset_name(policy);
+            EXPECT_GT(injected.load(), 0u) << name;
         }
         // A range the batched call missed is retried alone: transient
         // faults are absorbed; the cursed slot is cleaned by a fresh
         // mapping each time, never quarantined.
-        EXPECT_EQ(st.quarantined, 0u) << wasmpool::reset_name(policy);
-        EXPECT_EQ(st.remapped > 0, cursed.load() != nullptr) << wasmpool::reset_name(policy);
+        EXPECT_EQ(st.quarantined, 0u) << name;
+        EXPECT_EQ(st.remapped > 0, cursed.load() != nullptr) << name;
         if (policy != Reset::adaptive) {
             EXPECT_NE(cursed.load(), nullptr);
         }
