@@ -5,8 +5,10 @@
 #include <linux/fs.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -53,8 +55,9 @@ namespace {
 // of the child has run yet).
 std::mutex g_open_lock;
 std::atomic<int> g_fd{-1};
-std::atomic<bool> g_unsupported{false};
+std::atomic<bool> g_no_ioctl{false}; // ENOTTY seen: read the entries instead
 std::atomic<bool> g_force_unsupported{false};
+std::atomic<bool> g_force_read{false};
 
 void drop_in_child() {
     int fd = g_fd.exchange(-1);
@@ -79,16 +82,85 @@ int pagemap_fd() {
     return fd;
 }
 
+// /proc/self/pagemap's entry of a page (Documentation/admin-guide/mm/pagemap.rst).
+constexpr uint64_t kPmPresent = 1ULL << 63;
+constexpr uint64_t kPmSwapped = 1ULL << 62;
+constexpr uint64_t kPmFileOrShared = 1ULL << 61;
+constexpr uint64_t kPmPfnMask = (1ULL << 55) - 1;
+
+// The shared zero page's frame number as this process sees it in its
+// pagemap entries: 0 where frame numbers are hidden (no CAP_SYS_ADMIN).
+// Found once by reading an untouched anonymous page, which maps it.
+uint64_t zero_pfn(int fd) {
+    static const uint64_t pfn = [fd] {
+        const long ps = sysconf(_SC_PAGESIZE);
+        void *p = mmap(nullptr, ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return uint64_t{0};
+        volatile const char *c = static_cast<const char *>(p);
+        (void)*c;
+        uint64_t e = 0;
+        const off_t at = static_cast<off_t>(reinterpret_cast<uintptr_t>(p) / ps * sizeof(e));
+        ssize_t n;
+        do
+            n = pread(fd, &e, sizeof(e), at);
+        while (n < 0 && errno == EINTR);
+        munmap(p, ps);
+        return n == sizeof(e) && (e & kPmPresent) ? e & kPmPfnMask : uint64_t{0};
+    }();
+    return pfn;
+}
+
+// The same answer as PAGEMAP_SCAN below, for kernels before 6.7: one
+// pagemap entry per page, read in blocks.  A present page is data unless
+// its frame is the zero page's; where frame numbers are hidden that
+// cannot be told, and a zero page counts as data (cleared for nothing:
+// slower, never a leak).  O(pages) where PAGEMAP_SCAN skips empty page
+// tables, so only the fallback.
+ScanStatus read_data_pages(int fd, uintptr_t start, size_t len, std::vector<PageRun> &out) {
+    const size_t ps = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const uint64_t zero = zero_pfn(fd);
+    uint64_t entries[512];
+    const size_t pages = len / ps;
+    for (size_t done = 0; done < pages;) {
+        const size_t want = std::min(pages - done, sizeof(entries) / sizeof(entries[0]));
+        const off_t at = static_cast<off_t>((start / ps + done) * sizeof(uint64_t));
+        ssize_t n = pread(fd, entries, want * sizeof(uint64_t), at);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || n % sizeof(uint64_t))
+            return ScanStatus::failed;
+        const size_t got = static_cast<size_t>(n) / sizeof(uint64_t);
+        for (size_t i = 0; i < got; i++) {
+            const uint64_t e = entries[i];
+            const bool swapped = (e & kPmSwapped) != 0;
+            const bool present = (e & kPmPresent) != 0;
+            if (!swapped && !(present && (zero == 0 || (e & kPmPfnMask) != zero)))
+                continue;
+            const bool file = (e & kPmFileOrShared) != 0;
+            const size_t offset = (done + i) * ps;
+            if (!out.empty() && out.back().offset + out.back().bytes == offset &&
+                out.back().swapped == swapped && out.back().file == file)
+                out.back().bytes += ps;
+            else
+                out.push_back({offset, ps, swapped, file});
+        }
+        done += got;
+    }
+    return ScanStatus::ok;
+}
+
 } // namespace
 
 ScanStatus scan_data_pages(const void *base, size_t len, std::vector<PageRun> &out) {
     out.clear();
-    if (g_unsupported.load(std::memory_order_relaxed) ||
-        g_force_unsupported.load(std::memory_order_relaxed))
+    if (g_force_unsupported.load(std::memory_order_relaxed))
         return ScanStatus::unsupported;
     int fd = pagemap_fd();
     if (fd < 0)
         return ScanStatus::failed;
+    if (g_no_ioctl.load(std::memory_order_relaxed) || g_force_read.load(std::memory_order_relaxed))
+        return read_data_pages(fd, reinterpret_cast<uintptr_t>(base), len, out);
     const auto start = reinterpret_cast<uintptr_t>(base);
     page_region regions[64];
     pm_scan_arg arg{};
@@ -108,9 +180,10 @@ ScanStatus scan_data_pages(const void *base, size_t len, std::vector<PageRun> &o
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == ENOTTY) {
-                g_unsupported.store(true, std::memory_order_relaxed);
-                return ScanStatus::unsupported;
+            if (errno == ENOTTY) { // before Linux 6.7
+                g_no_ioctl.store(true, std::memory_order_relaxed);
+                out.clear();
+                return read_data_pages(fd, start, len, out);
             }
             return ScanStatus::failed;
         }
@@ -130,6 +203,10 @@ ScanStatus scan_data_pages(const void *base, size_t len, std::vector<PageRun> &o
 
 bool scan_force_unsupported(bool on) {
     return g_force_unsupported.exchange(on, std::memory_order_relaxed);
+}
+
+bool scan_force_pagemap_read(bool on) {
+    return g_force_read.exchange(on, std::memory_order_relaxed);
 }
 
 } // namespace madvisev_internal

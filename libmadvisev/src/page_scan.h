@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 // Which pages of a private anonymous range can hold data: PAGEMAP_SCAN
 // (Linux 6.7+) asked for pages that are present but not the shared zero
-// page, or swapped out.  mincore() cannot answer this: it calls a page
-// resident only while it is mapped or still in the swap cache, so a page
-// written, swapped out and dropped from the swap cache looks empty to it.
+// page, or swapped out; before 6.7 (Debian 12's 6.1) the same answer
+// from /proc/self/pagemap's per-page entries, slower.  mincore() cannot answer this: it calls a
+// page resident only while it is mapped or still in the swap cache, so a page written, swapped out
+// and dropped from the swap cache looks empty to it.
 //
 // Internal to this project: MADVISEV_ZERO's emulation and the pool's
 // adaptive reset share it (the static library carries it; the shared
@@ -24,8 +25,9 @@ struct PageRun {
 
 enum class ScanStatus {
     ok,
-    // The kernel has no PAGEMAP_SCAN (ENOTTY): it never will, in this
-    // process.  The caller must treat every page as holding data.
+    // Only under scan_force_unsupported(): no answer at all, as where
+    // /proc/self/pagemap cannot be read.  The caller must treat every page
+    // as holding data.
     unsupported,
     // This call failed (no /proc, no free fd, a signal...): the caller
     // must treat every page as holding data, and may ask again later.
@@ -36,7 +38,10 @@ enum class ScanStatus {
 // address order; adjacent pages of the same kind form one run.
 ScanStatus scan_data_pages(const void *base, size_t len, std::vector<PageRun> &out);
 
-// Test seam: answer unsupported while on, as a kernel before 6.7 would.
-bool scan_force_unsupported(bool on); // returns the previous setting
+// Test seams, each returning the previous setting: answer unsupported
+// while on; read the pagemap entries (the path kernels before 6.7 take)
+// even where PAGEMAP_SCAN exists.
+bool scan_force_unsupported(bool on);
+bool scan_force_pagemap_read(bool on);
 
 } // namespace madvisev_internal

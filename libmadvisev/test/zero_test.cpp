@@ -422,3 +422,70 @@ TEST(ZeroNative, FollowsTheKernelsAnnouncementAndTheSeam) {
 }
 
 } // namespace
+
+// Before Linux 6.7 the scan behind the emulation and the pool's reset
+// reads /proc/self/pagemap's entries instead of asking PAGEMAP_SCAN.
+// Both must name exactly the pages that can hold data: written ones (and
+// one written, then discarded, is not), not untouched ones, and not those
+// that only read the shared zero page where frame numbers are visible
+// (root); where they are hidden a zero page counts as data.  600 pages
+// cross the read path's 512-entry blocks.
+TEST(PageScan, PagemapReadNamesTheSamePagesAsPagemapScan) {
+    using madvisev_internal::PageRun;
+    using madvisev_internal::ScanStatus;
+    const size_t ps = page_size();
+    constexpr size_t kPages = 600;
+    Mapping m(kPages * ps);
+    ASSERT_NE(m.get(), nullptr);
+    ASSERT_EQ(madvise(m.get(), kPages * ps, MADV_NOHUGEPAGE), 0); // one entry a page
+    // Page i: 0, 1, 5 written; 2, 6 read (the zero page); 3 untouched;
+    // 4 written, then discarded.
+    for (size_t i = 0; i < kPages; i++) {
+        volatile char *p = m.page(i);
+        switch (i % 7) {
+        case 0:
+        case 1:
+        case 5:
+            *p = 1;
+            break;
+        case 2:
+        case 6:
+            (void)*p;
+            break;
+        case 4:
+            *p = 1;
+            ASSERT_EQ(madvise(m.page(i), ps, MADV_DONTNEED), 0);
+            break;
+        default:
+            break;
+        }
+    }
+    const bool frames_visible = (pagemap_entry(m.page(2)) & ((1ULL << 55) - 1)) != 0;
+    std::vector<bool> want(kPages);
+    for (size_t i = 0; i < kPages; i++) {
+        const size_t k = i % 7;
+        want[i] = k == 0 || k == 1 || k == 5 || (!frames_visible && (k == 2 || k == 6));
+    }
+    auto pages_of = [&](const std::vector<PageRun> &runs) {
+        std::vector<bool> got(kPages);
+        for (const PageRun &r : runs) {
+            EXPECT_FALSE(r.swapped);
+            EXPECT_FALSE(r.file);
+            for (size_t off = r.offset; off < r.offset + r.bytes; off += ps)
+                got.at(off / ps) = true;
+        }
+        return got;
+    };
+    std::vector<PageRun> runs;
+    bool was = madvisev_internal::scan_force_pagemap_read(true);
+    ScanStatus read = madvisev_internal::scan_data_pages(m.get(), kPages * ps, runs);
+    madvisev_internal::scan_force_pagemap_read(was);
+    ASSERT_EQ(read, ScanStatus::ok);
+    std::vector<bool> by_read = pages_of(runs);
+    ASSERT_EQ(madvisev_internal::scan_data_pages(m.get(), kPages * ps, runs), ScanStatus::ok);
+    std::vector<bool> by_scan = pages_of(runs);
+    for (size_t i = 0; i < kPages; i++) {
+        EXPECT_EQ(by_read[i], want[i]) << "pagemap read, page " << i << " (kind " << i % 7 << ")";
+        EXPECT_EQ(by_scan[i], want[i]) << "scan, page " << i << " (kind " << i % 7 << ")";
+    }
+}
