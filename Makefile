@@ -66,7 +66,7 @@ endef
 .PHONY: all deps build build-asan build-static build-tsan demo test test-unit test-asan \
         test-tsan test-libfuzzer patch-check \
         vm-kernels vm-images vm-test vm-trace vm-fuzz fuzz results install clean FORCE \
-        vm-kernel-arm64 vm-images-arm64 vm-test-arm64
+        vm-kernel-arm64 vm-images-arm64 vm-test-arm64 vm-kernel-6.1 vm-images-6.1 vm-test-6.1
 
 all: build
 
@@ -96,9 +96,10 @@ build-static: deps $(BUILD_ST)/build.ninja
 	trace="$(TRACE_BINS)"; cmake --build $(BUILD_ST) -j $(JOBS) --target madvisev-test madvisev-first-use madvisev-info \
 	    madvisev-bench madvisev-ipi-cost wasmpool-test wasmpool-swap-test instantiate-bench $${trace:+madvisev-trace trace-child}
 
-# The main job: what this kernel offers and what each backend costs, here
-# and in the patched 6.12 guest.
-demo: build vm-images
+# The main job: what this kernel offers and what each backend costs, here,
+# in the patched 6.12 guest and (shootdowns per call) in the patched 6.1
+# guest.
+demo: build vm-images vm-images-6.1
 	@echo "== host: madvisev-info"
 	@$(BUILD)/libmadvisev/madvisev-info
 	@echo
@@ -144,6 +145,15 @@ demo: build vm-images
 	@tr -d '\r' < $(VM)/bench-patched.log | sed -n '/^kernel:/,/^MADVISEV-JSON-BEGIN/p' | grep -v '^MADVISEV-JSON-BEGIN'
 	@for f in madvisev-bench instantiate-bench instantiate-wasi; do \
 	    vm-images/console-json.sh $(VM)/bench-patched.log $$f > $(RESULTS)/vm-$$f.json || exit 1; done
+	@echo
+	@echo "== patched Linux 6.1 guest, $(VM_SMP) vCPUs under QEMU TCG: madvisev-bench"
+	@vm-images/run-vm.sh -q -k $(KERNEL_61) -i $(INITRAMFS_61) -j shootdowns -s $(VM_SMP) -t 1800 \
+	    -l $(VM)/bench-6.1.log -a "madvisev.bench=$(VM_BENCH)" || \
+	    { echo "6.1 guest benchmark failed; see $(VM)/bench-6.1.log"; exit 1; }
+	@tr -d '\r' < $(VM)/bench-6.1.log | sed -n '/^kernel:/,/^MADVISEV-JSON-BEGIN/p' | grep -v '^MADVISEV-JSON-BEGIN'
+	@vm-images/console-json.sh $(VM)/bench-6.1.log madvisev-bench > $(RESULTS)/vm61-madvisev-bench.json
+	@tr -d '\r' < $(VM)/bench-6.1.log | sed -n 's/^\[guest\] kernel \([^,]*\), \([0-9]*\) CPUs.*/{"cpu": "QEMU TCG, -cpu max", "cores": \2, "kernel": "Linux \1 (madvisev series for 6.1)", "memory_gib": 2, "accelerator": "none"}/p' \
+	    > $(RESULTS)/vm61-machine.json
 	@for n in $(VM_SMP_SWEEP); do \
 	    echo; echo "== patched Linux 6.12 guest, $$n vCPUs under QEMU TCG: madvisev-ipi-cost, instantiate-bench on $$n threads"; \
 	    vm-images/run-vm.sh -q -k $(KERNEL_PATCHED) -i $(INITRAMFS) -j sweep -s $$n -t 1200 -l $(VM)/sweep-$$n.log \
@@ -163,7 +173,7 @@ demo: build vm-images
 	@echo "Plots and pages from this run: $(RESULTS)/*.png, $(RESULTS)/results.md, $(RESULTS)/scaling.md"
 	@echo "(make results copies this run's JSON to docs/results/data and regenerates docs/results.md and docs/scaling.md)"
 
-test: test-unit test-asan test-tsan test-libfuzzer patch-check vm-test vm-test-arm64 vm-trace vm-fuzz
+test: test-unit test-asan test-tsan test-libfuzzer patch-check vm-test vm-test-6.1 vm-test-arm64 vm-trace vm-fuzz
 
 # CTest, then its report held to tests/skip-allowlist.txt, failed or not: a
 # skip that is not allowed there fails (scripts/check-skips.py; $(1) the
@@ -192,9 +202,11 @@ vm-kernels: deps
 	vm-images/build-kernel.sh patched $(VM)
 	vm-images/build-kernel.sh debug $(VM)
 
-# The series must stay checkpatch --strict clean (kernel-patch/README.md).
-patch-check: vm-kernels
+# Both series must stay checkpatch --strict clean (kernel-patch/README.md),
+# each checked by its own kernel's checkpatch.pl.
+patch-check: vm-kernels vm-kernel-6.1
 	kernel-patch/checkpatch.sh $(VM)/src-unpatched
+	kernel-patch/checkpatch.sh $(VM)/src-unpatched-6.1 kernel-patch/6.1
 
 KSFT_BUILD = gcc -static -O2 -Wall -pthread -isystem $(VM)/obj-patched/usr/include \
 	    -I $(VM)/src-patched/tools/testing/selftests \
@@ -282,6 +294,45 @@ vm-test-arm64: vm-images-arm64
 	    grep -E '^\[guest\]|^# |^(not )?ok ' ; \
 	    $(CHECK_SKIPS) --env guest-patched --guest-log $(VM)/test-arm64.log \
 	        --reports madvisev-kselftest-arm64 || rc=1; exit $$rc
+
+# Linux 6.1, the kernel Debian 12 runs: the 6.1 series (kernel-patch/6.1)
+# on Debian's linux-source-6.1, x86_64, its own source tree and objects
+# under $(VM).  Its initramfs has its own kselftest (selftests/vm in 6.1),
+# 64- and 32-bit, under the names the guest's test job runs, and the same
+# static library tests as the 6.12 guests.  vm-test-6.1 runs the job the
+# patched 6.12 guest runs (test-patched: kselftest, gtests with detection
+# pinned to syscall, the swap test), its skips held to
+# tests/skip-allowlist.txt as guest-patched-6.1.
+KERNEL_61        := $(VM)/obj-patched-6.1/arch/x86/boot/bzImage
+INITRAMFS_61     := $(VM)/initramfs-6.1.cpio.gz
+KSELFTEST_61     := $(VM)/6.1/madvisev-kselftest
+KSELFTEST32_61   := $(VM)/6.1/madvisev-kselftest-32
+KSFT_BUILD_61 = mkdir -p $(dir $@) && gcc -static -O2 -Wall -pthread -isystem $(VM)/obj-patched-6.1/usr/include \
+	    -I $(VM)/src-patched-6.1/tools/testing/selftests \
+	    -o $@ $(VM)/src-patched-6.1/tools/testing/selftests/vm/madvisev.c
+
+vm-kernel-6.1: deps
+	vm-images/build-kernel.sh patched-6.1 $(VM)
+
+$(KSELFTEST_61): vm-kernel-6.1 FORCE
+	$(KSFT_BUILD_61)
+
+$(KSELFTEST32_61): vm-kernel-6.1 FORCE
+	$(KSFT_BUILD_61) -m32 -Wno-pointer-to-int-cast
+
+vm-images-6.1: vm-kernel-6.1 build-static $(KSELFTEST_61) $(KSELFTEST32_61)
+	vm-images/build-initramfs.sh $(INITRAMFS_61) $(KSELFTEST_61) $(KSELFTEST32_61) \
+	    $(BUILD_ST)/libmadvisev/madvisev-test $(BUILD_ST)/libmadvisev/madvisev-first-use \
+	    $(BUILD_ST)/libmadvisev/madvisev-info $(BUILD_ST)/libmadvisev/madvisev-bench \
+	    $(BUILD_ST)/runtime-integration/wasmpool-test \
+	    $(BUILD_ST)/runtime-integration/wasmpool-swap-test
+
+vm-test-6.1: vm-images-6.1
+	vm-images/run-vm.sh -q -k $(KERNEL_61) -i $(INITRAMFS_61) -j test-patched -s 2 \
+	    -t 1200 -l $(VM)/test-patched-6.1.log; rc=$$?; tr -d '\r' < $(VM)/test-patched-6.1.log | \
+	    grep -E '^\[guest\]|^# |^(not )?ok |tests? (passed|failed)|FAILED|PASSED|^flush-table' ; \
+	    $(CHECK_SKIPS) --env guest-patched-6.1 --guest-log $(VM)/test-patched-6.1.log \
+	        --reports $(GUEST_GTESTS) || rc=1; exit $$rc
 
 # madvisev-trace in the debug kernel (it has BTF): exact counts on
 # trace-child, with madvisev calls that succeed there, and both benches'

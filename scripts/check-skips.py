@@ -19,9 +19,10 @@ else that skipped fails: a test that quietly stops running is a test lost.
   check-skips.py --selftest
       the checks above on made-up reports; exits 1 if one of them is wrong.
 
-ENV is host, host-asan, host-tsan, guest-patched or guest-unpatched.  An
-allow-list line's environment E covers ENV when ENV == E or ENV starts with
-"E-" (so "host" covers host-asan and "guest" both guests).  Exit 0 when
+ENV is host, host-asan, host-tsan, guest-patched, guest-patched-6.1 or
+guest-unpatched.  An allow-list line's environment E covers ENV when
+ENV == E or ENV starts with "E-" (so "host" covers host-asan, "guest" every
+guest and "guest-patched" the 6.1 guest too).  Exit 0 when
 every skip is allowed, 1 otherwise (each unexpected skip named), 2 on bad
 input.
 """
@@ -35,7 +36,7 @@ import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_LIST = os.path.join(os.path.dirname(HERE), "tests", "skip-allowlist.txt")
-ENVS = ("host", "host-asan", "host-tsan", "guest-patched", "guest-unpatched")
+ENVS = ("host", "host-asan", "host-tsan", "guest-patched", "guest-patched-6.1", "guest-unpatched")
 
 
 class Bad(Exception):

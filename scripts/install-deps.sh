@@ -36,8 +36,8 @@ packages=(
     # its WASI programs in C: clang's wasm32-wasi target needs wasi-libc,
     # the wasm32 compiler-rt builtins and lld (wasm-ld)
     wasi-libc libclang-rt-14-dev-wasm32 lld
-    # the test guests: kernel source and build tools, QEMU, busybox
-    linux-source-6.12 ccache flex bison bc libelf-dev libssl-dev
+    # the test guests: kernel sources (6.12 and 6.1) and build tools, QEMU, busybox
+    linux-source-6.12 linux-source-6.1 ccache flex bison bc libelf-dev libssl-dev
     cpio xz-utils file patch perl qemu-system-x86 busybox-static
     # the debug guest's kernel BTF, for madvisev-trace there
     pahole

@@ -196,6 +196,62 @@ def reading_bench(recs, fast, machine):
     return lines
 
 
+def linux61_section(data):
+    """The patched 6.1 guest's madvisev-bench beside the 6.12 guest's: the
+    same backends, ranges and vector lengths, shootdowns per call side by
+    side (exact in both), times for information (emulated)."""
+    new, old = data.get("vm61-madvisev-bench.json"), data.get("vm-madvisev-bench.json")
+    if not new:
+        return []
+    m = data.get("vm61-machine.json")
+    out = ["## Patched Linux 6.1 guest (QEMU TCG)", ""]
+    if m:
+        out += [f"CPU {m['cpu']}, {m['cores']} CPUs, {m['memory_gib']} GiB, {m['kernel']}, "
+                f"accelerator: {m['accelerator']}.", ""]
+    out += ["The series ported to Linux 6.1 LTS, the kernel Debian 12 runs (`kernel-patch/6.1`), booted "
+            "like the 6.12 guest and measured with the same `madvisev-bench --ranges 4096`; the 6.12 "
+            "guest's figures from this run beside it. Shootdowns are counted exactly in both; the times "
+            "are emulated and shown for information.", ""]
+    index = {(r["backend"], r["range_bytes"], r["vlen"]): r for r in (old or [])}
+    rows = ["| backend | range | vlen | shootdowns per call, 6.1 | shootdowns per call, 6.12 | "
+            "ns per range, 6.1 | ns per range, 6.12 |", "|---|---|---|---|---|---|---|"]
+    for r in new:
+        o = index.get((r["backend"], r["range_bytes"], r["vlen"]))
+        rows.append(f"| {r['backend']} | {r['range_bytes'] // 1024} KiB | {r['vlen']} | "
+                    f"{r['shootdowns_per_call']:.2f} | "
+                    + (f"{o['shootdowns_per_call']:.2f}" if o else "–") + f" | {fmt(r['ns_per_range'], 1)} | "
+                    + (fmt(o["ns_per_range"], 1) if o else "–") + " |")
+    lines = []
+    batched = [r for r in new if r["backend"] in ("syscall", "process_madvise") and r["range_bytes"] == 4096]
+    if batched:
+        worst = max(batched, key=lambda r: r["shootdowns_per_call"])
+        holds = worst["shootdowns_per_call"] <= 1.1
+        lines.append(
+            f"- **One IPI round per call on 6.1 too.** `madvisev()` and `process_madvise()` on self cost at "
+            f"most {worst['shootdowns_per_call']:.2f} shootdowns per call over 4 KiB ranges at every vector "
+            f"length ({worst['backend']}, {worst['vlen']} ranges the highest).{verdict(holds)}")
+    s = one(new, backend="sequential", vlen=64, range_bytes=4096)
+    f = one(new, backend="syscall", vlen=64, range_bytes=4096)
+    if s and f:
+        holds = s["shootdowns_per_call"] >= 0.9 * 64
+        lines.append(
+            f"- One `madvise()` per range still costs {s['shootdowns_per_call']:.2f} shootdowns per 64 "
+            f"ranges, {s['ns_per_range'] / f['ns_per_range']:.1f}x the time per range of one "
+            f"`madvisev()`.{verdict(holds)}")
+    if old:
+        same = [r for r in new if (r["backend"], r["range_bytes"], r["vlen"]) in index]
+        band = NOISE["vm"]
+        inside = [r for r in same if abs(r["shootdowns_per_call"] -
+                                         index[(r["backend"], r["range_bytes"], r["vlen"])]["shootdowns_per_call"])
+                  <= band["count_abs"] + band["count_rel"] * index[(r["backend"], r["range_bytes"], r["vlen"])]
+                  ["shootdowns_per_call"]]
+        holds = len(inside) >= MATCH * len(same)
+        lines.append(
+            f"- **The same counts as 6.12.** {len(inside)} of {len(same)} rows lie within the count band "
+            f"of the 6.12 guest's.{verdict(holds)}")
+    return out + lines + ["", "\n".join(rows), ""]
+
+
 def reading_inst(recs, machine):
     """What instantiate-bench shows at the most threads, each claim checked."""
     lines = []
@@ -994,16 +1050,19 @@ def compare(recorded_dir, fresh_dir):
                      f"median, {times[0]:.2f}x to {times[-1]:.2f}x" if times else ""))
             for line in count_lines + ratio_lines:
                 print(line)
-    # The vCPU sweep: counts only (its times are emulation's).
+    # The vCPU sweep and the 6.1 guest: counts only (their times are emulation's).
     band = NOISE["vm"]
     sweep_files = sorted(f for f in (os.listdir(fresh_dir) if os.path.isdir(fresh_dir) else [])
-                         if f.startswith("vm-smp") and f.endswith(".json"))
+                         if (f.startswith("vm-smp") or f.startswith("vm61-")) and f.endswith(".json")
+                         and not f.endswith("-machine.json"))
     for f in sweep_files:
         old, new = load(recorded_dir, f), load(fresh_dir, f)
         if old is None:
             print(f"  {f}: missing in the record")
             continue
         ident, count_f = ((("receivers",), "shootdowns_per_call") if f.endswith("-ipi-cost.json") else
+                          (("backend", "vlen", "range_bytes"), "shootdowns_per_call")
+                          if f.endswith("-madvisev-bench.json") else
                           (("strategy", "dirty_pages"), "shootdowns_per_instantiation"))
         recorded = {tuple(r[k] for k in ident): r for r in old}
         c_rows = c_out = 0
@@ -1042,7 +1101,7 @@ def main():
              "instantiate-trace.json", "instantiate-wasi.json", "ipi-cost.json"]
     data = {f"{k}-{n}": load(data_dir, f"{k}-{n}") for k, _ in MACHINES for n in names}
     for f in sorted(os.listdir(data_dir)):
-        if f.startswith("vm-smp") and f.endswith(".json"):
+        if (f.startswith("vm-smp") or f.startswith("vm61-")) and f.endswith(".json"):
             data[f] = load(data_dir, f)
     if not any(data.values()):
         sys.exit(f"results.py: no benchmark JSON in {data_dir} (run make demo first)")
@@ -1159,6 +1218,7 @@ def main():
                     "system calls the process made, the IPI rounds those calls sent, the pages they zapped, and "
                     "the flushes outside them (the stock runtime's unmaps).", "",
                     traced_inst_table(traced_inst), ""]
+    out += linux61_section(data)
     out += sweep_section(data)
     with open(out_md, "w") as f:
         f.write("\n".join(out).rstrip() + "\n")

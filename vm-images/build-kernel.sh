@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # build-kernel.sh VARIANT OUT
 #   Build the guest kernel VARIANT (patched | unpatched | debug |
-#   patched-arm64) under OUT, out of tree (O=), with ccache, from Debian's
-#   linux-source-6.12 tarball and the config fragments in vm-images/config:
-#   guest.config, then the architecture's (x86_64.config, arm64.config).
+#   patched-arm64 | patched-6.1) under OUT, out of tree (O=), with ccache,
+#   from Debian's linux-source-6.12 tarball (linux-source-6.1 for
+#   patched-6.1) and the config fragments in vm-images/config:
+#   guest.config, the version's (linux-6.12.config, linux-6.1.config), then
+#   the architecture's (x86_64.config, arm64.config).
 #   The patched kernels have kernel-patch/*.patch (but the cover letter)
-#   applied with patch -p1;
+#   applied with patch -p1, patched-6.1 the 6.1 series,
+#   kernel-patch/6.1/*.patch;
 #   debug is the patched source with config/debug.config and
 #   config/trace.config (BTF, BPF, tracepoints, kprobes: madvisev-trace
 #   runs there) on top.  patched-arm64 is the patched source cross-built
@@ -15,7 +18,7 @@
 #   patched-arm64), and OUT/obj-VARIANT/usr/include with the uapi headers.
 #   KERNEL_JOBS: make's -j (default: nproc).
 set -euo pipefail
-usage="usage: build-kernel.sh patched|unpatched|debug|patched-arm64 OUT"
+usage="usage: build-kernel.sh patched|unpatched|debug|patched-arm64|patched-6.1 OUT"
 variant=${1:?$usage}
 out=${2:?$usage}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,11 +28,14 @@ top=$(dirname "$here")
 
 # source_variant: the source tree (OUT/src-NAME); tree_objs: the object
 # trees built from it, removed when it is made anew.  The debug kernel is
-# built from the patched source tree.
+# built from the patched source tree.  version: the Linux release, which
+# picks the tarball, the series and a config fragment.
+version=6.12
 case $variant in
 patched|debug) source_variant=patched tree_objs="obj-patched obj-debug" arch=x86_64 ;;
 unpatched) source_variant=unpatched tree_objs='' arch=x86_64 ;;
 patched-arm64) source_variant=patched-arm64 tree_objs=obj-patched-arm64 arch=arm64 ;;
+patched-6.1) source_variant=patched-6.1 tree_objs=obj-patched-6.1 arch=x86_64 version=6.1 ;;
 *) echo "build-kernel.sh: unknown variant '$variant'" >&2; exit 2 ;;
 esac
 patched=1
@@ -44,13 +50,21 @@ arm64)
     ;;
 esac
 jobs=${KERNEL_JOBS:-$(nproc)}
-tarball=${LINUX_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
-[ -r "$tarball" ] || { echo "build-kernel.sh: $tarball missing (package linux-source-6.12)" >&2; exit 1; }
-fragments=("$here/config/guest.config" "$here/config/$arch.config")
+if [ "$version" = 6.12 ]; then
+    tarball=${LINUX_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
+    patch_dir=$top/kernel-patch
+    pristine_name=src-unpatched
+else
+    tarball=${LINUX_TARBALL_6_1:-/usr/src/linux-source-6.1.tar.xz}
+    patch_dir=$top/kernel-patch/6.1
+    pristine_name=src-unpatched-6.1
+fi
+[ -r "$tarball" ] || { echo "build-kernel.sh: $tarball missing (package linux-source-$version)" >&2; exit 1; }
+fragments=("$here/config/guest.config" "$here/config/linux-$version.config" "$here/config/$arch.config")
 if [ "$variant" = debug ]; then fragments+=("$here/config/debug.config" "$here/config/trace.config"); fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-pristine=$out/src-unpatched
+pristine=$out/$pristine_name
 src=$out/src-$source_variant
 obj=$out/obj-$variant
 log=$out/build-$variant.log
@@ -58,7 +72,7 @@ log=$out/build-$variant.log
 
 # The series in order; the cover letter (0000-cover-letter.patch) is text.
 series=()
-for p in "$top"/kernel-patch/*.patch; do
+for p in "$patch_dir"/*.patch; do
     [ "$(basename "$p")" = 0000-cover-letter.patch ] || series+=("$p")
 done
 

@@ -22,6 +22,9 @@
 #                   madvisev-lock-latency
 #   sweep           madvisev-ipi-cost and instantiate-bench on as many
 #                   threads as CPUs (make demo boots it with 2, 4 and 8)
+#   shootdowns      madvisev-info and madvisev-bench (its arguments from
+#                   madvisev.bench=): the shootdowns per call of each
+#                   backend, for the 6.1 guest in make demo
 #   info            madvisev-info only
 #   fuzz            madvisev-fuzz and madvisev-race (debug kernel)
 #   trace           madvisev-trace on trace-child, madvisev-bench --trace and
@@ -239,6 +242,14 @@ sweep)
     for f in ipi-cost instantiate-sweep; do
         emit $f /tmp/$f.json
     done
+    ;;
+shootdowns)
+    madvisev-info || fail=1
+    echo
+    args=$(sed -n 's/.*madvisev\.bench=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    # shellcheck disable=SC2086
+    madvisev-bench $args --json /tmp/madvisev-bench.json || fail=1
+    emit madvisev-bench /tmp/madvisev-bench.json
     ;;
 info)
     madvisev-info || fail=1
