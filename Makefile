@@ -148,7 +148,7 @@ demo: build vm-images vm-images-6.1
 	@echo
 	@echo "== patched Linux 6.1 guest, $(VM_SMP) vCPUs under QEMU TCG: madvisev-bench"
 	@vm-images/run-vm.sh -q -k $(KERNEL_61) -i $(INITRAMFS_61) -j shootdowns -s $(VM_SMP) -t 1800 \
-	    -l $(VM)/bench-6.1.log -a "madvisev.bench=$(VM_BENCH)" || \
+	    -l $(VM)/bench-6.1.log -a "hugepages=16 madvisev.bench=$(VM_BENCH)" || \
 	    { echo "6.1 guest benchmark failed; see $(VM)/bench-6.1.log"; exit 1; }
 	@tr -d '\r' < $(VM)/bench-6.1.log | sed -n '/^kernel:/,/^MADVISEV-JSON-BEGIN/p' | grep -v '^MADVISEV-JSON-BEGIN'
 	@vm-images/console-json.sh $(VM)/bench-6.1.log madvisev-bench > $(RESULTS)/vm61-madvisev-bench.json

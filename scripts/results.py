@@ -210,7 +210,7 @@ def linux61_section(data):
                 f"accelerator: {m['accelerator']}.", ""]
     out += ["The series ported to Linux 6.1 LTS, the kernel Debian 12 runs (`kernel-patch/6.1`), booted "
             "like the 6.12 guest and measured with the same `madvisev-bench --ranges 4096`; the 6.12 "
-            "guest's figures from this run beside it. Shootdowns are counted exactly in both; the times "
+            "guest's figures from the same data set beside it. Shootdowns are counted exactly in both; the times "
             "are emulated and shown for information.", ""]
     index = {(r["backend"], r["range_bytes"], r["vlen"]): r for r in (old or [])}
     rows = ["| backend | range | vlen | shootdowns per call, 6.1 | shootdowns per call, 6.12 | "
@@ -229,7 +229,7 @@ def linux61_section(data):
         lines.append(
             f"- **One IPI round per call on 6.1 too.** `madvisev()` and `process_madvise()` on self cost at "
             f"most {worst['shootdowns_per_call']:.2f} shootdowns per call over 4 KiB ranges at every vector "
-            f"length ({worst['backend']}, {worst['vlen']} ranges the highest).{verdict(holds)}")
+            f"length, 1 to {max(r['vlen'] for r in batched)} ranges.{verdict(holds)}")
     s = one(new, backend="sequential", vlen=64, range_bytes=4096)
     f = one(new, backend="syscall", vlen=64, range_bytes=4096)
     if s and f:
@@ -1119,6 +1119,8 @@ def main():
            + (", `instantiate-bench --module request,compress,grow --threads 1,2 --seconds 0.5`"
               if data["vm-instantiate-wasi.json"] else "")
            + ", 2 vCPUs"
+           + ("; the patched 6.1 guest: `madvisev-bench --ranges 4096`, 2 vCPUs"
+              if data.get("vm61-madvisev-bench.json") else "")
            + ("; `madvisev-ipi-cost` on the host and, with `instantiate-bench` on as many threads, in the guest "
               "booted with " + ", ".join(str(n) for n in sweep_counts(data)) + " vCPUs" if sweep_counts(data) else "")
            + "), then `make results`, which also writes `docs/scaling.md`.", ""] + analysis(data) + [
