@@ -208,9 +208,13 @@ patch-check: vm-kernels vm-kernel-6.1
 	kernel-patch/checkpatch.sh $(VM)/src-unpatched
 	kernel-patch/checkpatch.sh $(VM)/src-unpatched-6.1 kernel-patch/6.1
 
-KSFT_BUILD = gcc -static -O2 -Wall -pthread -isystem $(VM)/obj-patched/usr/include \
-	    -I $(VM)/src-patched/tools/testing/selftests \
-	    -o $@ $(VM)/src-patched/tools/testing/selftests/mm/madvisev.c
+# The kselftest, static, against a patched kernel's tree and uapi headers:
+# $(1) the variant (patched, patched-6.1), $(2) the selftest directory
+# (mm; vm in 6.1).
+ksft_build = gcc -static -O2 -Wall -pthread -isystem $(VM)/obj-$(1)/usr/include \
+	    -I $(VM)/src-$(1)/tools/testing/selftests \
+	    -o $@ $(VM)/src-$(1)/tools/testing/selftests/$(2)/madvisev.c
+KSFT_BUILD = $(call ksft_build,patched,mm)
 
 $(KSELFTEST): vm-kernels FORCE
 	$(KSFT_BUILD)
@@ -307,9 +311,7 @@ KERNEL_61        := $(VM)/obj-patched-6.1/arch/x86/boot/bzImage
 INITRAMFS_61     := $(VM)/initramfs-6.1.cpio.gz
 KSELFTEST_61     := $(VM)/6.1/madvisev-kselftest
 KSELFTEST32_61   := $(VM)/6.1/madvisev-kselftest-32
-KSFT_BUILD_61 = mkdir -p $(dir $@) && gcc -static -O2 -Wall -pthread -isystem $(VM)/obj-patched-6.1/usr/include \
-	    -I $(VM)/src-patched-6.1/tools/testing/selftests \
-	    -o $@ $(VM)/src-patched-6.1/tools/testing/selftests/vm/madvisev.c
+KSFT_BUILD_61 = mkdir -p $(dir $@) && $(call ksft_build,patched-6.1,vm)
 
 vm-kernel-6.1: deps
 	vm-images/build-kernel.sh patched-6.1 $(VM)

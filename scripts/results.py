@@ -42,6 +42,11 @@ MATCH = 0.90
 WITHIN_RUN = {"host": 0.05, "vm": 0.10}
 
 
+def in_count_band(new, old, band):
+    """A fresh count within the run-to-run noise of a recorded one (NOISE)."""
+    return abs(new - old) <= band["count_abs"] + band["count_rel"] * abs(old)
+
+
 def load(d, name):
     p = os.path.join(d, name)
     if not os.path.exists(p):
@@ -241,10 +246,9 @@ def linux61_section(data):
     if old:
         same = [r for r in new if (r["backend"], r["range_bytes"], r["vlen"]) in index]
         band = NOISE["vm"]
-        inside = [r for r in same if abs(r["shootdowns_per_call"] -
-                                         index[(r["backend"], r["range_bytes"], r["vlen"])]["shootdowns_per_call"])
-                  <= band["count_abs"] + band["count_rel"] * index[(r["backend"], r["range_bytes"], r["vlen"])]
-                  ["shootdowns_per_call"]]
+        inside = [r for r in same if in_count_band(
+            r["shootdowns_per_call"],
+            index[(r["backend"], r["range_bytes"], r["vlen"])]["shootdowns_per_call"], band)]
         holds = len(inside) >= MATCH * len(same)
         lines.append(
             f"- **The same counts as 6.12.** {len(inside)} of {len(same)} rows lie within the count band "
@@ -1023,7 +1027,7 @@ def compare(recorded_dir, fresh_dir):
                 c_rows += 1
                 if o[time_f] > 0:
                     times.append(r[time_f] / o[time_f])
-                if abs(r[count_f] - o[count_f]) > band["count_abs"] + band["count_rel"] * abs(o[count_f]):
+                if not in_count_band(r[count_f], o[count_f], band):
                     c_out += 1
                     count_lines.append(f"    {' '.join(str(r[k]) for k in ident)}: {count_f} "
                                        f"{o[count_f]:.3f} -> {r[count_f]:.3f}")
@@ -1071,7 +1075,7 @@ def compare(recorded_dir, fresh_dir):
             if o is None:
                 continue
             c_rows += 1
-            if abs(r[count_f] - o[count_f]) > band["count_abs"] + band["count_rel"] * abs(o[count_f]):
+            if not in_count_band(r[count_f], o[count_f], band):
                 c_out += 1
                 print(f"    {f} {' '.join(str(r[k]) for k in ident)}: {count_f} {o[count_f]:.3f} -> {r[count_f]:.3f}")
         counts += c_rows
