@@ -65,7 +65,7 @@ endef
 
 .PHONY: all deps build build-asan build-static build-tsan demo test test-unit test-asan \
         test-tsan test-libfuzzer patch-check \
-        vm-kernels vm-images vm-test vm-trace vm-fuzz fuzz results install clean FORCE \
+        vm-kernels vm-images vm-test vm-test-channel vm-trace vm-fuzz fuzz results install clean FORCE \
         vm-kernel-arm64 vm-images-arm64 vm-test-arm64 vm-kernel-6.1 vm-images-6.1 vm-test-6.1
 
 all: build
@@ -97,83 +97,18 @@ build-static: deps $(BUILD_ST)/build.ninja
 	    madvisev-bench madvisev-ipi-cost wasmpool-test wasmpool-swap-test instantiate-bench $${trace:+madvisev-trace trace-child}
 
 # The main job: what this kernel offers and what each backend costs, here,
-# in the patched 6.12 guest and (shootdowns per call) in the patched 6.1
-# guest.
+# in the patched 6.12 guest, in the patched 6.1 guest (shootdowns per call)
+# and in the vCPU sweep: scripts/demo.sh, each run a named step with its
+# own log; a failed step is named with its log, the others still run and
+# the page is rendered from what they wrote.
+DEMO_VARS := BUILD VM RESULTS VM_SMP VM_BENCH VM_IBENCH VM_IWASI IBENCH VM_SMP_SWEEP VM_IPICOST \
+	VM_SWEEP IBENCH_BUDGET_STRATEGIES IBENCH_WASI IBENCH_WASI_MODULES KERNEL_PATCHED INITRAMFS \
+	KERNEL_61 INITRAMFS_61
 demo: build vm-images vm-images-6.1
-	@echo "== host: madvisev-info"
-	@$(BUILD)/libmadvisev/madvisev-info
-	@echo
-	@mkdir -p $(RESULTS)
-	@scripts/machine-info.sh > $(RESULTS)/host-machine.json
-	@echo "== host: madvisev-bench (JSON in $(RESULTS)/host-madvisev-bench.json)"
-	@$(BUILD)/libmadvisev/madvisev-bench --json $(RESULTS)/host-madvisev-bench.json
-	@echo
-	@rm -f $(RESULTS)/host-madvisev-trace.json
-	@if [ -x $(BUILD)/trace/madvisev-trace ] && [ "$$(id -u)" = 0 ]; then \
-	    echo "== host: madvisev-bench --trace (JSON in $(RESULTS)/host-madvisev-trace.json)"; \
-	    $(BUILD)/libmadvisev/madvisev-bench --trace $(BUILD)/trace/madvisev-trace --sizes 4096 \
-	        --vlens 1,16,64,256 --json $(RESULTS)/host-madvisev-trace.json; \
-	else echo "== host: madvisev-bench --trace skipped (needs root and madvisev-trace)"; fi
-	@echo
-	@echo "== host: madvisev-ipi-cost (JSON in $(RESULTS)/host-ipi-cost.json)"
-	@$(BUILD)/libmadvisev/madvisev-ipi-cost --json $(RESULTS)/host-ipi-cost.json
-	@echo
-	@echo "== host: instantiate-bench (JSON in $(RESULTS)/host-instantiate-bench.json)"
-	@$(BUILD)/runtime-integration/instantiate-bench $(IBENCH) --json $(RESULTS)/host-instantiate-bench.json
-	@echo
-	@echo "== host: instantiate-bench with a 1 MiB resident budget, smaller than the pool's dirty memory"
-	@echo "   (JSON in $(RESULTS)/host-instantiate-budget.json)"
-	@$(BUILD)/runtime-integration/instantiate-bench --threads 1,2 --dirty-pages 16,256 --seconds 0.5 \
-	    --resident-budget 1M --strategy $(IBENCH_BUDGET_STRATEGIES) --json $(RESULTS)/host-instantiate-budget.json
-	@echo
-	@echo "== host: instantiate-bench on the WASI programs $(IBENCH_WASI_MODULES)"
-	@echo "   (JSON in $(RESULTS)/host-instantiate-wasi.json)"
-	@$(BUILD)/runtime-integration/instantiate-bench --module $(IBENCH_WASI_MODULES) --threads 1,2 \
-	    $(IBENCH_WASI) --json $(RESULTS)/host-instantiate-wasi.json
-	@echo
-	@rm -f $(RESULTS)/host-instantiate-trace.json
-	@if [ -x $(BUILD)/trace/madvisev-trace ] && [ "$$(id -u)" = 0 ]; then \
-	    echo "== host: instantiate-bench --trace (JSON in $(RESULTS)/host-instantiate-trace.json)"; \
-	    $(BUILD)/runtime-integration/instantiate-bench --trace $(BUILD)/trace/madvisev-trace \
-	        --threads 2 --seconds 0.5 --json $(RESULTS)/host-instantiate-trace.json; \
-	else echo "== host: instantiate-bench --trace skipped (needs root and madvisev-trace)"; fi
-	@echo
-	@echo "== patched Linux 6.12 guest, $(VM_SMP) vCPUs under QEMU TCG: madvisev-bench, instantiate-bench"
-	@vm-images/run-vm.sh -q -k $(KERNEL_PATCHED) -i $(INITRAMFS) -j bench -s $(VM_SMP) -t 1800 \
-	    -l $(VM)/bench-patched.log -a "hugepages=16 madvisev.bench=$(VM_BENCH) madvisev.ibench=$(VM_IBENCH) madvisev.iwasi=$(VM_IWASI)" || \
-	    { echo "guest benchmark failed; see $(VM)/bench-patched.log"; exit 1; }
-	@tr -d '\r' < $(VM)/bench-patched.log | sed -n '/^kernel:/,/^MADVISEV-JSON-BEGIN/p' | grep -v '^MADVISEV-JSON-BEGIN'
-	@for f in madvisev-bench instantiate-bench instantiate-wasi; do \
-	    vm-images/console-json.sh $(VM)/bench-patched.log $$f > $(RESULTS)/vm-$$f.json || exit 1; done
-	@echo
-	@echo "== patched Linux 6.1 guest, $(VM_SMP) vCPUs under QEMU TCG: madvisev-bench"
-	@vm-images/run-vm.sh -q -k $(KERNEL_61) -i $(INITRAMFS_61) -j shootdowns -s $(VM_SMP) -t 1800 \
-	    -l $(VM)/bench-6.1.log -a "hugepages=16 madvisev.bench=$(VM_BENCH)" || \
-	    { echo "6.1 guest benchmark failed; see $(VM)/bench-6.1.log"; exit 1; }
-	@tr -d '\r' < $(VM)/bench-6.1.log | sed -n '/^kernel:/,/^MADVISEV-JSON-BEGIN/p' | grep -v '^MADVISEV-JSON-BEGIN'
-	@vm-images/console-json.sh $(VM)/bench-6.1.log madvisev-bench > $(RESULTS)/vm61-madvisev-bench.json
-	@tr -d '\r' < $(VM)/bench-6.1.log | sed -n 's/^\[guest\] kernel \([^,]*\), \([0-9]*\) CPUs.*/{"cpu": "QEMU TCG, -cpu max", "cores": \2, "kernel": "Linux \1 (madvisev series for 6.1)", "memory_gib": 2, "accelerator": "none"}/p' \
-	    > $(RESULTS)/vm61-machine.json
-	@for n in $(VM_SMP_SWEEP); do \
-	    echo; echo "== patched Linux 6.12 guest, $$n vCPUs under QEMU TCG: madvisev-ipi-cost, instantiate-bench on $$n threads"; \
-	    vm-images/run-vm.sh -q -k $(KERNEL_PATCHED) -i $(INITRAMFS) -j sweep -s $$n -t 1200 -l $(VM)/sweep-$$n.log \
-	        -a "madvisev.ipicost=$(VM_IPICOST) madvisev.sweep=$(VM_SWEEP)" || \
-	        { echo "guest sweep failed; see $(VM)/sweep-$$n.log"; exit 1; }; \
-	    tr -d '\r' < $(VM)/sweep-$$n.log | sed -n '/^\[guest\] sweep/,/^MADVISEV-JSON-BEGIN/p' | grep -v '^MADVISEV-JSON-BEGIN'; \
-	    for f in ipi-cost instantiate-sweep; do \
-	        vm-images/console-json.sh $(VM)/sweep-$$n.log $$f > $(RESULTS)/vm-smp$$n-$$f.json || exit 1; done; \
-	done
-	@tr -d '\r' < $(VM)/bench-patched.log | sed -n 's/^\[guest\] kernel \([^,]*\), \([0-9]*\) CPUs.*/{"cpu": "QEMU TCG, -cpu max", "cores": \2, "kernel": "Linux \1 (madvisev series)", "memory_gib": 2, "accelerator": "none"}/p' \
-	    > $(RESULTS)/vm-machine.json
-	@python3 scripts/results.py $(RESULTS) $(RESULTS)/results.md $(RESULTS)
-	@echo
-	@echo "== this run against the figures of docs/results.md, and the noise it states"
-	@python3 scripts/results.py --compare docs/results/data $(RESULTS)
-	@echo
-	@echo "Plots and pages from this run: $(RESULTS)/*.png, $(RESULTS)/results.md, $(RESULTS)/scaling.md"
-	@echo "(make results copies this run's JSON to docs/results/data and regenerates docs/results.md and docs/scaling.md)"
+	@$(foreach v,$(DEMO_VARS),$(v)='$($(v))') scripts/demo.sh
 
-test: test-unit test-asan test-tsan test-libfuzzer patch-check vm-test vm-test-6.1 vm-test-arm64 vm-trace vm-fuzz
+test: test-unit test-asan test-tsan test-libfuzzer patch-check vm-test vm-test-channel vm-test-6.1 vm-test-arm64 \
+      vm-trace vm-fuzz
 
 # CTest, then its report held to tests/skip-allowlist.txt, failed or not: a
 # skip that is not allowed there fails (scripts/check-skips.py; $(1) the
@@ -259,6 +194,17 @@ vm-test: vm-images
 	    grep -E '^\[guest\]|FAILED|PASSED' ; \
 	    $(CHECK_SKIPS) --env guest-unpatched --guest-log $(VM)/test-unpatched.log \
 	        --reports $(GUEST_GTESTS) || rc=1; exit $$rc
+
+# The results channel under kernel messages: the guest sends a block on it
+# while another process forces messages onto the console through
+# /dev/kmsg, and writes the same bytes to the console the old way; the host
+# reads the block back intact and sees the messages inside the console
+# copy (vm-images/test/check_channel.py).
+vm-test-channel: vm-images
+	vm-images/run-vm.sh -q -k $(KERNEL_UNPATCHED) -i $(INITRAMFS) -j channel -s 2 -t 300 \
+	    -l $(VM)/channel.log -a "printk.devkmsg=on"; rc=$$?; \
+	    tr -d '\r' < $(VM)/channel.log | grep -E '^\[guest\]'; \
+	    vm-images/test/check_channel.py $(VM)/channel.log $(VM)/channel.results || rc=1; exit $$rc
 
 # arm64: the patched kernel cross-built (aarch64-linux-gnu-gcc, its own
 # source tree and objects under $(VM)), the kselftest built static against
@@ -349,7 +295,7 @@ vm-trace: vm-images
 	set -x; vm-images/run-vm.sh -q -k $(KERNEL_DEBUG) -i $(INITRAMFS) -j trace -s 2 -m 2G -t 900 \
 	    -l $(VM)/trace-debug.log -a "panic_on_warn=1"; rc=$$?; { set +x; } 2> /dev/null; \
 	    tr -d '\r' < $(VM)/trace-debug.log | grep -E '^\[guest\]|^(syscall|madvise|process_madvise|io_uring|sequential|stock) |^pool-'; \
-	    trace/test/check_guest.sh $(VM)/trace-debug.log $(VM)/trace-guest || rc=1; exit $$rc
+	    trace/test/check_guest.sh $(VM)/trace-debug.results $(VM)/trace-guest || rc=1; exit $$rc
 
 # In the debug kernel (KASAN, lockdep, DEBUG_VM, ..., panic_on_warn) with
 # 4 vCPUs: the syscall fuzzer, then the race tests.  Any splat fails it.

@@ -22,6 +22,11 @@ import sys
 import tempfile
 
 MACHINES = [("host", "Development host"), ("vm", "Patched Linux 6.12 guest (QEMU TCG)")]
+# What every make demo writes (the --trace runs need root and the tracer,
+# the sweep's files are named by its vCPU counts).
+EXPECTED = [f"{k}-{n}.json" for k, _ in MACHINES
+            for n in ("madvisev-bench", "instantiate-bench", "machine", "instantiate-wasi")] + [
+    "host-ipi-cost.json", "vm61-madvisev-bench.json", "vm61-machine.json"]
 # Wasmtime's configurations on this pool: baselines, not the project's strategies.
 WASMTIME = ("wasmtime-default", "wasmtime-best")
 
@@ -47,12 +52,40 @@ def in_count_band(new, old, band):
     return abs(new - old) <= band["count_abs"] + band["count_rel"] * abs(old)
 
 
+# What load() could not use, as (file, why): reported by name on stderr and
+# on the page, the rest rendered without it.
+LEFT_OUT = []
+
+
 def load(d, name):
+    """A benchmark's JSON, or None where the file is missing or unusable."""
     p = os.path.join(d, name)
     if not os.path.exists(p):
         return None
-    with open(p) as f:
-        return json.load(f)
+    try:
+        with open(p) as f:
+            return json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        why = f"not valid JSON ({e})" if isinstance(e, json.JSONDecodeError) else f"unreadable ({e})"
+        LEFT_OUT.append((name, why))
+        print(f"results.py: {p}: {why}; left out", file=sys.stderr)
+        return None
+
+
+def left_out_lines():
+    """The page's word on what it could not use, where anything."""
+    if not LEFT_OUT:
+        return []
+    return ["**Left out of this page** (the rest is rendered without it): "
+            + "; ".join(f"`{n}`, {why}" for n, why in LEFT_OUT) + ".", ""]
+
+
+def report_missing(data_dir, data):
+    """The files every make demo writes, where missing, reported by name."""
+    for name in EXPECTED:
+        if data.get(name) is None and name not in (n for n, _ in LEFT_OUT):
+            LEFT_OUT.append((name, "missing"))
+            print(f"results.py: {os.path.join(data_dir, name)}: missing; left out", file=sys.stderr)
 
 
 def fmt(x, digits=0):
@@ -1109,6 +1142,7 @@ def main():
             data[f] = load(data_dir, f)
     if not any(data.values()):
         sys.exit(f"results.py: no benchmark JSON in {data_dir} (run make demo first)")
+    report_missing(data_dir, data)
     os.makedirs(png_dir, exist_ok=True)
     pngs = plots(data, png_dir)
     rel = os.path.relpath(png_dir, os.path.dirname(out_md) or ".")
@@ -1127,7 +1161,7 @@ def main():
               if data.get("vm61-madvisev-bench.json") else "")
            + ("; `madvisev-ipi-cost` on the host and, with `instantiate-bench` on as many threads, in the guest "
               "booted with " + ", ".join(str(n) for n in sweep_counts(data)) + " vCPUs" if sweep_counts(data) else "")
-           + "), then `make results`, which also writes `docs/scaling.md`.", ""] + analysis(data) + [
+           + "), then `make results`, which also writes `docs/scaling.md`.", ""] + left_out_lines() + analysis(data) + [
            "## What the figures show", "",
            "Every claim below is computed from the tables further down; one that the figures do not bear "
            "out says so.", ""]

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# check_guest.sh LOG OUTDIR: the figures of the debug guest's `trace` job
-# (vm-images/guest/guest-run.sh), read from its console log between
-# MADVISEV-JSON markers into OUTDIR, held to check_counts.py.  There the
+# check_guest.sh RESULTS OUTDIR: the figures of the debug guest's `trace` job
+# (vm-images/guest/guest-run.sh), read from its results channel (run-vm.sh
+# -r; each block verified by vm-images/guest-results.py) into OUTDIR, held
+# to check_counts.py.  There the
 # kernel has madvisev and 6.12's process_madvise has no PIDFD_SELF, so the
 # child's madvisev calls succeed and its process_madvise calls fail.
 set -uo pipefail
-log=${1:?usage: check_guest.sh LOG OUTDIR}
-out=${2:?usage: check_guest.sh LOG OUTDIR}
+results=${1:?usage: check_guest.sh RESULTS OUTDIR}
+out=${2:?usage: check_guest.sh RESULTS OUTDIR}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$(dirname "$here")")
 mkdir -p "$out"
-extract() { "$top/vm-images/console-json.sh" "$log" "$1" > "$out/$1"; }
+extract() { python3 "$top/vm-images/guest-results.py" "$results" "$1" --job trace -o "$out/$1"; }
 rc=0
 for mode in alone sibling; do
     extract "trace-child-$mode" && extract "trace-child-$mode-stderr" &&

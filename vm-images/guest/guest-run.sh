@@ -26,6 +26,11 @@
 #                   madvisev.bench=): the shootdowns per call of each
 #                   backend, for the 6.1 guest in make demo
 #   info            madvisev-info only
+#   channel         the results channel under kernel messages: a block
+#                   sent while another process forces messages onto the
+#                   console through /dev/kmsg, and the same bytes written
+#                   to the console as the old markers framed them; the
+#                   host holds both to vm-images/test/check_channel.py
 #   fuzz            madvisev-fuzz and madvisev-race (debug kernel)
 #   trace           madvisev-trace on trace-child, madvisev-bench --trace and
 #                   instantiate-bench --trace (debug kernel, with BTF); the
@@ -34,12 +39,15 @@ job=$1
 export GTEST_COLOR=no
 fail=0
 
-# JSON goes to the host through the console, between markers that
-# vm-images/console-json.sh reads.
-emit() {
-    echo "MADVISEV-JSON-BEGIN $1"
-    cat "$2"
-    echo "MADVISEV-JSON-END $1"
+# Results (JSON) go to the host as verified blocks on a channel of their
+# own: emit NAME FILE.
+. /tests/emit.sh
+
+# The machine, for the host's description of this run: kernel release,
+# CPUs and memory (KiB), as block 'machine'.
+emit_machine() {
+    echo "$(uname -r) $(nproc) $(sed -n 's/^MemTotal: *\([0-9]*\) kB$/\1/p' /proc/meminfo)" > /tmp/machine.txt
+    emit machine /tmp/machine.txt
 }
 
 expect_backend() {
@@ -207,25 +215,28 @@ test-unpatched)
     run_swap_test
     ;;
 bench)
+    # Each run's JSON is sent as soon as it is written: a later run that
+    # fails or hangs leaves the earlier figures with the host.
+    emit_machine
     madvisev-info
     args=$(sed -n 's/.*madvisev\.bench=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
     # shellcheck disable=SC2086
     madvisev-bench $args --json /tmp/madvisev-bench.json || fail=1
+    emit madvisev-bench /tmp/madvisev-bench.json
     echo
     args=$(sed -n 's/.*madvisev\.ibench=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
     # shellcheck disable=SC2086
     instantiate-bench $args --json /tmp/instantiate-bench.json || fail=1
+    emit instantiate-bench /tmp/instantiate-bench.json
     echo
     args=$(sed -n 's/.*madvisev\.iwasi=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
     # shellcheck disable=SC2086
     instantiate-bench $args --json /tmp/instantiate-wasi.json || fail=1
+    emit instantiate-wasi /tmp/instantiate-wasi.json
     echo
     # How long mmap()+munmap() waits beside 1024-range calls: the kernel
     # gives up mmap_lock between ranges once 16 MiB were advised.
     madvisev-lock-latency --ranges 1024 --range-kib 256 --seconds 10 || fail=1
-    for f in madvisev-bench instantiate-bench instantiate-wasi; do
-        emit $f /tmp/$f.json
-    done
     ;;
 sweep)
     # One point of make demo's vCPU sweep: what a TLB-shootdown round
@@ -235,15 +246,15 @@ sweep)
     args=$(sed -n 's/.*madvisev\.ipicost=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
     # shellcheck disable=SC2086
     madvisev-ipi-cost $args --json /tmp/ipi-cost.json || fail=1
+    emit ipi-cost /tmp/ipi-cost.json
     echo
     args=$(sed -n 's/.*madvisev\.sweep=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
     # shellcheck disable=SC2086
     instantiate-bench --threads "$(nproc)" $args --json /tmp/instantiate-sweep.json || fail=1
-    for f in ipi-cost instantiate-sweep; do
-        emit $f /tmp/$f.json
-    done
+    emit instantiate-sweep /tmp/instantiate-sweep.json
     ;;
 shootdowns)
+    emit_machine
     madvisev-info || fail=1
     echo
     args=$(sed -n 's/.*madvisev\.bench=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
@@ -253,6 +264,35 @@ shootdowns)
     ;;
 info)
     madvisev-info || fail=1
+    ;;
+channel)
+    # The payload: JSON rows as the benchmarks write them, 64 KiB or so.
+    awk 'BEGIN { printf "["; for (i = 0; i < 1000; i++)
+        printf "%s\n  {\"row\": %d, \"text\": \"%s\"}", i ? "," : "", i,
+            "0123456789abcdefghijklmnopqrstuvwxyz"; printf "\n]\n" }' > /tmp/channel.json
+    # Kernel messages at level 3, under loglevel=5: each one printed on the
+    # console by the writer as it writes (printk.devkmsg=on lifts the rate
+    # limit).  From another process, until told to stop.
+    rm -f /tmp/kmsg.stop
+    (n=0; while [ ! -e /tmp/kmsg.stop ]; do
+        n=$((n + 1))
+        echo "<3>madvisev channel test: kernel message $n" > /dev/kmsg
+        usleep 5000
+    done; echo "$n" > /tmp/kmsg.count) &
+    sleep 1
+    # The console copy, in the old framing, split around the block on the
+    # results channel so that the block is sent inside its window.
+    half=$(( $(stat -c %s /tmp/channel.json) / 2 ))
+    echo "MADVISEV-JSON-BEGIN channel"
+    head -c "$half" /tmp/channel.json
+    emit channel /tmp/channel.json > /tmp/emit.txt
+    sleep 1
+    tail -c +"$((half + 1))" /tmp/channel.json
+    echo "MADVISEV-JSON-END channel"
+    touch /tmp/kmsg.stop
+    wait
+    cat /tmp/emit.txt
+    echo "[guest] channel: $(cat /tmp/kmsg.count) kernel messages written to /dev/kmsg during the emission"
     ;;
 fuzz)
     # Debug kernel: the syscall fuzzer, then the race tests; their

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# demo.sh: make demo's runs, after make has built the tools and the guests.
+# What this kernel offers and what each backend costs, here, in the
+# patched 6.12 guest, in the patched 6.1 guest (shootdowns per call) and in
+# the 6.12 guest booted with each of VM_SMP_SWEEP's vCPU counts; then the
+# results page from whatever JSON the runs wrote.
+#
+# Every run is a named step with a log of its own.  A step that fails is
+# reported by name with its log and the runs after it still go; the page is
+# rendered from the JSON that was written (results.py names what is
+# missing), and the demo exits 1 with the list of failed steps.
+#
+# Settings come from the Makefile (its variables of the same names).
+set -uo pipefail
+: "${BUILD:?}" "${VM:?}" "${RESULTS:?}" "${VM_SMP:?}" "${KERNEL_PATCHED:?}" "${INITRAMFS:?}"
+: "${KERNEL_61:?}" "${INITRAMFS_61:?}"
+logs=$RESULTS/logs
+mkdir -p "$logs"
+failed=()
+
+fail() {
+    echo "FAILED: $1"
+    failed+=("$1")
+}
+
+# host NAME JSON CMD...: a run on the host; its output shown and kept in
+# $logs/NAME.log.  JSON, the file it writes, is removed first, so that a
+# failed run leaves no earlier run's figures behind.
+host() {
+    local name=$1 json=$2
+    shift 2
+    local log=$logs/$name.log
+    [ -z "$json" ] || rm -f "$json"
+    "$@" 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
+    [ "$rc" = 0 ] || fail "step '$name' (exit $rc); see $log"
+}
+
+# guest NAME JOB KERNEL INITRAMFS SMP LIMIT ARGS SHOW BLOCK=FILE...: boot a
+# guest for JOB; show its console from the line matching SHOW on; take
+# each BLOCK it sent on the results channel into RESULTS/FILE, verified.
+# A block is taken even when the job failed: the runs before the failure
+# sent theirs intact.
+guest() {
+    local name=$1 job=$2 kernel=$3 initrd=$4 smp=$5 limit=$6 args=$7 show=$8
+    shift 8
+    local log=$VM/$name.log results=$VM/$name.results
+    local b
+    for b in "$@"; do rm -f "$RESULTS/${b#*=}"; done
+    if ! vm-images/run-vm.sh -q -k "$kernel" -i "$initrd" -j "$job" -s "$smp" -t "$limit" \
+        -l "$log" -r "$results" -a "$args"; then
+        fail "guest step '$name' (job '$job', $smp vCPUs); see $log"
+    fi
+    tr -d '\r' < "$log" | sed -n "/$show/,/^MADVISEV-VM-EXIT=/p" | grep -v '^MADVISEV-VM-EXIT=\|^\[guest\] block '
+    for b in "$@"; do
+        python3 vm-images/guest-results.py "$results" "${b%%=*}" --job "$job" -o "$RESULTS/${b#*=}" ||
+            fail "guest step '$name': block '${b%%=*}' not taken; see $results and $log"
+    done
+}
+
+# machine_json NAME LABEL OUT: the guest's machine, from its 'machine' block.
+machine_json() {
+    rm -f "$3"
+    python3 - "$VM/$1.results" "$2" "$3" <<'EOF' || fail "guest step '$1': no machine description; see $VM/$1.results"
+import json, subprocess, sys
+results, label, out = sys.argv[1:]
+p = subprocess.run([sys.executable, "vm-images/guest-results.py", results, "machine"], capture_output=True, text=True)
+if p.returncode != 0:
+    sys.exit(p.stderr.strip())
+release, cpus, mem_kib = p.stdout.split()
+with open(out, "w") as f:
+    json.dump({"cpu": "QEMU TCG, -cpu max", "cores": int(cpus), "kernel": f"Linux {release} ({label})",
+               "memory_gib": round(int(mem_kib) / 1048576), "accelerator": "none"}, f)
+    f.write("\n")
+EOF
+}
+
+tracer=$BUILD/trace/madvisev-trace
+traced=0
+if [ -x "$tracer" ] && [ "$(id -u)" = 0 ]; then traced=1; fi
+
+echo "== host: madvisev-info"
+host madvisev-info "" "$BUILD/libmadvisev/madvisev-info"
+echo
+scripts/machine-info.sh > "$RESULTS/host-machine.json" || fail "step 'machine-info' (scripts/machine-info.sh)"
+echo "== host: madvisev-bench (JSON in $RESULTS/host-madvisev-bench.json)"
+host madvisev-bench "$RESULTS/host-madvisev-bench.json" \
+    "$BUILD/libmadvisev/madvisev-bench" --json "$RESULTS/host-madvisev-bench.json"
+echo
+rm -f "$RESULTS/host-madvisev-trace.json"
+if [ $traced = 1 ]; then
+    echo "== host: madvisev-bench --trace (JSON in $RESULTS/host-madvisev-trace.json)"
+    host madvisev-bench-trace "$RESULTS/host-madvisev-trace.json" \
+        "$BUILD/libmadvisev/madvisev-bench" --trace "$tracer" --sizes 4096 --vlens 1,16,64,256 \
+        --json "$RESULTS/host-madvisev-trace.json"
+else
+    echo "== host: madvisev-bench --trace skipped (needs root and madvisev-trace)"
+fi
+echo
+echo "== host: madvisev-ipi-cost (JSON in $RESULTS/host-ipi-cost.json)"
+host madvisev-ipi-cost "$RESULTS/host-ipi-cost.json" \
+    "$BUILD/libmadvisev/madvisev-ipi-cost" --json "$RESULTS/host-ipi-cost.json"
+echo
+echo "== host: instantiate-bench (JSON in $RESULTS/host-instantiate-bench.json)"
+# shellcheck disable=SC2086
+host instantiate-bench "$RESULTS/host-instantiate-bench.json" \
+    "$BUILD/runtime-integration/instantiate-bench" $IBENCH --json "$RESULTS/host-instantiate-bench.json"
+echo
+echo "== host: instantiate-bench with a 1 MiB resident budget, smaller than the pool's dirty memory"
+echo "   (JSON in $RESULTS/host-instantiate-budget.json)"
+host instantiate-budget "$RESULTS/host-instantiate-budget.json" \
+    "$BUILD/runtime-integration/instantiate-bench" --threads 1,2 --dirty-pages 16,256 --seconds 0.5 \
+    --resident-budget 1M --strategy "$IBENCH_BUDGET_STRATEGIES" --json "$RESULTS/host-instantiate-budget.json"
+echo
+echo "== host: instantiate-bench on the WASI programs $IBENCH_WASI_MODULES"
+echo "   (JSON in $RESULTS/host-instantiate-wasi.json)"
+# shellcheck disable=SC2086
+host instantiate-wasi "$RESULTS/host-instantiate-wasi.json" \
+    "$BUILD/runtime-integration/instantiate-bench" --module "$IBENCH_WASI_MODULES" --threads 1,2 \
+    $IBENCH_WASI --json "$RESULTS/host-instantiate-wasi.json"
+echo
+rm -f "$RESULTS/host-instantiate-trace.json"
+if [ $traced = 1 ]; then
+    echo "== host: instantiate-bench --trace (JSON in $RESULTS/host-instantiate-trace.json)"
+    host instantiate-trace "$RESULTS/host-instantiate-trace.json" \
+        "$BUILD/runtime-integration/instantiate-bench" --trace "$tracer" --threads 2 --seconds 0.5 \
+        --json "$RESULTS/host-instantiate-trace.json"
+else
+    echo "== host: instantiate-bench --trace skipped (needs root and madvisev-trace)"
+fi
+echo
+
+echo "== patched Linux 6.12 guest, $VM_SMP vCPUs under QEMU TCG: madvisev-bench, instantiate-bench"
+guest bench-patched bench "$KERNEL_PATCHED" "$INITRAMFS" "$VM_SMP" 1800 \
+    "hugepages=16 madvisev.bench=$VM_BENCH madvisev.ibench=$VM_IBENCH madvisev.iwasi=$VM_IWASI" '^kernel:' \
+    madvisev-bench=vm-madvisev-bench.json instantiate-bench=vm-instantiate-bench.json \
+    instantiate-wasi=vm-instantiate-wasi.json
+machine_json bench-patched "madvisev series" "$RESULTS/vm-machine.json"
+echo
+echo "== patched Linux 6.1 guest, $VM_SMP vCPUs under QEMU TCG: madvisev-bench"
+guest bench-6.1 shootdowns "$KERNEL_61" "$INITRAMFS_61" "$VM_SMP" 1800 \
+    "hugepages=16 madvisev.bench=$VM_BENCH" '^kernel:' madvisev-bench=vm61-madvisev-bench.json
+machine_json bench-6.1 "madvisev series for 6.1" "$RESULTS/vm61-machine.json"
+for n in $VM_SMP_SWEEP; do
+    echo
+    echo "== patched Linux 6.12 guest, $n vCPUs under QEMU TCG: madvisev-ipi-cost, instantiate-bench on $n threads"
+    guest "sweep-$n" sweep "$KERNEL_PATCHED" "$INITRAMFS" "$n" 1200 \
+        "madvisev.ipicost=$VM_IPICOST madvisev.sweep=$VM_SWEEP" '^\[guest\] sweep' \
+        "ipi-cost=vm-smp$n-ipi-cost.json" "instantiate-sweep=vm-smp$n-instantiate-sweep.json"
+done
+
+echo
+python3 scripts/results.py "$RESULTS" "$RESULTS/results.md" "$RESULTS" || fail "step 'results.py' (the page)"
+echo
+echo "== this run against the figures of docs/results.md, and the noise it states"
+python3 scripts/results.py --compare docs/results/data "$RESULTS"
+echo
+echo "Plots and pages from this run: $RESULTS/*.png, $RESULTS/results.md, $RESULTS/scaling.md"
+echo "(make results copies this run's JSON to docs/results/data and regenerates docs/results.md and docs/scaling.md)"
+if [ ${#failed[@]} -gt 0 ]; then
+    echo
+    echo "make demo: ${#failed[@]} step(s) failed; the page above was rendered without their figures:"
+    printf '  %s\n' "${failed[@]}"
+    exit 1
+fi

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# results_test.sh TOP: results.py on a make demo that went wrong part way:
+# one guest block that is not JSON (as the console once made it) and one
+# file never written.  The page must still be rendered, name both files,
+# and keep every other section.
+set -euo pipefail
+top=${1:?usage: results_test.sh TOP}
+t=$(mktemp -d)
+trap 'rm -rf "$t"' EXIT
+cp -r "$top/docs/results/data" "$t/data"
+# The start of the guest's instantiate-wasi JSON, a kernel message, the rest.
+{ head -n 40 "$top/docs/results/data/vm-instantiate-wasi.json"
+  echo "[  812.441] sched: DL replenish lagged too much"
+  tail -n +41 "$top/docs/results/data/vm-instantiate-wasi.json"; } > "$t/data/vm-instantiate-wasi.json"
+rm "$t/data/vm61-madvisev-bench.json"
+if ! python3 "$top/scripts/results.py" "$t/data" "$t/results.md" "$t/png" 2> "$t/err"; then
+    echo "FAIL: results.py did not render the page:"
+    tail -n 5 "$t/err"
+    exit 1
+fi
+fail=0
+check() { if ! grep -q -- "$2" "$3"; then echo "FAIL: $1 (no '$2' in $(basename "$3"))"; fail=1; fi; }
+check "stderr names the bad file" "vm-instantiate-wasi.json: not valid JSON" "$t/err"
+check "stderr names the missing file" "vm61-madvisev-bench.json: missing" "$t/err"
+check "the page names the bad file" '`vm-instantiate-wasi.json`, not valid JSON' "$t/results.md"
+check "the page names the missing file" '`vm61-madvisev-bench.json`, missing' "$t/results.md"
+check "the host's section is rendered" '^### Development host' "$t/results.md"
+check "the guest's echo figures are rendered" '^### Patched Linux 6.12 guest' "$t/results.md"
+if [ $fail = 0 ]; then echo "PASS: results.py renders the rest and names what it left out"; fi
+exit $fail
