@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 // process_madvise(2) on the caller itself.  Linux 6.13 lets a process give
 // itself any advice this way, 6.15 adds PIDFD_SELF and takes mmap_lock once
-// per vector, 6.16 flushes the TLB once per vector.
+// per vector, 6.16 flushes the TLB once per vector.  A 6.12 or 6.1 kernel
+// with the kernel-patch/ series flushes once per vector too, and takes
+// PIDFD_SELF from the series' patch 11 on.
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -51,6 +53,12 @@ ssize_t pm_chunk(const iovec *iov, size_t n, int advice) {
     return r;
 }
 
+// The series announces itself in sysfs; its process_madvise() shares one
+// TLB flush per vector whatever the kernel's version.
+bool series_present() {
+    return access("/sys/kernel/mm/madvisev/version", F_OK) == 0;
+}
+
 bool kernel_at_least(int major, int minor) {
     utsname u{};
     int ma = 0, mi = 0;
@@ -71,13 +79,14 @@ Answer pm_probe(const char **reason) {
     }
     bool pidfd = g_pidfd_per_call.load(std::memory_order_relaxed);
     if (r == 0) {
-        if (kernel_at_least(6, 16))
+        if (kernel_at_least(6, 16) || series_present())
             *reason = pidfd ? "process_madvise(2) on a pidfd per call: one TLB flush per vector"
                             : "process_madvise(PIDFD_SELF): one TLB flush per vector";
         else
             *reason = pidfd ? "process_madvise(2) on a pidfd per call: one TLB flush per range "
-                              "(Linux < 6.16)"
-                            : "process_madvise(PIDFD_SELF): one TLB flush per range (Linux < 6.16)";
+                              "(Linux < 6.16 without the madvisev series)"
+                            : "process_madvise(PIDFD_SELF): one TLB flush per range (Linux < 6.16 "
+                              "without the madvisev series)";
         return Answer::yes;
     }
     switch (errno) {

@@ -2,9 +2,9 @@
 # check_guest.sh RESULTS OUTDIR: the figures of the debug guest's `trace` job
 # (vm-images/guest/guest-run.sh), read from its results channel (run-vm.sh
 # -r; each block verified by vm-images/guest-results.py) into OUTDIR, held
-# to check_counts.py.  There the
-# kernel has madvisev and 6.12's process_madvise has no PIDFD_SELF, so the
-# child's madvisev calls succeed and its process_madvise calls fail.
+# to check_counts.py.  There the kernel has madvisev and, with the
+# series' patch 11, process_madvise(PIDFD_SELF): the child's madvisev and
+# process_madvise calls all succeed, each batch in one IPI round at most.
 set -uo pipefail
 results=${1:?usage: check_guest.sh RESULTS OUTDIR}
 out=${2:?usage: check_guest.sh RESULTS OUTDIR}
