@@ -63,6 +63,15 @@ define trace_configured
 	    cmake -S . -B $(1) || exit 1; fi
 endef
 
+# make test's phase table (scripts/phase-times.sh): the top-level make's
+# start, the same in every sub-make, and a mark at the end of each phase.
+ifndef MADVISEV_MAKE_START
+MADVISEV_MAKE_START := $(shell date +%s)
+endif
+export MADVISEV_MAKE_START
+export PHASE_LOG ?= $(BUILD)/phase-times.log
+PHASE = @scripts/phase-times.sh mark
+
 .PHONY: all deps build build-asan build-static build-tsan demo test test-unit test-asan \
         test-tsan test-libfuzzer patch-check \
         vm-kernels vm-images vm-test vm-test-channel vm-trace vm-fuzz fuzz results install clean FORCE \
@@ -72,6 +81,7 @@ all: build
 
 deps:
 	@scripts/install-deps.sh
+	$(PHASE) deps
 
 $(BUILD)/build.ninja: | deps
 	cmake -S . -B $(BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo
@@ -79,6 +89,7 @@ $(BUILD)/build.ninja: | deps
 build: deps $(BUILD)/build.ninja
 	$(call trace_configured,$(BUILD))
 	cmake --build $(BUILD) -j $(JOBS)
+	$(PHASE) build
 
 $(BUILD_SAN)/build.ninja: | deps
 	cmake -S . -B $(BUILD_SAN) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug -DMADVISEV_SANITIZE=ON
@@ -86,6 +97,7 @@ $(BUILD_SAN)/build.ninja: | deps
 build-asan: deps $(BUILD_SAN)/build.ninja
 	$(call trace_configured,$(BUILD_SAN))
 	cmake --build $(BUILD_SAN) -j $(JOBS)
+	$(PHASE) build-asan
 
 # Statically linked tools and tests for the guests' initramfs.
 $(BUILD_ST)/build.ninja: | deps
@@ -95,6 +107,7 @@ build-static: deps $(BUILD_ST)/build.ninja
 	$(call trace_configured,$(BUILD_ST))
 	trace="$(TRACE_BINS)"; cmake --build $(BUILD_ST) -j $(JOBS) --target madvisev-test madvisev-first-use madvisev-info \
 	    madvisev-bench madvisev-ipi-cost wasmpool-test wasmpool-swap-test instantiate-bench $${trace:+madvisev-trace trace-child}
+	$(PHASE) build-static
 
 # The main job: what this kernel offers and what each backend costs, here,
 # in the patched 6.12 guest, in the patched 6.1 guest (shootdowns per call)
@@ -109,6 +122,8 @@ demo: build vm-images vm-images-6.1
 
 test: test-unit test-asan test-tsan test-libfuzzer patch-check vm-test vm-test-channel vm-test-6.1 vm-test-arm64 \
       vm-trace vm-fuzz
+	@echo; echo "make test: every phase passed; wall time per phase (the time since the one before):"
+	@scripts/phase-times.sh report
 
 # CTest, then its report held to tests/skip-allowlist.txt, failed or not: a
 # skip that is not allowed there fails (scripts/check-skips.py; $(1) the
@@ -126,22 +141,26 @@ endef
 test-unit: build
 	$(CHECK_SKIPS) --selftest > /dev/null || $(CHECK_SKIPS) --selftest
 	$(call ctest_checked,$(BUILD),host)
+	$(PHASE) test-unit
 
 # The same tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 test-asan: build-asan
 	$(call ctest_checked,$(BUILD_SAN),host-asan)
+	$(PHASE) test-asan
 
 # Kernels: make decides nothing here, build-kernel.sh knows what changed.
 vm-kernels: deps
 	vm-images/build-kernel.sh unpatched $(VM)
 	vm-images/build-kernel.sh patched $(VM)
 	vm-images/build-kernel.sh debug $(VM)
+	$(PHASE) vm-kernels
 
 # Both series must stay checkpatch --strict clean (kernel-patch/README.md),
 # each checked by its own kernel's checkpatch.pl.
 patch-check: vm-kernels vm-kernel-6.1
 	kernel-patch/checkpatch.sh $(VM)/src-unpatched
 	kernel-patch/checkpatch.sh $(VM)/src-unpatched-6.1 kernel-patch/6.1
+	$(PHASE) patch-check
 
 # The kselftest, static, against a patched kernel's tree and uapi headers:
 # $(1) the variant (patched, patched-6.1), $(2) the selftest directory
@@ -176,6 +195,7 @@ vm-images: vm-kernels build-static $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER
 	    $(BUILD_ST)/runtime-integration/wasmpool-test \
 	    $(BUILD_ST)/runtime-integration/wasmpool-swap-test \
 	    $(BUILD_ST)/runtime-integration/instantiate-bench $(TRACE_BINS)
+	$(PHASE) vm-images
 
 # In the patched guest: the kselftest (64- and 32-bit) and the library's
 # tests, detection picking `syscall`.  In the unpatched one: the library's tests, detection
@@ -194,6 +214,7 @@ vm-test: vm-images
 	    grep -E '^\[guest\]|FAILED|PASSED' ; \
 	    $(CHECK_SKIPS) --env guest-unpatched --guest-log $(VM)/test-unpatched.log \
 	        --reports $(GUEST_GTESTS) || rc=1; exit $$rc
+	$(PHASE) vm-test
 
 # The results channel under kernel messages: the guest sends a block on it
 # while another process forces messages onto the console through
@@ -205,6 +226,7 @@ vm-test-channel: vm-images
 	    -l $(VM)/channel.log -a "printk.devkmsg=on"; rc=$$?; \
 	    tr -d '\r' < $(VM)/channel.log | grep -E '^\[guest\]'; \
 	    vm-images/test/check_channel.py $(VM)/channel.log $(VM)/channel.results || rc=1; exit $$rc
+	$(PHASE) vm-test-channel
 
 # arm64: the patched kernel cross-built (aarch64-linux-gnu-gcc, its own
 # source tree and objects under $(VM)), the kselftest built static against
@@ -224,6 +246,7 @@ BUSYBOX_ARM64    := $(VM)/busybox-arm64/busybox
 
 vm-kernel-arm64: deps
 	vm-images/build-kernel.sh patched-arm64 $(VM)
+	$(PHASE) vm-kernel-arm64
 
 $(KSELFTEST_ARM64): vm-kernel-arm64 FORCE
 	aarch64-linux-gnu-gcc -static -O2 -Wall -pthread -isystem $(VM)/obj-patched-arm64/usr/include \
@@ -237,6 +260,7 @@ vm-images-arm64: vm-kernel-arm64 $(KSELFTEST_ARM64) $(FLUSHCOUNT_ARM64)
 	scripts/install-deps.sh --arm64-busybox $(dir $(BUSYBOX_ARM64))
 	BUSYBOX=$(BUSYBOX_ARM64) vm-images/build-initramfs.sh $(INITRAMFS_ARM64) $(KSELFTEST_ARM64) \
 	    $(FLUSHCOUNT_ARM64)
+	$(PHASE) vm-images-arm64
 
 vm-test-arm64: vm-images-arm64
 	vm-images/run-vm.sh --arch arm64 -q -k $(KERNEL_ARM64) -i $(INITRAMFS_ARM64) -j test-arm64 -s 2 \
@@ -244,6 +268,7 @@ vm-test-arm64: vm-images-arm64
 	    grep -E '^\[guest\]|^# |^(not )?ok ' ; \
 	    $(CHECK_SKIPS) --env guest-patched --guest-log $(VM)/test-arm64.log \
 	        --reports madvisev-kselftest-arm64 || rc=1; exit $$rc
+	$(PHASE) vm-test-arm64
 
 # Linux 6.1, the kernel Debian 12 runs: the 6.1 series (kernel-patch/6.1)
 # on Debian's linux-source-6.1, x86_64, its own source tree and objects
@@ -261,6 +286,7 @@ KSFT_BUILD_61 = mkdir -p $(dir $@) && $(call ksft_build,patched-6.1,vm)
 
 vm-kernel-6.1: deps
 	vm-images/build-kernel.sh patched-6.1 $(VM)
+	$(PHASE) vm-kernel-6.1
 
 $(KSELFTEST_61): vm-kernel-6.1 FORCE
 	$(KSFT_BUILD_61)
@@ -274,6 +300,7 @@ vm-images-6.1: vm-kernel-6.1 build-static $(KSELFTEST_61) $(KSELFTEST32_61)
 	    $(BUILD_ST)/libmadvisev/madvisev-info $(BUILD_ST)/libmadvisev/madvisev-bench \
 	    $(BUILD_ST)/runtime-integration/wasmpool-test \
 	    $(BUILD_ST)/runtime-integration/wasmpool-swap-test
+	$(PHASE) vm-images-6.1
 
 vm-test-6.1: vm-images-6.1
 	vm-images/run-vm.sh -q -k $(KERNEL_61) -i $(INITRAMFS_61) -j test-patched -s 2 \
@@ -281,6 +308,7 @@ vm-test-6.1: vm-images-6.1
 	    grep -E '^\[guest\]|^# |^(not )?ok |tests? (passed|failed)|FAILED|PASSED|^flush-table' ; \
 	    $(CHECK_SKIPS) --env guest-patched-6.1 --guest-log $(VM)/test-patched-6.1.log \
 	        --reports $(GUEST_GTESTS) || rc=1; exit $$rc
+	$(PHASE) vm-test-6.1
 
 # madvisev-trace in the debug kernel (it has BTF): exact counts on
 # trace-child, with madvisev calls that succeed there, and both benches'
@@ -296,6 +324,7 @@ vm-trace: vm-images
 	    -l $(VM)/trace-debug.log -a "panic_on_warn=1"; rc=$$?; { set +x; } 2> /dev/null; \
 	    tr -d '\r' < $(VM)/trace-debug.log | grep -E '^\[guest\]|^(syscall|madvise|process_madvise|io_uring|sequential|stock) |^pool-'; \
 	    trace/test/check_guest.sh $(VM)/trace-debug.results $(VM)/trace-guest || rc=1; exit $$rc
+	$(PHASE) vm-trace
 
 # In the debug kernel (KASAN, lockdep, DEBUG_VM, ..., panic_on_warn) with
 # 4 vCPUs: the syscall fuzzer, then the race tests.  Any splat fails it.
@@ -304,6 +333,7 @@ vm-fuzz: vm-images
 	    -t $$(( $(FUZZ_SECONDS) + $(RACE_SECONDS) + 600 )) -l $(VM)/fuzz-debug.log \
 	    -a "panic_on_warn=1 madvisev.fuzz=--seconds:$(FUZZ_SECONDS):--seed:$(SEED) madvisev.race=--seconds:$(RACE_SECONDS):--seed:$(SEED)"; \
 	    rc=$$?; tr -d '\r' < $(VM)/fuzz-debug.log | grep -E '^madvisev-(fuzz|race)|MISMATCH|FAIL'; exit $$rc
+	$(PHASE) vm-fuzz
 
 fuzz:
 	$(MAKE) vm-fuzz FUZZ_SECONDS=$(SECONDS) RACE_SECONDS=$(SECONDS)
@@ -314,10 +344,12 @@ $(BUILD_TSAN)/build.ninja: | deps
 build-tsan: deps $(BUILD_TSAN)/build.ninja
 	$(call trace_configured,$(BUILD_TSAN))
 	cmake --build $(BUILD_TSAN) -j $(JOBS)
+	$(PHASE) build-tsan
 
 # The same tests under ThreadSanitizer.
 test-tsan: build-tsan
 	$(call ctest_checked,$(BUILD_TSAN),host-tsan)
+	$(PHASE) test-tsan
 
 # libFuzzer (clang): every backend against madvise(2) range by range on a
 # twin mapping (tests/fuzz/madvisev-args-fuzz.cpp).
@@ -332,6 +364,7 @@ test-libfuzzer: $(BUILD)/madvisev-args-fuzz
 	$(BUILD)/madvisev-args-fuzz -max_total_time=$(LIBFUZZ_SECONDS) -print_final_stats=1 \
 	    $(BUILD)/args-fuzz-corpus 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|^==|MISMATCH|^  call:' ; \
 	    exit $${PIPESTATUS[0]}
+	$(PHASE) test-libfuzzer
 
 # docs/results.md and its plots, from the JSON of the last make demo (copied
 # to docs/results/data) or, without one, from the JSON already there.
