@@ -20,7 +20,7 @@ IBENCH     ?= --seconds 1
 # runs madvisev-ipi-cost and instantiate-bench on as many threads.
 VM_SMP_SWEEP ?= 2 4 8
 VM_IPICOST ?= --calls:1000
-VM_SWEEP   ?= --dirty-pages:16:--seconds:2:--strategy:stock,wasmtime-default,wasmtime-best,pool-sharded-syscall,pool-adaptive,pool-zero-inline
+VM_SWEEP   ?= --dirty-pages:16:--seconds:2:--strategy:stock,pool-madvise-each,pool-resident-scan,pool-sharded-syscall,pool-adaptive,pool-zero-inline
 # The budget row set: the adaptive reset against the fixed strategies when
 # its budget forces decommits.
 IBENCH_BUDGET_STRATEGIES ?= pool-immediate,pool-global-queue,pool-sharded-auto,pool-sharded-inline,pool-keep-resident,pool-adaptive
@@ -28,6 +28,25 @@ IBENCH_BUDGET_STRATEGIES ?= pool-immediate,pool-global-queue,pool-sharded-auto,p
 # a few ms each, so fewer instantiations per row than echo.
 IBENCH_WASI ?= --seconds 0.5
 IBENCH_WASI_MODULES ?= request,compress,grow
+
+# Real Wasmtime (peers/wasmtime-bench), built by cargo from crates.io into
+# a target directory kept between clones, as ccache keeps the C objects:
+# a fresh clone does not rebuild Wasmtime.  The binary is static and goes
+# into the x86 guests' initramfs with the modules it runs.
+CARGO            ?= $(shell command -v cargo 2> /dev/null || echo $(HOME)/.cargo/bin/cargo)
+WASMTIME_TARGET  ?= $(HOME)/.cache/madvisev/cargo-target
+WASMTIME_BENCH   := $(BUILD)/peers/wasmtime-bench
+WASM_MODULES     := $(BUILD_ST)/runtime-integration/echo.wasm \
+	$(addprefix $(BUILD_ST)/runtime-integration/wasi/,request.wasm compress.wasm grow.wasm)
+# make test's check in the guests: Wasmtime with decommit_batch_size 32 on
+# echo, 2 threads, for this long, at least this many instantiations (20
+# batches of 16 instances) - peers/wasmtime-bench/check.py.
+WASMTIME_CHECK_SECONDS ?= 2
+WASMTIME_CHECK_MIN     ?= 320
+WASMTIME_CHECK_ARG = madvisev.wasmtime=--seconds:$(WASMTIME_CHECK_SECONDS):--min-instantiations:$(WASMTIME_CHECK_MIN)
+WASMTIME_CHECK     = python3 peers/wasmtime-bench/check.py --min-instantiations $(WASMTIME_CHECK_MIN)
+# make demo's runs of it in the guests (all four configurations).
+VM_WASMTIME      ?= --threads:1,2:--seconds:1
 
 KERNEL_PATCHED   := $(VM)/obj-patched/arch/x86/boot/bzImage
 KERNEL_UNPATCHED := $(VM)/obj-unpatched/arch/x86/boot/bzImage
@@ -72,7 +91,7 @@ export MADVISEV_MAKE_START
 export PHASE_LOG ?= $(BUILD)/phase-times.log
 PHASE = @scripts/phase-times.sh mark
 
-.PHONY: all deps build build-asan build-static build-tsan demo test test-unit test-asan \
+.PHONY: all deps build build-asan build-static build-tsan wasmtime-bench demo test test-unit test-asan \
         test-tsan test-libfuzzer patch-check \
         vm-kernels vm-images vm-test vm-test-channel vm-trace vm-fuzz fuzz results install clean FORCE \
         vm-kernel-arm64 vm-images-arm64 vm-test-arm64 vm-kernel-6.1 vm-images-6.1 vm-test-6.1
@@ -99,6 +118,14 @@ build-asan: deps $(BUILD_SAN)/build.ninja
 	cmake --build $(BUILD_SAN) -j $(JOBS)
 	$(PHASE) build-asan
 
+# cargo finds peers/wasmtime-bench/.cargo/config.toml (the static target)
+# from the directory it runs in.  --locked: Cargo.lock is the truth.
+wasmtime-bench: deps
+	cd peers/wasmtime-bench && CARGO_TARGET_DIR=$(WASMTIME_TARGET) $(CARGO) build --release --locked
+	mkdir -p $(dir $(WASMTIME_BENCH))
+	cp $(WASMTIME_TARGET)/x86_64-unknown-linux-gnu/release/wasmtime-bench $(WASMTIME_BENCH)
+	$(PHASE) wasmtime-bench
+
 # Statically linked tools and tests for the guests' initramfs.
 $(BUILD_ST)/build.ninja: | deps
 	cmake -S . -B $(BUILD_ST) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DMADVISEV_STATIC=ON
@@ -116,8 +143,8 @@ build-static: deps $(BUILD_ST)/build.ninja
 # the page is rendered from what they wrote.
 DEMO_VARS := BUILD VM RESULTS VM_SMP VM_BENCH VM_IBENCH VM_IWASI IBENCH VM_SMP_SWEEP VM_IPICOST \
 	VM_SWEEP IBENCH_BUDGET_STRATEGIES IBENCH_WASI IBENCH_WASI_MODULES KERNEL_PATCHED INITRAMFS \
-	KERNEL_61 INITRAMFS_61
-demo: build vm-images vm-images-6.1
+	KERNEL_61 INITRAMFS_61 KERNEL_UNPATCHED WASMTIME_BENCH VM_WASMTIME
+demo: build wasmtime-bench vm-images vm-images-6.1
 	@$(foreach v,$(DEMO_VARS),$(v)='$($(v))') scripts/demo.sh
 
 test: test-unit test-asan test-tsan test-libfuzzer patch-check vm-test vm-test-channel vm-test-6.1 vm-test-arm64 \
@@ -187,8 +214,8 @@ $(LOCKLAT): tests/bench/madvisev-lock-latency.c vm-kernels FORCE
 	gcc -static -O2 -Wall -Wextra -pthread -isystem $(VM)/obj-patched/usr/include \
 	    -I libmadvisev/include -o $@ $<
 
-vm-images: vm-kernels build-static $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER) $(LOCKLAT)
-	vm-images/build-initramfs.sh $(INITRAMFS) $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER) $(LOCKLAT) \
+vm-images: vm-kernels build-static wasmtime-bench $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER) $(LOCKLAT)
+	vm-images/build-initramfs.sh $(addprefix -d ,$(WASM_MODULES)) $(INITRAMFS) $(WASMTIME_BENCH) $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER) $(LOCKLAT) \
 	    $(BUILD_ST)/libmadvisev/madvisev-test $(BUILD_ST)/libmadvisev/madvisev-first-use \
 	    $(BUILD_ST)/libmadvisev/madvisev-info \
 	    $(BUILD_ST)/libmadvisev/madvisev-bench $(BUILD_ST)/libmadvisev/madvisev-ipi-cost \
@@ -199,21 +226,25 @@ vm-images: vm-kernels build-static $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER
 
 # In the patched guest: the kselftest (64- and 32-bit) and the library's
 # tests, detection picking `syscall`.  In the unpatched one: the library's tests, detection
-# picking `sequential`.  Both with swap on zram, and the pool's reset of
+# picking `sequential`.  In both, real Wasmtime with decommit_batch_size 32
+# (peers/wasmtime-bench/check.py: one IPI round per batch with the series;
+# EBADF on every batch, swallowed, without it).  Both with swap on zram, and the pool's reset of
 # swapped-out pages (wasmpool-swap-test).  Every gtest the guest skipped is
 # held to tests/skip-allowlist.txt (guest-patched, guest-unpatched).
 GUEST_GTESTS := madvisev-test,wasmpool-test,wasmpool-swap-test
 vm-test: vm-images
 	vm-images/run-vm.sh -q -k $(KERNEL_PATCHED) -i $(INITRAMFS) -j test-patched -s 2 \
-	    -t 1200 -l $(VM)/test-patched.log; rc=$$?; tr -d '\r' < $(VM)/test-patched.log | \
+	    -t 1200 -l $(VM)/test-patched.log -a "$(WASMTIME_CHECK_ARG)"; rc=$$?; tr -d '\r' < $(VM)/test-patched.log | \
 	    grep -E '^\[guest\]|^# |^(not )?ok |tests? (passed|failed)|FAILED|PASSED' ; \
 	    $(CHECK_SKIPS) --env guest-patched --guest-log $(VM)/test-patched.log \
-	        --reports $(GUEST_GTESTS) || rc=1; exit $$rc
+	        --reports $(GUEST_GTESTS) || rc=1; \
+	    $(WASMTIME_CHECK) --kernel series $(VM)/test-patched.results || rc=1; exit $$rc
 	vm-images/run-vm.sh -q -k $(KERNEL_UNPATCHED) -i $(INITRAMFS) -j test-unpatched -s 2 \
-	    -t 1200 -l $(VM)/test-unpatched.log; rc=$$?; tr -d '\r' < $(VM)/test-unpatched.log | \
+	    -t 1200 -l $(VM)/test-unpatched.log -a "$(WASMTIME_CHECK_ARG)"; rc=$$?; tr -d '\r' < $(VM)/test-unpatched.log | \
 	    grep -E '^\[guest\]|FAILED|PASSED' ; \
 	    $(CHECK_SKIPS) --env guest-unpatched --guest-log $(VM)/test-unpatched.log \
-	        --reports $(GUEST_GTESTS) || rc=1; exit $$rc
+	        --reports $(GUEST_GTESTS) || rc=1; \
+	    $(WASMTIME_CHECK) --kernel stock $(VM)/test-unpatched.results || rc=1; exit $$rc
 	$(PHASE) vm-test
 
 # The results channel under kernel messages: the guest sends a block on it
@@ -294,20 +325,21 @@ $(KSELFTEST_61): vm-kernel-6.1 FORCE
 $(KSELFTEST32_61): vm-kernel-6.1 FORCE
 	$(KSFT_BUILD_61) -m32 -Wno-pointer-to-int-cast
 
-vm-images-6.1: vm-kernel-6.1 build-static $(KSELFTEST_61) $(KSELFTEST32_61)
-	vm-images/build-initramfs.sh $(INITRAMFS_61) $(KSELFTEST_61) $(KSELFTEST32_61) \
+vm-images-6.1: vm-kernel-6.1 build-static wasmtime-bench $(KSELFTEST_61) $(KSELFTEST32_61)
+	vm-images/build-initramfs.sh $(addprefix -d ,$(WASM_MODULES)) $(INITRAMFS_61) $(WASMTIME_BENCH) $(KSELFTEST_61) $(KSELFTEST32_61) \
 	    $(BUILD_ST)/libmadvisev/madvisev-test $(BUILD_ST)/libmadvisev/madvisev-first-use \
 	    $(BUILD_ST)/libmadvisev/madvisev-info $(BUILD_ST)/libmadvisev/madvisev-bench \
 	    $(BUILD_ST)/runtime-integration/wasmpool-test \
-	    $(BUILD_ST)/runtime-integration/wasmpool-swap-test
+	    $(BUILD_ST)/runtime-integration/wasmpool-swap-test $(BUILD_ST)/runtime-integration/instantiate-bench
 	$(PHASE) vm-images-6.1
 
 vm-test-6.1: vm-images-6.1
 	vm-images/run-vm.sh -q -k $(KERNEL_61) -i $(INITRAMFS_61) -j test-patched -s 2 \
-	    -t 1200 -l $(VM)/test-patched-6.1.log; rc=$$?; tr -d '\r' < $(VM)/test-patched-6.1.log | \
+	    -t 1200 -l $(VM)/test-patched-6.1.log -a "$(WASMTIME_CHECK_ARG)"; rc=$$?; tr -d '\r' < $(VM)/test-patched-6.1.log | \
 	    grep -E '^\[guest\]|^# |^(not )?ok |tests? (passed|failed)|FAILED|PASSED|^flush-table' ; \
 	    $(CHECK_SKIPS) --env guest-patched-6.1 --guest-log $(VM)/test-patched-6.1.log \
-	        --reports $(GUEST_GTESTS) || rc=1; exit $$rc
+	        --reports $(GUEST_GTESTS) || rc=1; \
+	    $(WASMTIME_CHECK) --kernel series $(VM)/test-patched-6.1.results || rc=1; exit $$rc
 	$(PHASE) vm-test-6.1
 
 # madvisev-trace in the debug kernel (it has BTF): exact counts on

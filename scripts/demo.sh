@@ -2,7 +2,9 @@
 # demo.sh: make demo's runs, after make has built the tools and the guests.
 # What this kernel offers and what each backend costs, here, in the
 # patched 6.12 guest, in the patched 6.1 guest (shootdowns per call) and in
-# the 6.12 guest booted with each of VM_SMP_SWEEP's vCPU counts; then the
+# the 6.12 guest booted with each of VM_SMP_SWEEP's vCPU counts; real
+# Wasmtime beside the project's default strategy here and in the 6.12
+# guests without and with the series and the patched 6.1 guest; then the
 # results page from whatever JSON the runs wrote.
 #
 # Every run is a named step with a log of its own.  A step that fails is
@@ -15,7 +17,7 @@ set -uo pipefail
 # Paths are the Makefile's, relative to the top of the tree.
 cd "$(dirname "$0")/.." || exit 1
 : "${BUILD:?}" "${VM:?}" "${RESULTS:?}" "${VM_SMP:?}" "${KERNEL_PATCHED:?}" "${INITRAMFS:?}"
-: "${KERNEL_61:?}" "${INITRAMFS_61:?}"
+: "${KERNEL_61:?}" "${INITRAMFS_61:?}" "${KERNEL_UNPATCHED:?}" "${WASMTIME_BENCH:?}" "${VM_WASMTIME:?}"
 logs=$RESULTS/logs
 mkdir -p "$logs"
 failed=()
@@ -134,6 +136,13 @@ host instantiate-wasi "$RESULTS/host-instantiate-wasi.json" \
     "$BUILD/runtime-integration/instantiate-bench" --module "$IBENCH_WASI_MODULES" --threads 1,2 \
     $IBENCH_WASI --json "$RESULTS/host-instantiate-wasi.json"
 echo
+echo "== host: real Wasmtime (wasmtime-bench, four configurations) beside pool-adaptive, alternated 3 times"
+echo "   (JSON in $RESULTS/host-real-wasmtime.json)"
+host real-wasmtime "$RESULTS/host-real-wasmtime.json" \
+    python3 peers/wasmtime-bench/side-by-side.py run --wasmtime-bench "$WASMTIME_BENCH" \
+    --instantiate-bench "$BUILD/runtime-integration/instantiate-bench" --wasm "$BUILD/runtime-integration" \
+    --threads 1,2 --seconds 1 --repetitions 3 -o "$RESULTS/host-real-wasmtime.json"
+echo
 rm -f "$RESULTS/host-instantiate-trace.json"
 if [ $traced = 1 ]; then
     echo "== host: instantiate-bench --trace (JSON in $RESULTS/host-instantiate-trace.json)"
@@ -156,6 +165,32 @@ echo "== patched Linux 6.1 guest, $VM_SMP vCPUs under QEMU TCG: madvisev-bench"
 guest bench-6.1 shootdowns "$KERNEL_61" "$INITRAMFS_61" "$VM_SMP" 1800 \
     "hugepages=16 madvisev.bench=$VM_BENCH" '^kernel:' madvisev-bench=vm61-madvisev-bench.json
 machine_json bench-6.1 "madvisev series for 6.1" "$RESULTS/vm61-machine.json"
+echo
+echo "== real Wasmtime beside pool-adaptive, in the guests under QEMU TCG ($VM_SMP vCPUs):"
+echo "   Linux 6.12 without the series, with it, and Linux 6.1 with it"
+mkdir -p "$RESULTS/parts"
+# guest_wasmtime NAME KERNEL INITRAMFS KEY LABEL: job 'wasmtime'; its blocks
+# merged into RESULTS/KEY-real-wasmtime.json, its machine KEY-machine.json
+# (where no other guest step writes one).
+guest_wasmtime() {
+    local name=$1 kernel=$2 initrd=$3 key=$4 label=$5
+    echo
+    echo "== $label: wasmtime-bench, instantiate-bench pool-adaptive"
+    rm -f "$RESULTS/$key-real-wasmtime.json"
+    guest "$name" wasmtime "$kernel" "$initrd" "$VM_SMP" 1200 \
+        "madvisev.wasmtime=$VM_WASMTIME madvisev.ours=$VM_WASMTIME" '^# wasmtime-bench' \
+        "wasmtime-bench=parts/$key-wasmtime.json" "pool-adaptive-echo=parts/$key-ours-echo.json" \
+        "pool-adaptive-request=parts/$key-ours-request.json"
+    if [ -s "$RESULTS/parts/$key-wasmtime.json" ]; then
+        python3 peers/wasmtime-bench/side-by-side.py merge --wasmtime "$RESULTS/parts/$key-wasmtime.json" \
+            --ours "$RESULTS/parts/$key-ours-echo.json" "$RESULTS/parts/$key-ours-request.json" \
+            -o "$RESULTS/$key-real-wasmtime.json" || fail "guest step '$name': merging its blocks"
+    fi
+}
+guest_wasmtime wasmtime-stock "$KERNEL_UNPATCHED" "$INITRAMFS" vmstock "Linux 6.12 guest without the series"
+machine_json wasmtime-stock "no series" "$RESULTS/vmstock-machine.json"
+guest_wasmtime wasmtime-patched "$KERNEL_PATCHED" "$INITRAMFS" vm "patched Linux 6.12 guest"
+guest_wasmtime wasmtime-6.1 "$KERNEL_61" "$INITRAMFS_61" vm61 "patched Linux 6.1 guest"
 for n in $VM_SMP_SWEEP; do
     echo
     echo "== patched Linux 6.12 guest, $n vCPUs under QEMU TCG: madvisev-ipi-cost, instantiate-bench on $n threads"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install the Debian packages this project needs, if any are missing.
-# Idempotent: with everything installed it only asks dpkg and exits.
+# Install the Debian packages this project needs, if any are missing, and
+# the Rust toolchain peers/wasmtime-bench is built with (rustup).
+# Idempotent: with everything installed it only asks dpkg and rustup and exits.
 #
 #   install-deps.sh [--arm64-busybox DIR]
 #     --arm64-busybox DIR: also put Debian's static arm64 busybox (package
@@ -49,6 +50,8 @@ packages=(
     # the arm64 guest: the kernel and the kselftest cross-built, and QEMU
     # (qemu-system-aarch64); its busybox: --arm64-busybox
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-arm
+    # rustup's download, for peers/wasmtime-bench's toolchain
+    curl ca-certificates
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -73,6 +76,26 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "install-deps: installing ${missing[*]}"
     apt_update
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Rust for peers/wasmtime-bench: rustup and the toolchain its
+# rust-toolchain.toml names (Debian 12's cargo is older than Wasmtime's
+# minimum).  rustup from its own site when the machine has none.
+rust_toolchain=$(sed -n 's/^channel = "\(.*\)"$/\1/p' "$(dirname "$0")/../peers/wasmtime-bench/rust-toolchain.toml")
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v rustup > /dev/null; then
+    echo "install-deps: installing rustup (https://static.rust-lang.org)"
+    tmp_rustup=$(mktemp -d)
+    curl -sSfL -o "$tmp_rustup/rustup-init" \
+        https://static.rust-lang.org/rustup/dist/x86_64-unknown-linux-gnu/rustup-init
+    chmod +x "$tmp_rustup/rustup-init"
+    "$tmp_rustup/rustup-init" -y -q --no-modify-path --profile minimal --default-toolchain none
+    rm -rf "$tmp_rustup"
+fi
+if ! rustup run "$rust_toolchain" cargo --version > /dev/null 2>&1 ||
+    ! rustup run "$rust_toolchain" cargo clippy --version > /dev/null 2>&1; then
+    echo "install-deps: installing Rust $rust_toolchain (rustup)"
+    rustup toolchain install "$rust_toolchain" --profile minimal -c rustfmt -c clippy
 fi
 
 [ -n "$busybox_arm64_dir" ] || exit 0

@@ -111,20 +111,21 @@ assert "sequential" in backends, backends
 assert len(recs) == 2 * len(backends), recs
 PY
     ;;
-ibench_wasmtime)
-    # Wasmtime's configurations as documented: the default decommits the
+ibench_policies)
+    # The policies of Wasmtime's configurations, as reimplemented on this
+    # pool (pool-madvise-each, pool-resident-scan): the default decommits the
     # memory and the table of every instance (two slots), not its stack;
     # the best one decommits nothing and faults nothing back in.  Under
     # ThreadSanitizer the code runs on the thread's stack, not a pooled
     # fiber stack (wasmpool/fiber.h): pool-immediate decommits two slots
     # there too, and the stack pages are not counted.
-    "$ibench" --threads 1 --dirty-pages 4 --seconds 0.2 --strategy wasmtime-default,wasmtime-best,pool-immediate \
+    "$ibench" --threads 1 --dirty-pages 4 --seconds 0.2 --strategy pool-madvise-each,pool-resident-scan,pool-immediate \
         --json "$tmp/out.json" > "$tmp/out" || fail "instantiate-bench exited $?"
     cat "$tmp/out"
     python3 - "$tmp/out.json" <<'PY' || fail "bad JSON"
 import json, sys
 recs = {r["strategy"]: r for r in json.load(open(sys.argv[1]))}
-d, b, i = recs["wasmtime-default"], recs["wasmtime-best"], recs["pool-immediate"]
+d, b, i = recs["pool-madvise-each"], recs["pool-resident-scan"], recs["pool-immediate"]
 pooled_stacks = i["stack_pages_dirtied_per_instantiation"] is not None
 assert d["decommits_per_instantiation"] == 2.0, d
 assert i["decommits_per_instantiation"] == (3.0 if pooled_stacks else 2.0), i

@@ -115,9 +115,11 @@ void usage(FILE *out) {
             "  -s, --seconds S         per measurement (default 1)\n"
             "  -b, --batch-size N      instances per decommit batch (default 32)\n"
             "  -S, --strategy LIST     strategies (default: all the kernel supports):\n"
-            "                          stock, wasmtime-default and wasmtime-best (Wasmtime's\n"
-            "                          pooling allocator by default and at its best:\n"
-            "                          docs/results.md), pool-immediate, pool-global-queue,\n"
+            "                          stock, pool-madvise-each and pool-resident-scan (the\n"
+            "                          policies of Wasmtime's default and best pooling\n"
+            "                          configurations, reimplemented on this pool; real\n"
+            "                          Wasmtime is peers/wasmtime-bench), pool-immediate,\n"
+            "                          pool-global-queue,\n"
             "                          pool-sharded-<backend> (pool-sharded-auto: the one\n"
             "                          detection picks), pool-sharded-inline,\n"
             "                          pool-keep-resident, pool-adaptive, pool-zero-in-place\n"
@@ -170,7 +172,8 @@ std::vector<size_t> parse_list(const char *arg, const char *what, size_t max) {
 std::vector<Strategy> all_strategies(size_t batch, size_t budget) {
     std::vector<Strategy> s;
     s.push_back({"stock", true, {}, false});
-    // Wasmtime's pooling allocator as configured by default: every memory
+    // pool-madvise-each: the policy of Wasmtime's pooling allocator as
+    // configured by default, on this pool (not Wasmtime): every memory
     // and table decommitted when freed, by the thread that frees it
     // (decommit_batch_size 1: one madvise per slot), nothing kept resident,
     // stacks not reset (async_stack_zeroing off).  Per-thread shards: the
@@ -183,8 +186,9 @@ std::vector<Strategy> all_strategies(size_t batch, size_t budget) {
     w.background_flush = false;
     w.backend = MADVISEV_BACKEND_SEQUENTIAL;
     w.reset_stacks = false;
-    s.push_back({"wasmtime-default", false, w, false});
-    // Its best configuration today: memory_keep_resident and
+    s.push_back({"pool-madvise-each", false, w, false});
+    // pool-resident-scan: the policy of its best configuration today, on
+    // this pool: memory_keep_resident and
     // table_keep_resident covering the whole slot with pagemap_scan (only
     // the pages written are zeroed), decommit_batch_size 32 through
     // process_madvise(PIDFD_SELF) where the kernel takes MADV_DONTNEED
@@ -198,7 +202,7 @@ std::vector<Strategy> all_strategies(size_t batch, size_t budget) {
     w.backend = madvisev_backend_probe(MADVISEV_BACKEND_PROCESS_MADVISE, nullptr) == 1
                     ? MADVISEV_BACKEND_PROCESS_MADVISE
                     : MADVISEV_BACKEND_SEQUENTIAL;
-    s.push_back({"wasmtime-best", false, w, false});
+    s.push_back({"pool-resident-scan", false, w, false});
     wasmpool::Config c;
     c.stack_bytes = kStackBytes;
     c.reset = wasmpool::Reset::decommit;

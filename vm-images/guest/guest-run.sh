@@ -2,9 +2,13 @@
 # guest-run.sh JOB: what the test guest runs.  Exit 0 pass, non-zero fail.
 #   test-patched    swap on zram, kselftest madvisev (64- and 32-bit), the
 #                   gtests, wasmpool-swap-test; detection must pick syscall
-#                   (and the gtests get MADVISEV_EXPECT_BACKEND=syscall)
+#                   (and the gtests get MADVISEV_EXPECT_BACKEND=syscall);
+#                   then real Wasmtime with decommit_batch_size 32 (block
+#                   'wasmtime-check', held by the host to
+#                   peers/wasmtime-bench/check.py)
 #   test-unpatched  swap on zram, the gtests, wasmpool-swap-test; detection
-#                   must pick sequential (MADVISEV_EXPECT_BACKEND=sequential)
+#                   must pick sequential (MADVISEV_EXPECT_BACKEND=sequential);
+#                   the same Wasmtime check
 #                   Every gtest that skips is printed, "[guest] SKIPPED NAME
 #                   (BINARY)", and one "[guest] skip-report BINARY: N
 #                   skipped" line per binary: the host holds them to
@@ -25,6 +29,11 @@
 #   shootdowns      madvisev-info and madvisev-bench (its arguments from
 #                   madvisev.bench=): the shootdowns per call of each
 #                   backend, for the 6.1 guest in make demo
+#   wasmtime        real Wasmtime in each of its configurations on echo and
+#                   request (wasmtime-bench, its arguments from
+#                   madvisev.wasmtime=), then the project's pool-adaptive
+#                   on the same modules with the same threads and time
+#                   (instantiate-bench, from madvisev.ours=)
 #   info            madvisev-info only
 #   channel         the results channel under kernel messages: a block
 #                   sent while another process forces messages onto the
@@ -169,6 +178,35 @@ run_swap_test() {
     fi
 }
 
+# Real Wasmtime (peers/wasmtime-bench) counts its system calls and the
+# shootdown rounds it sends with perf on tracepoints: tracefs must be
+# mounted for it to find them.
+WASM=/tests/data
+mount_tracefs() {
+    mount -t tracefs tracefs /sys/kernel/tracing 2> /dev/null
+    [ -r /sys/kernel/tracing/events/syscalls/sys_enter_process_madvise/id ] ||
+        echo "[guest] no syscall tracepoints: wasmtime-bench cannot count system calls"
+}
+
+# make test's check: Wasmtime with decommit_batch_size 32 on echo (16
+# dirty pages), 2 threads; its arguments (the time, the instantiations it
+# must reach) from madvisev.wasmtime=.  The host judges the figures.
+run_wasmtime_check() {
+    echo "[guest] real Wasmtime, decommit_batch_size 32"
+    if [ ! -x /tests/wasmtime-bench ]; then
+        echo "[guest] FAIL: wasmtime-bench missing"
+        fail=1
+        return
+    fi
+    mount_tracefs
+    args=$(sed -n 's/.*madvisev\.wasmtime=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    # shellcheck disable=SC2086
+    wasmtime-bench --config wasmtime-batch32 --module echo=$WASM/echo.wasm --threads 2 \
+        --dirty-pages 16 $args --json /tmp/wasmtime-check.json ||
+        { echo "[guest] FAIL: wasmtime-bench"; fail=1; }
+    emit wasmtime-check /tmp/wasmtime-check.json
+}
+
 case $job in
 test-patched)
     # The library's tests pin automatic detection to this backend.
@@ -187,6 +225,7 @@ test-patched)
     done
     run_gtests
     run_swap_test
+    run_wasmtime_check
     ;;
 test-arm64)
     setup_swap
@@ -213,6 +252,7 @@ test-unpatched)
     expect_backend sequential
     run_gtests
     run_swap_test
+    run_wasmtime_check
     ;;
 bench)
     # Each run's JSON is sent as soon as it is written: a later run that
@@ -261,6 +301,23 @@ shootdowns)
     # shellcheck disable=SC2086
     madvisev-bench $args --json /tmp/madvisev-bench.json || fail=1
     emit madvisev-bench /tmp/madvisev-bench.json
+    ;;
+wasmtime)
+    emit_machine
+    mount_tracefs
+    args=$(sed -n 's/.*madvisev\.wasmtime=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    # shellcheck disable=SC2086
+    wasmtime-bench --module echo=$WASM/echo.wasm,request=$WASM/request.wasm --dirty-pages 16 $args \
+        --json /tmp/wasmtime-bench.json || fail=1
+    emit wasmtime-bench /tmp/wasmtime-bench.json
+    echo
+    args=$(sed -n 's/.*madvisev\.ours=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    # shellcheck disable=SC2086
+    instantiate-bench --strategy pool-adaptive --dirty-pages 16 $args --json /tmp/ours-echo.json || fail=1
+    emit pool-adaptive-echo /tmp/ours-echo.json
+    # shellcheck disable=SC2086
+    instantiate-bench --strategy pool-adaptive --module request $args --json /tmp/ours-request.json || fail=1
+    emit pool-adaptive-request /tmp/ours-request.json
     ;;
 info)
     madvisev-info || fail=1

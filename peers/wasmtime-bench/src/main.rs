@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use counters::Sample;
+use counters::{KernelCounts, Sample, ThreadCounters};
 use workload::{Conf, Prepared};
 
 const USAGE: &str = "\
@@ -133,6 +133,8 @@ struct Row {
     first_error: Option<String>,
     before: Sample,
     after: Sample,
+    /// Summed over the workers; None where a worker could not count.
+    kernel: Option<KernelCounts>,
 }
 
 /// `threads` workers instantiate `prepared` until `seconds` have passed.
@@ -141,6 +143,11 @@ fn run_row(prepared: &Arc<Prepared>, threads: usize, seconds: f64) -> Row {
     let done = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let first_error = Arc::new(Mutex::new(None::<String>));
+    // The sum of nothing; a worker without a tlb counter makes its sum None.
+    let kernel = Arc::new(Mutex::new(Some(KernelCounts {
+        ipi_rounds: Some(0),
+        ..KernelCounts::default()
+    })));
     // start: all workers ready; stopped: all out of their loops; leave: the
     // counters read, the workers may exit.
     let start = Arc::new(Barrier::new(threads + 1));
@@ -148,16 +155,19 @@ fn run_row(prepared: &Arc<Prepared>, threads: usize, seconds: f64) -> Row {
     let leave = Arc::new(Barrier::new(threads + 1));
     let workers: Vec<_> = (0..threads)
         .map(|_| {
-            let (p, stop, done, errors, first_error) = (
+            let (p, stop, done, errors, first_error, kernel) = (
                 prepared.clone(),
                 stop.clone(),
                 done.clone(),
                 errors.clone(),
                 first_error.clone(),
+                kernel.clone(),
             );
             let (start, stopped, leave) = (start.clone(), stopped.clone(), leave.clone());
             std::thread::spawn(move || {
+                let counters = ThreadCounters::open();
                 start.wait();
+                let k0 = counters.read();
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
                     match p.run_once() {
@@ -167,6 +177,14 @@ fn run_row(prepared: &Arc<Prepared>, threads: usize, seconds: f64) -> Row {
                             first_error.lock().unwrap().get_or_insert(format!("{e:#}"));
                         }
                     }
+                }
+                let k1 = counters.read();
+                {
+                    let mut sum = kernel.lock().unwrap();
+                    *sum = match (*sum, k0, k1) {
+                        (Some(s), Some(a), Some(b)) => Some(s.add(&a.delta(&b))),
+                        _ => None,
+                    };
                 }
                 done.fetch_add(n, Ordering::Relaxed);
                 stopped.wait();
@@ -187,6 +205,7 @@ fn run_row(prepared: &Arc<Prepared>, threads: usize, seconds: f64) -> Row {
         w.join().expect("a worker panicked");
     }
     let first_error = first_error.lock().unwrap().take();
+    let kernel = *kernel.lock().unwrap();
     Row {
         instantiations: done.load(Ordering::Relaxed),
         seconds: elapsed,
@@ -194,6 +213,7 @@ fn run_row(prepared: &Arc<Prepared>, threads: usize, seconds: f64) -> Row {
         first_error,
         before,
         after,
+        kernel,
     }
 }
 
@@ -237,6 +257,8 @@ fn run(args: &Args) -> Result<bool> {
     // most 16) may hold unflushed, plus room to spare.
     let slots = u32::try_from(max_threads * 2 + cpus.min(16) * workload::BATCH + 64)
         .context("too many threads")?;
+    let probe = counters::probe_process_madvise_self();
+    let counting = ThreadCounters::open().read().is_some();
     println!(
         "# wasmtime-bench: Wasmtime {} (crates.io), pooling allocator, {:.1}s per row; Linux {}, {} CPUs; TLB counter {}",
         env!("WASMTIME_VERSION"),
@@ -246,7 +268,15 @@ fn run(args: &Args) -> Result<bool> {
         if counters::tlb_shootdowns().is_some() { "/proc/interrupts" } else { "none (no TLB row)" }
     );
     println!(
-        "{:<31} {:<9} {:>5} {:>3} {:>10} {:>10} {:>9} {:>11} {:>7}",
+        "# this kernel's answer to process_madvise(PIDFD_SELF, 2 ranges, MADV_DONTNEED): {probe}; system calls and IPI rounds sent {}",
+        if counting {
+            "counted by perf on tracepoints"
+        } else {
+            "not counted (needs root, perf events, syscall tracepoints and tracefs)"
+        }
+    );
+    println!(
+        "{:<31} {:<9} {:>5} {:>3} {:>10} {:>10} {:>9} {:>11} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>12}",
         "config",
         "module",
         "dirty",
@@ -255,7 +285,13 @@ fn run(args: &Args) -> Result<bool> {
         "per-thread",
         "tlb/inst",
         "faults/inst",
-        "errors"
+        "errors",
+        "pmadv",
+        "failed",
+        "madv/inst",
+        "mmap/inst",
+        "mprot/inst",
+        "rounds/pmadv"
     );
     let mut rows = Vec::new();
     let mut ok = true;
@@ -277,8 +313,19 @@ fn run(args: &Args) -> Result<bool> {
                     };
                     let faults = per(r.after.faults - r.before.faults, r.instantiations);
                     let rate = r.instantiations as f64 / r.seconds;
+                    let k = r.kernel;
+                    let rounds = k.and_then(|k| k.ipi_rounds);
+                    // IPI rounds per batch: what each process_madvise() call
+                    // cost, counting every round the workers sent.
+                    let rounds_per_call = match (k, rounds) {
+                        (Some(k), Some(n)) if k.process_madvise > 0 => {
+                            Some(n as f64 / k.process_madvise as f64)
+                        }
+                        _ => None,
+                    };
+                    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
                     println!(
-                        "{:<31} {:<9} {:>5} {:>3} {:>10.0} {:>10.0} {:>9} {:>11.2} {:>7}",
+                        "{:<31} {:<9} {:>5} {:>3} {:>10.0} {:>10.0} {:>9} {:>11.2} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>12}",
                         conf.name(),
                         name,
                         d.map_or("-".to_owned(), |d| d.to_string()),
@@ -287,7 +334,13 @@ fn run(args: &Args) -> Result<bool> {
                         rate / threads as f64,
                         tlb.map_or("-".to_owned(), |t| format!("{t:.3}")),
                         faults,
-                        r.errors
+                        r.errors,
+                        opt(k.map(|k| k.process_madvise.to_string())),
+                        opt(k.map(|k| k.process_madvise_failed.to_string())),
+                        opt(k.map(|k| format!("{:.2}", per(k.madvise, r.instantiations)))),
+                        opt(k.map(|k| format!("{:.2}", per(k.mmap, r.instantiations)))),
+                        opt(k.map(|k| format!("{:.2}", per(k.mprotect, r.instantiations)))),
+                        opt(rounds_per_call.map(|v| format!("{v:.3}")))
                     );
                     if let Some(e) = &r.first_error {
                         println!("#   first error: {e}");
@@ -312,6 +365,15 @@ fn run(args: &Args) -> Result<bool> {
                         "faults_per_instantiation": faults,
                         "errors": r.errors,
                         "first_error": r.first_error,
+                        "process_madvise_pidfd_self": probe,
+                        "process_madvise_calls": k.map(|k| k.process_madvise),
+                        "process_madvise_failed": k.map(|k| k.process_madvise_failed),
+                        "madvise_calls": k.map(|k| k.madvise),
+                        "mmap_calls": k.map(|k| k.mmap),
+                        "mprotect_calls": k.map(|k| k.mprotect),
+                        "munmap_calls": k.map(|k| k.munmap),
+                        "ipi_rounds_sent": rounds,
+                        "ipi_rounds_per_process_madvise": rounds_per_call,
                     }));
                 }
             }
