@@ -31,10 +31,11 @@ IBENCH_WASI_MODULES ?= request,compress,grow
 
 # Real Wasmtime (peers/wasmtime-bench), built by cargo from crates.io into
 # a target directory kept between clones, as ccache keeps the C objects:
-# a fresh clone does not rebuild Wasmtime.  The binary is static and goes
+# a fresh clone does not rebuild Wasmtime (WASMTIME_TARGET=, or
+# CARGO_TARGET_DIR, another).  The binary is static and goes
 # into the x86 guests' initramfs with the modules it runs.
 CARGO            ?= $(shell command -v cargo 2> /dev/null || echo $(HOME)/.cargo/bin/cargo)
-WASMTIME_TARGET  ?= $(HOME)/.cache/madvisev/cargo-target
+WASMTIME_TARGET  ?= $(or $(CARGO_TARGET_DIR),$(HOME)/.cache/madvisev/cargo-target)
 WASMTIME_BENCH   := $(BUILD)/peers/wasmtime-bench
 WASM_MODULES     := $(BUILD_ST)/runtime-integration/echo.wasm \
 	$(addprefix $(BUILD_ST)/runtime-integration/wasi/,request.wasm compress.wasm grow.wasm)
@@ -91,7 +92,7 @@ export MADVISEV_MAKE_START
 export PHASE_LOG ?= $(BUILD)/phase-times.log
 PHASE = @scripts/phase-times.sh mark
 
-.PHONY: all deps build build-asan build-static build-tsan wasmtime-bench demo test test-unit test-asan \
+.PHONY: all deps build build-asan build-static build-tsan wasmtime-bench rust-check demo test test-unit test-asan \
         test-tsan test-libfuzzer patch-check \
         vm-kernels vm-images vm-test vm-test-channel vm-trace vm-fuzz fuzz results install clean FORCE \
         vm-kernel-arm64 vm-images-arm64 vm-test-arm64 vm-kernel-6.1 vm-images-6.1 vm-test-6.1
@@ -126,6 +127,12 @@ wasmtime-bench: deps
 	cp $(WASMTIME_TARGET)/x86_64-unknown-linux-gnu/release/wasmtime-bench $(WASMTIME_BENCH)
 	$(PHASE) wasmtime-bench
 
+# The benchmark's Rust held to cargo fmt and clippy (warnings are errors).
+rust-check: wasmtime-bench
+	cd peers/wasmtime-bench && $(CARGO) fmt --check && \
+	    CARGO_TARGET_DIR=$(WASMTIME_TARGET) $(CARGO) clippy --release --locked -- -D warnings
+	$(PHASE) rust-check
+
 # Statically linked tools and tests for the guests' initramfs.
 $(BUILD_ST)/build.ninja: | deps
 	cmake -S . -B $(BUILD_ST) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release -DMADVISEV_STATIC=ON
@@ -143,11 +150,13 @@ build-static: deps $(BUILD_ST)/build.ninja
 # the page is rendered from what they wrote.
 DEMO_VARS := BUILD VM RESULTS VM_SMP VM_BENCH VM_IBENCH VM_IWASI IBENCH VM_SMP_SWEEP VM_IPICOST \
 	VM_SWEEP IBENCH_BUDGET_STRATEGIES IBENCH_WASI IBENCH_WASI_MODULES KERNEL_PATCHED INITRAMFS \
-	KERNEL_61 INITRAMFS_61 KERNEL_UNPATCHED WASMTIME_BENCH VM_WASMTIME
+	KERNEL_61 INITRAMFS_61 KERNEL_UNPATCHED WASMTIME_BENCH VM_WASMTIME DEMO_ONLY
+# DEMO_ONLY=host or DEMO_ONLY=guests: one side only.
+DEMO_ONLY ?= all
 demo: build wasmtime-bench vm-images vm-images-6.1
 	@$(foreach v,$(DEMO_VARS),$(v)='$($(v))') scripts/demo.sh
 
-test: test-unit test-asan test-tsan test-libfuzzer patch-check vm-test vm-test-channel vm-test-6.1 vm-test-arm64 \
+test: test-unit test-asan test-tsan test-libfuzzer patch-check rust-check vm-test vm-test-channel vm-test-6.1 vm-test-arm64 \
       vm-trace vm-fuzz
 	@echo; echo "make test: every phase passed; wall time per phase (the time since the one before):"
 	@scripts/phase-times.sh report

@@ -96,79 +96,6 @@ tracer=$BUILD/trace/madvisev-trace
 traced=0
 if [ -x "$tracer" ] && [ "$(id -u)" = 0 ]; then traced=1; fi
 
-echo "== host: madvisev-info"
-host madvisev-info "" "$BUILD/libmadvisev/madvisev-info"
-echo
-scripts/machine-info.sh > "$RESULTS/host-machine.json" || fail "step 'machine-info' (scripts/machine-info.sh)"
-echo "== host: madvisev-bench (JSON in $RESULTS/host-madvisev-bench.json)"
-host madvisev-bench "$RESULTS/host-madvisev-bench.json" \
-    "$BUILD/libmadvisev/madvisev-bench" --json "$RESULTS/host-madvisev-bench.json"
-echo
-rm -f "$RESULTS/host-madvisev-trace.json"
-if [ $traced = 1 ]; then
-    echo "== host: madvisev-bench --trace (JSON in $RESULTS/host-madvisev-trace.json)"
-    host madvisev-bench-trace "$RESULTS/host-madvisev-trace.json" \
-        "$BUILD/libmadvisev/madvisev-bench" --trace "$tracer" --sizes 4096 --vlens 1,16,64,256 \
-        --json "$RESULTS/host-madvisev-trace.json"
-else
-    echo "== host: madvisev-bench --trace skipped (needs root and madvisev-trace)"
-fi
-echo
-echo "== host: madvisev-ipi-cost (JSON in $RESULTS/host-ipi-cost.json)"
-host madvisev-ipi-cost "$RESULTS/host-ipi-cost.json" \
-    "$BUILD/libmadvisev/madvisev-ipi-cost" --json "$RESULTS/host-ipi-cost.json"
-echo
-echo "== host: instantiate-bench (JSON in $RESULTS/host-instantiate-bench.json)"
-# shellcheck disable=SC2086
-host instantiate-bench "$RESULTS/host-instantiate-bench.json" \
-    "$BUILD/runtime-integration/instantiate-bench" $IBENCH --json "$RESULTS/host-instantiate-bench.json"
-echo
-echo "== host: instantiate-bench with a 1 MiB resident budget, smaller than the pool's dirty memory"
-echo "   (JSON in $RESULTS/host-instantiate-budget.json)"
-host instantiate-budget "$RESULTS/host-instantiate-budget.json" \
-    "$BUILD/runtime-integration/instantiate-bench" --threads 1,2 --dirty-pages 16,256 --seconds 0.5 \
-    --resident-budget 1M --strategy "$IBENCH_BUDGET_STRATEGIES" --json "$RESULTS/host-instantiate-budget.json"
-echo
-echo "== host: instantiate-bench on the WASI programs $IBENCH_WASI_MODULES"
-echo "   (JSON in $RESULTS/host-instantiate-wasi.json)"
-# shellcheck disable=SC2086
-host instantiate-wasi "$RESULTS/host-instantiate-wasi.json" \
-    "$BUILD/runtime-integration/instantiate-bench" --module "$IBENCH_WASI_MODULES" --threads 1,2 \
-    $IBENCH_WASI --json "$RESULTS/host-instantiate-wasi.json"
-echo
-echo "== host: real Wasmtime (wasmtime-bench, four configurations) beside pool-adaptive, alternated 3 times"
-echo "   (JSON in $RESULTS/host-real-wasmtime.json)"
-host real-wasmtime "$RESULTS/host-real-wasmtime.json" \
-    python3 peers/wasmtime-bench/side-by-side.py run --wasmtime-bench "$WASMTIME_BENCH" \
-    --instantiate-bench "$BUILD/runtime-integration/instantiate-bench" --wasm "$BUILD/runtime-integration" \
-    --threads 1,2 --seconds 1 --repetitions 3 -o "$RESULTS/host-real-wasmtime.json"
-echo
-rm -f "$RESULTS/host-instantiate-trace.json"
-if [ $traced = 1 ]; then
-    echo "== host: instantiate-bench --trace (JSON in $RESULTS/host-instantiate-trace.json)"
-    host instantiate-trace "$RESULTS/host-instantiate-trace.json" \
-        "$BUILD/runtime-integration/instantiate-bench" --trace "$tracer" --threads 2 --seconds 0.5 \
-        --json "$RESULTS/host-instantiate-trace.json"
-else
-    echo "== host: instantiate-bench --trace skipped (needs root and madvisev-trace)"
-fi
-echo
-
-echo "== patched Linux 6.12 guest, $VM_SMP vCPUs under QEMU TCG: madvisev-bench, instantiate-bench"
-guest bench-patched bench "$KERNEL_PATCHED" "$INITRAMFS" "$VM_SMP" 1800 \
-    "hugepages=16 madvisev.bench=$VM_BENCH madvisev.ibench=$VM_IBENCH madvisev.iwasi=$VM_IWASI" '^kernel:' \
-    madvisev-bench=vm-madvisev-bench.json instantiate-bench=vm-instantiate-bench.json \
-    instantiate-wasi=vm-instantiate-wasi.json
-machine_json bench-patched "madvisev series" "$RESULTS/vm-machine.json"
-echo
-echo "== patched Linux 6.1 guest, $VM_SMP vCPUs under QEMU TCG: madvisev-bench"
-guest bench-6.1 shootdowns "$KERNEL_61" "$INITRAMFS_61" "$VM_SMP" 1800 \
-    "hugepages=16 madvisev.bench=$VM_BENCH" '^kernel:' madvisev-bench=vm61-madvisev-bench.json
-machine_json bench-6.1 "madvisev series for 6.1" "$RESULTS/vm61-machine.json"
-echo
-echo "== real Wasmtime beside pool-adaptive, in the guests under QEMU TCG ($VM_SMP vCPUs):"
-echo "   Linux 6.12 without the series, with it, and Linux 6.1 with it"
-mkdir -p "$RESULTS/parts"
 # guest_wasmtime NAME KERNEL INITRAMFS KEY LABEL: job 'wasmtime'; its blocks
 # merged into RESULTS/KEY-real-wasmtime.json, its machine KEY-machine.json
 # (where no other guest step writes one).
@@ -187,17 +114,104 @@ guest_wasmtime() {
             -o "$RESULTS/$key-real-wasmtime.json" || fail "guest step '$name': merging its blocks"
     fi
 }
-guest_wasmtime wasmtime-stock "$KERNEL_UNPATCHED" "$INITRAMFS" vmstock "Linux 6.12 guest without the series"
-machine_json wasmtime-stock "no series" "$RESULTS/vmstock-machine.json"
-guest_wasmtime wasmtime-patched "$KERNEL_PATCHED" "$INITRAMFS" vm "patched Linux 6.12 guest"
-guest_wasmtime wasmtime-6.1 "$KERNEL_61" "$INITRAMFS_61" vm61 "patched Linux 6.1 guest"
-for n in $VM_SMP_SWEEP; do
+
+host_steps() {
+    echo "== host: madvisev-info"
+    host madvisev-info "" "$BUILD/libmadvisev/madvisev-info"
     echo
-    echo "== patched Linux 6.12 guest, $n vCPUs under QEMU TCG: madvisev-ipi-cost, instantiate-bench on $n threads"
-    guest "sweep-$n" sweep "$KERNEL_PATCHED" "$INITRAMFS" "$n" 1200 \
-        "madvisev.ipicost=$VM_IPICOST madvisev.sweep=$VM_SWEEP" '^\[guest\] sweep' \
-        "ipi-cost=vm-smp$n-ipi-cost.json" "instantiate-sweep=vm-smp$n-instantiate-sweep.json"
-done
+    scripts/machine-info.sh > "$RESULTS/host-machine.json" || fail "step 'machine-info' (scripts/machine-info.sh)"
+    echo "== host: madvisev-bench (JSON in $RESULTS/host-madvisev-bench.json)"
+    host madvisev-bench "$RESULTS/host-madvisev-bench.json" \
+        "$BUILD/libmadvisev/madvisev-bench" --json "$RESULTS/host-madvisev-bench.json"
+    echo
+    rm -f "$RESULTS/host-madvisev-trace.json"
+    if [ $traced = 1 ]; then
+        echo "== host: madvisev-bench --trace (JSON in $RESULTS/host-madvisev-trace.json)"
+        host madvisev-bench-trace "$RESULTS/host-madvisev-trace.json" \
+            "$BUILD/libmadvisev/madvisev-bench" --trace "$tracer" --sizes 4096 --vlens 1,16,64,256 \
+            --json "$RESULTS/host-madvisev-trace.json"
+    else
+        echo "== host: madvisev-bench --trace skipped (needs root and madvisev-trace)"
+    fi
+    echo
+    echo "== host: madvisev-ipi-cost (JSON in $RESULTS/host-ipi-cost.json)"
+    host madvisev-ipi-cost "$RESULTS/host-ipi-cost.json" \
+        "$BUILD/libmadvisev/madvisev-ipi-cost" --json "$RESULTS/host-ipi-cost.json"
+    echo
+    echo "== host: instantiate-bench (JSON in $RESULTS/host-instantiate-bench.json)"
+    # shellcheck disable=SC2086
+    host instantiate-bench "$RESULTS/host-instantiate-bench.json" \
+        "$BUILD/runtime-integration/instantiate-bench" $IBENCH --json "$RESULTS/host-instantiate-bench.json"
+    echo
+    echo "== host: instantiate-bench with a 1 MiB resident budget, smaller than the pool's dirty memory"
+    echo "   (JSON in $RESULTS/host-instantiate-budget.json)"
+    host instantiate-budget "$RESULTS/host-instantiate-budget.json" \
+        "$BUILD/runtime-integration/instantiate-bench" --threads 1,2 --dirty-pages 16,256 --seconds 0.5 \
+        --resident-budget 1M --strategy "$IBENCH_BUDGET_STRATEGIES" --json "$RESULTS/host-instantiate-budget.json"
+    echo
+    echo "== host: instantiate-bench on the WASI programs $IBENCH_WASI_MODULES"
+    echo "   (JSON in $RESULTS/host-instantiate-wasi.json)"
+    # shellcheck disable=SC2086
+    host instantiate-wasi "$RESULTS/host-instantiate-wasi.json" \
+        "$BUILD/runtime-integration/instantiate-bench" --module "$IBENCH_WASI_MODULES" --threads 1,2 \
+        $IBENCH_WASI --json "$RESULTS/host-instantiate-wasi.json"
+    echo
+    echo "== host: real Wasmtime (wasmtime-bench, four configurations) beside pool-adaptive, alternated 5 times"
+    echo "   (JSON in $RESULTS/host-real-wasmtime.json)"
+    host real-wasmtime "$RESULTS/host-real-wasmtime.json" \
+        python3 peers/wasmtime-bench/side-by-side.py run --wasmtime-bench "$WASMTIME_BENCH" \
+        --instantiate-bench "$BUILD/runtime-integration/instantiate-bench" --wasm "$BUILD/runtime-integration" \
+        --threads 1,2 --seconds 0.5 --repetitions 5 -o "$RESULTS/host-real-wasmtime.json"
+    echo
+    rm -f "$RESULTS/host-instantiate-trace.json"
+    if [ $traced = 1 ]; then
+        echo "== host: instantiate-bench --trace (JSON in $RESULTS/host-instantiate-trace.json)"
+        host instantiate-trace "$RESULTS/host-instantiate-trace.json" \
+            "$BUILD/runtime-integration/instantiate-bench" --trace "$tracer" --threads 2 --seconds 0.5 \
+            --json "$RESULTS/host-instantiate-trace.json"
+    else
+        echo "== host: instantiate-bench --trace skipped (needs root and madvisev-trace)"
+    fi
+}
+
+guest_steps() {
+    echo "== patched Linux 6.12 guest, $VM_SMP vCPUs under QEMU TCG: madvisev-bench, instantiate-bench"
+    guest bench-patched bench "$KERNEL_PATCHED" "$INITRAMFS" "$VM_SMP" 1800 \
+        "hugepages=16 madvisev.bench=$VM_BENCH madvisev.ibench=$VM_IBENCH madvisev.iwasi=$VM_IWASI" '^kernel:' \
+        madvisev-bench=vm-madvisev-bench.json instantiate-bench=vm-instantiate-bench.json \
+        instantiate-wasi=vm-instantiate-wasi.json
+    machine_json bench-patched "madvisev series" "$RESULTS/vm-machine.json"
+    echo
+    echo "== patched Linux 6.1 guest, $VM_SMP vCPUs under QEMU TCG: madvisev-bench"
+    guest bench-6.1 shootdowns "$KERNEL_61" "$INITRAMFS_61" "$VM_SMP" 1800 \
+        "hugepages=16 madvisev.bench=$VM_BENCH" '^kernel:' madvisev-bench=vm61-madvisev-bench.json
+    machine_json bench-6.1 "madvisev series for 6.1" "$RESULTS/vm61-machine.json"
+    echo
+    echo "== real Wasmtime beside pool-adaptive, in the guests under QEMU TCG ($VM_SMP vCPUs):"
+    echo "   Linux 6.12 without the series, with it, and Linux 6.1 with it"
+    mkdir -p "$RESULTS/parts"
+    guest_wasmtime wasmtime-stock "$KERNEL_UNPATCHED" "$INITRAMFS" vmstock "Linux 6.12 guest without the series"
+    machine_json wasmtime-stock "no series" "$RESULTS/vmstock-machine.json"
+    guest_wasmtime wasmtime-patched "$KERNEL_PATCHED" "$INITRAMFS" vm "patched Linux 6.12 guest"
+    guest_wasmtime wasmtime-6.1 "$KERNEL_61" "$INITRAMFS_61" vm61 "patched Linux 6.1 guest"
+    for n in $VM_SMP_SWEEP; do
+        echo
+        echo "== patched Linux 6.12 guest, $n vCPUs under QEMU TCG: madvisev-ipi-cost, instantiate-bench on $n threads"
+        guest "sweep-$n" sweep "$KERNEL_PATCHED" "$INITRAMFS" "$n" 1200 \
+            "madvisev.ipicost=$VM_IPICOST madvisev.sweep=$VM_SWEEP" '^\[guest\] sweep' \
+            "ipi-cost=vm-smp$n-ipi-cost.json" "instantiate-sweep=vm-smp$n-instantiate-sweep.json"
+    done
+
+}
+
+# DEMO_ONLY=host or DEMO_ONLY=guests runs one side (the other's JSON is left
+# as it is); the page is rendered either way.
+case ${DEMO_ONLY:-all} in
+all) host_steps; echo; guest_steps ;;
+host) host_steps ;;
+guests) guest_steps ;;
+*) echo "demo.sh: DEMO_ONLY must be host or guests, not '$DEMO_ONLY'" >&2; exit 2 ;;
+esac
 
 echo
 python3 scripts/results.py "$RESULTS" "$RESULTS/results.md" "$RESULTS" || fail "step 'results.py' (the page)"
