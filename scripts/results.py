@@ -1171,6 +1171,10 @@ def main():
               if data.get("vm61-madvisev-bench.json") else "")
            + ("; `madvisev-ipi-cost` on the host and, with `instantiate-bench` on as many threads, in the guest "
               "booted with " + ", ".join(str(n) for n in sweep_counts(data)) + " vCPUs" if sweep_counts(data) else "")
+           + ("; real Wasmtime beside `pool-adaptive`: `peers/wasmtime-bench/side-by-side.py run` on the host "
+              f"({len(data['host-real-wasmtime.json']['repetitions'])} alternated runs) and the guest job "
+              "`wasmtime` in the 6.12 guests without and with the series and the patched 6.1 guest"
+              if data.get("host-real-wasmtime.json") else "")
            + "), then `make results`, which also writes `docs/scaling.md`.", ""] + left_out_lines() + analysis(data) + [
            "## What the figures show", "",
            "Every claim below is computed from the tables further down; one that the figures do not bear "

@@ -26,5 +26,7 @@ check "the page names the bad file" '`vm-instantiate-wasi.json`, not valid JSON'
 check "the page names the missing file" '`vm61-madvisev-bench.json`, missing' "$t/results.md"
 check "the host's section is rendered" '^### Development host' "$t/results.md"
 check "the guest's echo figures are rendered" '^### Patched Linux 6.12 guest' "$t/results.md"
+check "real Wasmtime is rendered beside pool-adaptive" '^### Development host: Wasmtime beside' "$t/results.md"
+check "what the kernels make of Wasmtime's batch is rendered" '^| stock 6.12 | `wasmtime-batch32` | EBADF' "$t/results.md"
 if [ $fail = 0 ]; then echo "PASS: results.py renders the rest and names what it left out"; fi
 exit $fail
