@@ -188,6 +188,8 @@ def reading_side_by_side(doc, title):
                 text += " (the 95% intervals overlap: not told apart by this run)"
             elif m_o < m_w:
                 text += f". **Here Wasmtime is faster**, by {100 * (m_w / m_o - 1):.0f}%"
+            else:
+                text += " (the 95% intervals do not overlap)"
         else:
             text += " (one run; times under emulation are not evidence)"
         out.append(text + ".")
