@@ -29,7 +29,8 @@ def interval(values):
     m = statistics.mean(values)
     if len(values) < 2:
         return m, None
-    t = T95.get(len(values) - 1, 1.96)
+    # Past the table, its last entry: wider than the true t, never narrower.
+    t = T95.get(len(values) - 1, T95[9])
     return m, t * statistics.stdev(values) / math.sqrt(len(values))
 
 
@@ -53,19 +54,20 @@ def _rate_cell(rs):
     return _fmt(m) + (f" ± {_fmt(h)}" if h is not None else "")
 
 
+def _mean_rate(rs):
+    return statistics.mean(r["instantiations_per_s"] for r in rs)
+
+
 def _per_inst(rs, field):
-    """A count per instantiation over all repetitions: sum of counts / sum of instantiations."""
+    """Over all repetitions, per instantiation: a count field summed, or a
+    per-instantiation field weighted by each row's instantiations; None
+    where a row lacks it."""
     n = sum(r["instantiations"] for r in rs)
-    if n == 0:
-        return None
-    if field in ("shootdowns_per_instantiation", "faults_per_instantiation", "page_faults_per_instantiation"):
-        vals = [r.get(field) for r in rs]
-        if any(v is None for v in vals):
-            return None
-        return sum(v * r["instantiations"] for v, r in zip(vals, rs)) / n
     vals = [r.get(field) for r in rs]
-    if any(v is None for v in vals):
+    if n == 0 or any(v is None for v in vals):
         return None
+    if field.endswith("_per_instantiation"):
+        return sum(v * r["instantiations"] for v, r in zip(vals, rs)) / n
     return sum(vals) / n
 
 
@@ -151,7 +153,7 @@ def side_by_side_table(doc):
             "| vs `pool-adaptive` | shootdowns per instantiation | page faults per instantiation |",
             "|---|---|---|---|---|---|---|"]
     for w in sorted(ours, key=lambda k: (k[0] != "echo", k)):
-        base = statistics.mean(r["instantiations_per_s"] for r in ours[w])
+        base = _mean_rate(ours[w])
         label = f"{w[0]} ({doc['dirty_pages']} pages)" if w[0] == "echo" else w[0]
         lines = [("`pool-adaptive` (ours, the default)", ours[w], "page_faults_per_instantiation")]
         for conf in CONFIGS:
@@ -159,7 +161,7 @@ def side_by_side_table(doc):
             if rs:
                 lines.append((f"Wasmtime `{conf}`", rs, "faults_per_instantiation"))
         for name, rs, faults in lines:
-            rate = statistics.mean(r["instantiations_per_s"] for r in rs)
+            rate = _mean_rate(rs)
             head.append(f"| {label} | {w[1]} | {name} | {_rate_cell(rs)} | {rate / base:.2f}x | "
                         f"{_num(_per_inst(rs, 'shootdowns_per_instantiation'))} | {_num(_per_inst(rs, faults), 1)} |")
     return "\n".join(head)
@@ -174,8 +176,7 @@ def reading_side_by_side(doc, title):
         best = None
         for conf in CONFIGS:
             rs = _series(doc, "wasmtime", conf).get(w)
-            if rs and (best is None or statistics.mean(r["instantiations_per_s"] for r in rs) >
-                       statistics.mean(r["instantiations_per_s"] for r in best[1])):
+            if rs and (best is None or _mean_rate(rs) > _mean_rate(best[1])):
                 best = (conf, rs)
         if not best:
             continue

@@ -48,6 +48,12 @@ job=$1
 export GTEST_COLOR=no
 fail=0
 
+# karg NAME: the arguments make passed as madvisev.NAME=A:B:C on the kernel
+# command line, as "A B C".
+karg() {
+    sed -n "s/.*madvisev\\.$1=\\([^ ]*\\).*/\\1/p" /proc/cmdline | tr ':' ' '
+}
+
 # Results (JSON) go to the host as verified blocks on a channel of their
 # own: emit NAME FILE.
 . /tests/emit.sh
@@ -199,7 +205,7 @@ run_wasmtime_check() {
         return
     fi
     mount_tracefs
-    args=$(sed -n 's/.*madvisev\.wasmtime=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    args=$(karg wasmtime)
     # shellcheck disable=SC2086
     wasmtime-bench --config wasmtime-batch32 --module echo=$WASM/echo.wasm --threads 2 \
         --dirty-pages 16 $args --json /tmp/wasmtime-check.json ||
@@ -259,17 +265,17 @@ bench)
     # fails or hangs leaves the earlier figures with the host.
     emit_machine
     madvisev-info
-    args=$(sed -n 's/.*madvisev\.bench=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    args=$(karg bench)
     # shellcheck disable=SC2086
     madvisev-bench $args --json /tmp/madvisev-bench.json || fail=1
     emit madvisev-bench /tmp/madvisev-bench.json
     echo
-    args=$(sed -n 's/.*madvisev\.ibench=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    args=$(karg ibench)
     # shellcheck disable=SC2086
     instantiate-bench $args --json /tmp/instantiate-bench.json || fail=1
     emit instantiate-bench /tmp/instantiate-bench.json
     echo
-    args=$(sed -n 's/.*madvisev\.iwasi=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    args=$(karg iwasi)
     # shellcheck disable=SC2086
     instantiate-bench $args --json /tmp/instantiate-wasi.json || fail=1
     emit instantiate-wasi /tmp/instantiate-wasi.json
@@ -283,12 +289,12 @@ sweep)
     # costs with 0 .. N-1 receivers, and instantiate-bench on N threads
     # (arguments from madvisev.ipicost= and madvisev.sweep=).
     echo "[guest] sweep: $(nproc) CPUs"
-    args=$(sed -n 's/.*madvisev\.ipicost=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    args=$(karg ipicost)
     # shellcheck disable=SC2086
     madvisev-ipi-cost $args --json /tmp/ipi-cost.json || fail=1
     emit ipi-cost /tmp/ipi-cost.json
     echo
-    args=$(sed -n 's/.*madvisev\.sweep=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    args=$(karg sweep)
     # shellcheck disable=SC2086
     instantiate-bench --threads "$(nproc)" $args --json /tmp/instantiate-sweep.json || fail=1
     emit instantiate-sweep /tmp/instantiate-sweep.json
@@ -297,7 +303,7 @@ shootdowns)
     emit_machine
     madvisev-info || fail=1
     echo
-    args=$(sed -n 's/.*madvisev\.bench=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    args=$(karg bench)
     # shellcheck disable=SC2086
     madvisev-bench $args --json /tmp/madvisev-bench.json || fail=1
     emit madvisev-bench /tmp/madvisev-bench.json
@@ -305,13 +311,13 @@ shootdowns)
 wasmtime)
     emit_machine
     mount_tracefs
-    args=$(sed -n 's/.*madvisev\.wasmtime=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    args=$(karg wasmtime)
     # shellcheck disable=SC2086
     wasmtime-bench --module echo=$WASM/echo.wasm,request=$WASM/request.wasm --dirty-pages 16 $args \
         --json /tmp/wasmtime-bench.json || fail=1
     emit wasmtime-bench /tmp/wasmtime-bench.json
     echo
-    args=$(sed -n 's/.*madvisev\.ours=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    args=$(karg ours)
     # shellcheck disable=SC2086
     instantiate-bench --strategy pool-adaptive --dirty-pages 16 $args --json /tmp/ours-echo.json || fail=1
     emit pool-adaptive-echo /tmp/ours-echo.json
@@ -354,11 +360,11 @@ channel)
 fuzz)
     # Debug kernel: the syscall fuzzer, then the race tests; their
     # arguments from madvisev.fuzz= and madvisev.race=.
-    args=$(sed -n 's/.*madvisev\.fuzz=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+    args=$(karg fuzz)
     # shellcheck disable=SC2086
     madvisev-fuzz $args || { echo "[guest] FAIL: madvisev-fuzz"; fail=1; }
     if [ -x /tests/madvisev-race ]; then
-        args=$(sed -n 's/.*madvisev\.race=\([^ ]*\).*/\1/p' /proc/cmdline | tr ':' ' ')
+        args=$(karg race)
         # shellcheck disable=SC2086
         madvisev-race $args || { echo "[guest] FAIL: madvisev-race"; fail=1; }
     fi
