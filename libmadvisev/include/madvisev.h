@@ -169,6 +169,52 @@ MADVISEV_API int madvisev_backend_disable(int backend);
  */
 MADVISEV_API int madvisev_zero_native(void);
 
+/*
+ * Emulate MADVISEV_ZERO from now on, on any kernel, while @on is nonzero;
+ * 0 returns to the kernel's answer.  For tests and benchmarks that run
+ * both paths in one process (MADVISEV_ZERO_EMULATE=1 does it for a whole
+ * process).  Returns the previous setting, 1 or 0; never fails.
+ * Since 0.3 (LIBMADVISEV_0.3).
+ */
+MADVISEV_API int madvisev_zero_force_emulation(int on);
+
+/*
+ * One run of pages that can hold data, as madvisev_scan_data() reports it:
+ * @offset and @length in bytes, page multiples, from the start of the
+ * range scanned.  Adjacent pages of one kind form one run.
+ */
+struct madvisev_page_run {
+    size_t offset;
+    size_t length;
+    unsigned int flags; /* MADVISEV_RUN_* */
+};
+/* Swapped out (else present in memory). */
+#define MADVISEV_RUN_SWAPPED 0x1U
+/* A file's or shared memory's page (else private anonymous memory). */
+#define MADVISEV_RUN_FILE 0x2U
+
+/*
+ * Find the pages of [@addr, @addr + @len) that can hold data: present and
+ * not the shared zero page, or swapped out.  Untouched pages, pages only
+ * read (the zero page) and holes hold none.  PAGEMAP_SCAN (Linux 6.7+)
+ * answers; before 6.7 /proc/self/pagemap's entries, read page by page.
+ *
+ * Stores up to @max_runs runs in @runs, in address order, and returns how
+ * many.  @next_offset (may be NULL) receives where the first run that did
+ * not fit begins, or the length scanned (@len rounded up to a page, as
+ * madvise(2) rounds it) when all fitted: to go on, call again at
+ * @addr + *next_offset (offsets are then from there).  @flags must be 0.
+ *
+ * Returns -1 with errno: EINVAL for @flags, an @addr not page-aligned, a
+ * range that wraps, or @runs NULL with @max_runs > 0; ENOSYS where the
+ * system cannot tell at all (no /proc/self/pagemap, or not readable);
+ * EFAULT past the address space; any other errno for a call that failed
+ * this time.  Since 0.3 (LIBMADVISEV_0.3).
+ */
+MADVISEV_API ssize_t madvisev_scan_data(const void *addr, size_t len,
+                                        struct madvisev_page_run *runs, size_t max_runs,
+                                        size_t *next_offset, unsigned int flags);
+
 /* Name of a backend value, or NULL if unknown. */
 MADVISEV_API const char *madvisev_backend_str(int backend);
 

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 // C++ interface to libmadvisev: a batch that collects ranges and advises
-// them with one madvisev() call (MADVISEV_ZERO included).
+// them with one madvisev() call (MADVISEV_ZERO included), and a whole-range page scan.
 #pragma once
 
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstddef>
@@ -166,6 +167,39 @@ class batch {
 // library emulates it).
 inline bool zero_native() noexcept {
     return ::madvisev_zero_native() == 1;
+}
+
+// Emulate MADVISEV_ZERO on any kernel while on (tests, benchmarks); the
+// previous setting.
+inline bool zero_force_emulation(bool on) noexcept {
+    return ::madvisev_zero_force_emulation(on ? 1 : 0) == 1;
+}
+
+// Every run of [addr, addr + len) that can hold data (madvisev_scan_data()),
+// offsets from addr, into out: as many calls as it takes, reusing out's
+// capacity.  0, or the errno of the call that failed (ENOSYS: the system
+// cannot tell at all), with out empty.
+[[nodiscard]] inline int scan_data(const void *addr, std::size_t len,
+                                   std::vector<madvisev_page_run> &out) {
+    out.clear();
+    std::size_t done = 0;
+    for (;;) {
+        const std::size_t have = out.size();
+        out.resize(std::max<std::size_t>(out.capacity(), have + 64));
+        std::size_t next = 0;
+        ssize_t n = ::madvisev_scan_data(static_cast<const char *>(addr) + done, len - done,
+                                         out.data() + have, out.size() - have, &next, 0);
+        if (n < 0) {
+            out.clear();
+            return errno;
+        }
+        out.resize(have + static_cast<std::size_t>(n));
+        for (std::size_t i = have; i < out.size(); i++)
+            out[i].offset += done;
+        done += next;
+        if (done >= len)
+            return 0;
+    }
 }
 
 // The backend madvisev() uses, by name.

@@ -11,8 +11,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <mutex>
+
+#include "madvisev.h"
 
 // Debian 12's <linux/fs.h> predates PAGEMAP_SCAN (Linux 6.7): the ABI
 // below is the kernel's, spelled out here under the same names.
@@ -71,8 +74,10 @@ int pagemap_fd() {
         return fd;
     std::lock_guard<std::mutex> g(g_open_lock);
     static bool registered = pthread_atfork(nullptr, nullptr, drop_in_child) == 0;
-    if (!registered)
-        return -1; // without the handler a child could scan the wrong mm
+    if (!registered) {
+        errno = ENOMEM; // pthread_atfork()'s only failure
+        return -1;      // without the handler a child could scan the wrong mm
+    }
     fd = g_fd.load(std::memory_order_acquire);
     if (fd < 0) {
         fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
@@ -111,25 +116,68 @@ uint64_t zero_pfn(int fd) {
     return pfn;
 }
 
+// Where a scan puts its runs.  add() extends the last run when the new
+// one follows it and is of its kind (both paths, and PAGEMAP_SCAN's
+// batches, then give the same runs), else appends it: false when there is
+// no room for it, and the scan stops before it.
+struct VectorRuns {
+    std::vector<PageRun> &out;
+    bool add(size_t offset, size_t bytes, bool swapped, bool file) {
+        if (!out.empty() && out.back().offset + out.back().bytes == offset &&
+            out.back().swapped == swapped && out.back().file == file)
+            out.back().bytes += bytes;
+        else
+            out.push_back({offset, bytes, swapped, file});
+        return true;
+    }
+    void clear() { out.clear(); }
+};
+
+struct ArrayRuns {
+    madvisev_page_run *out;
+    size_t max;
+    size_t n = 0;
+    bool add(size_t offset, size_t bytes, bool swapped, bool file) {
+        const unsigned flags =
+            (swapped ? MADVISEV_RUN_SWAPPED : 0u) | (file ? MADVISEV_RUN_FILE : 0u);
+        if (n > 0 && out[n - 1].offset + out[n - 1].length == offset && out[n - 1].flags == flags) {
+            out[n - 1].length += bytes;
+            return true;
+        }
+        if (n == max)
+            return false;
+        out[n++] = {offset, bytes, flags};
+        return true;
+    }
+    void clear() { n = 0; }
+};
+
 // The same answer as PAGEMAP_SCAN below, for kernels before 6.7: one
 // pagemap entry per page, read in blocks.  A present page is data unless
 // its frame is the zero page's; where frame numbers are hidden that
 // cannot be told, and a zero page counts as data (cleared for nothing:
 // slower, never a leak).  O(pages) where PAGEMAP_SCAN skips empty page
-// tables, so only the fallback.
-ScanStatus read_data_pages(int fd, uintptr_t start, size_t len, std::vector<PageRun> &out) {
+// tables, so only the fallback.  A partial last page counts whole, as
+// PAGEMAP_SCAN and madvise(2) count it.
+template <class Runs>
+ScanStatus read_data_pages(int fd, uintptr_t start, size_t len, Runs &runs, size_t &stop) {
     const size_t ps = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     const uint64_t zero = zero_pfn(fd);
     uint64_t entries[512];
-    const size_t pages = len / ps;
+    const size_t pages = len / ps + (len % ps != 0);
     for (size_t done = 0; done < pages;) {
         const size_t want = std::min(pages - done, sizeof(entries) / sizeof(entries[0]));
         const off_t at = static_cast<off_t>((start / ps + done) * sizeof(uint64_t));
         ssize_t n = pread(fd, entries, want * sizeof(uint64_t), at);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0 || n % sizeof(uint64_t))
+        if (n <= 0 || n % sizeof(uint64_t)) {
+            // End of file: past the address space, where PAGEMAP_SCAN
+            // says EFAULT.
+            if (n >= 0)
+                errno = n == 0 ? EFAULT : EIO;
             return ScanStatus::failed;
+        }
         const size_t got = static_cast<size_t>(n) / sizeof(uint64_t);
         for (size_t i = 0; i < got; i++) {
             const uint64_t e = entries[i];
@@ -137,31 +185,41 @@ ScanStatus read_data_pages(int fd, uintptr_t start, size_t len, std::vector<Page
             const bool present = (e & kPmPresent) != 0;
             if (!swapped && !(present && (zero == 0 || (e & kPmPfnMask) != zero)))
                 continue;
-            const bool file = (e & kPmFileOrShared) != 0;
             const size_t offset = (done + i) * ps;
-            if (!out.empty() && out.back().offset + out.back().bytes == offset &&
-                out.back().swapped == swapped && out.back().file == file)
-                out.back().bytes += ps;
-            else
-                out.push_back({offset, ps, swapped, file});
+            if (!runs.add(offset, ps, swapped, (e & kPmFileOrShared) != 0)) {
+                stop = offset;
+                return ScanStatus::ok;
+            }
         }
         done += got;
     }
+    stop = len;
     return ScanStatus::ok;
 }
 
-} // namespace
-
-ScanStatus scan_data_pages(const void *base, size_t len, std::vector<PageRun> &out) {
-    out.clear();
-    if (g_force_unsupported.load(std::memory_order_relaxed))
+// The runs of [base, base + len) that can hold data, into @runs, until it
+// is full; @stop: where the first run that did not fit begins, else len.
+// errno says why when the answer is not ok.
+template <class Runs>
+ScanStatus scan(const void *base, size_t len, Runs &runs, size_t &stop) {
+    runs.clear();
+    if (g_force_unsupported.load(std::memory_order_relaxed)) {
+        errno = ENOSYS;
         return ScanStatus::unsupported;
+    }
     int fd = pagemap_fd();
-    if (fd < 0)
+    if (fd < 0) {
+        // No pagemap file (no /proc, or a kernel without it), or not ours
+        // to read (a process made non-dumpable): no call will do better.
+        if (errno == ENOENT || errno == EACCES || errno == EPERM) {
+            errno = ENOSYS;
+            return ScanStatus::unsupported;
+        }
         return ScanStatus::failed;
-    if (g_no_ioctl.load(std::memory_order_relaxed) || g_force_read.load(std::memory_order_relaxed))
-        return read_data_pages(fd, reinterpret_cast<uintptr_t>(base), len, out);
+    }
     const auto start = reinterpret_cast<uintptr_t>(base);
+    if (g_no_ioctl.load(std::memory_order_relaxed) || g_force_read.load(std::memory_order_relaxed))
+        return read_data_pages(fd, start, len, runs, stop);
     page_region regions[64];
     pm_scan_arg arg{};
     arg.size = sizeof(arg);
@@ -182,23 +240,38 @@ ScanStatus scan_data_pages(const void *base, size_t len, std::vector<PageRun> &o
                 continue;
             if (errno == ENOTTY) { // before Linux 6.7
                 g_no_ioctl.store(true, std::memory_order_relaxed);
-                out.clear();
-                return read_data_pages(fd, start, len, out);
+                runs.clear();
+                return read_data_pages(fd, start, len, runs, stop);
             }
             return ScanStatus::failed;
         }
         for (int i = 0; i < n; i++) {
             const page_region &r = regions[i];
-            out.push_back(
-                {static_cast<size_t>(r.start - start), static_cast<size_t>(r.end - r.start),
-                 (r.categories & PAGE_IS_PRESENT) == 0, (r.categories & PAGE_IS_FILE) != 0});
+            const size_t offset = static_cast<size_t>(r.start - start);
+            if (!runs.add(offset, static_cast<size_t>(r.end - r.start),
+                          (r.categories & PAGE_IS_PRESENT) == 0,
+                          (r.categories & PAGE_IS_FILE) != 0)) {
+                stop = offset;
+                return ScanStatus::ok;
+            }
         }
         // The walk stops early when the vector is full; go on from there.
-        if (arg.walk_end <= arg.start)
+        if (arg.walk_end <= arg.start) {
+            errno = EIO;
             return ScanStatus::failed; // no progress: never loop forever
+        }
         arg.start = arg.walk_end;
     }
+    stop = len;
     return ScanStatus::ok;
+}
+
+} // namespace
+
+ScanStatus scan_data_pages(const void *base, size_t len, std::vector<PageRun> &out) {
+    VectorRuns runs{out};
+    size_t stop = 0;
+    return scan(base, len, runs, stop);
 }
 
 bool scan_force_unsupported(bool on) {
@@ -210,3 +283,33 @@ bool scan_force_pagemap_read(bool on) {
 }
 
 } // namespace madvisev_internal
+
+// The public face of the scan: arguments checked as madvise(2) would, the
+// runs written straight into the caller's array (no allocation: the pool
+// scans from thread-exit destructors too).
+extern "C" ssize_t madvisev_scan_data(const void *addr, size_t len, struct madvisev_page_run *runs,
+                                      size_t max_runs, size_t *next_offset, unsigned int flags) {
+    using namespace madvisev_internal;
+    static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const auto start = reinterpret_cast<uintptr_t>(addr);
+    // As for madvise(2): the end, rounded up to a page, must not wrap.
+    if (flags != 0 || (runs == nullptr && max_runs > 0) || (start & (page - 1)) != 0 ||
+        (len > 0 && (len > UINTPTR_MAX - start || ((start + len + page - 1) & ~(page - 1)) == 0))) {
+        errno = EINVAL;
+        return -1;
+    }
+    ArrayRuns out{runs, std::min(max_runs, static_cast<size_t>(SSIZE_MAX))};
+    size_t stop = 0;
+    if (len > 0) {
+        len = ((start + len + page - 1) & ~(page - 1)) - start;
+        // scan() has set errno where the answer is not ok.
+        if (ScanStatus st = scan(addr, len, out, stop); st != ScanStatus::ok) {
+            if (st == ScanStatus::unsupported)
+                errno = ENOSYS;
+            return -1;
+        }
+    }
+    if (next_offset != nullptr)
+        *next_offset = stop;
+    return static_cast<ssize_t>(out.n);
+}

@@ -6,9 +6,9 @@
 // page resident only while it is mapped or still in the swap cache, so a page written, swapped out
 // and dropped from the swap cache looks empty to it.
 //
-// Internal to this project: MADVISEV_ZERO's emulation and the pool's
-// adaptive reset share it (the static library carries it; the shared
-// library does not export it).
+// MADVISEV_ZERO's emulation uses it as it is; everyone else, this
+// project's runtime included, through madvisev_scan_data() (madvisev.h),
+// which fills a caller's array from the same scan.
 #pragma once
 
 #include <cstddef>
@@ -25,17 +25,19 @@ struct PageRun {
 
 enum class ScanStatus {
     ok,
-    // Only under scan_force_unsupported(): no answer at all, as where
-    // /proc/self/pagemap cannot be read.  The caller must treat every page
-    // as holding data.
+    // No answer, and none to expect later: /proc/self/pagemap is missing
+    // (no /proc, a kernel without it) or not ours to read (a non-dumpable
+    // process); also under scan_force_unsupported().  errno is ENOSYS.
+    // The caller must treat every page as holding data.
     unsupported,
-    // This call failed (no /proc, no free fd, a signal...): the caller
+    // This call failed (no free fd, no memory...; errno says): the caller
     // must treat every page as holding data, and may ask again later.
     failed,
 };
 
 // Fill @out with the runs of [base, base + len) that can hold data, in
-// address order; adjacent pages of the same kind form one run.
+// address order; adjacent pages of the same kind form one run.  A partial
+// last page counts whole.  Where the answer is not ok, errno says why.
 ScanStatus scan_data_pages(const void *base, size_t len, std::vector<PageRun> &out);
 
 // Test seams, each returning the previous setting: answer unsupported

@@ -79,3 +79,7 @@ bool zero_force_emulation(bool on) {
 extern "C" int madvisev_zero_native(void) {
     return madvisev_internal::zero_native() ? 1 : 0;
 }
+
+extern "C" int madvisev_zero_force_emulation(int on) {
+    return madvisev_internal::zero_force_emulation(on != 0) ? 1 : 0;
+}

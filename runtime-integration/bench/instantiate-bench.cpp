@@ -27,9 +27,7 @@
 #include <vector>
 
 #include "echo.h"
-#include "internal.h"
-#include "madvisev.h"
-#include "page_scan.h"
+#include "madvisev.hpp"
 #include "pool_testing.h"
 #include "programs.h"
 #include "tlb_stat.h"
@@ -289,20 +287,20 @@ template <class Alloc> struct NotedStack {
 // present (not the zero page, says PAGEMAP_SCAN) with a byte that is not
 // zero: a page an in-place reset zeroed for an earlier tenant stays
 // present, and only its content tells that this instance left it alone.
-// -1 where the kernel cannot say (before 6.7).
+// -1 where the system cannot say.
 double data_pages(const void *base, size_t len) {
     static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    std::vector<madvisev_internal::PageRun> runs;
-    if (madvisev_internal::scan_data_pages(base, len, runs) != madvisev_internal::ScanStatus::ok)
+    std::vector<madvisev_page_run> runs;
+    if (madv::scan_data(base, len, runs) != 0)
         return -1;
     size_t pages = 0;
-    for (const madvisev_internal::PageRun &r : runs) {
-        if (r.swapped) {
-            pages += r.bytes / page;
+    for (const madvisev_page_run &r : runs) {
+        if (r.flags & MADVISEV_RUN_SWAPPED) {
+            pages += r.length / page;
             continue;
         }
         const auto *p = static_cast<const unsigned char *>(base) + r.offset;
-        for (size_t off = 0; off < r.bytes; off += page)
+        for (size_t off = 0; off < r.length; off += page)
             pages += std::any_of(p + off, p + off + page, [](unsigned char c) { return c != 0; });
     }
     return static_cast<double>(pages);
@@ -437,7 +435,7 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
            const std::string &tracer_path) {
     std::unique_ptr<wasmpool::Pool> pool;
     // Before the pool exists, until after its last reset (the untimed pass).
-    bool was_emulating = madvisev_internal::zero_force_emulation(st.emulate_zero);
+    int was_emulating = madvisev_zero_force_emulation(st.emulate_zero ? 1 : 0);
     if (st.stock) {
         wasm_rt_pooled_use_stock();
     } else {
@@ -608,7 +606,7 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
     measure_dirtied(mod, dirty, pool.get(), r); // after the stats: not counted in them
     wasm_rt_pooled_use_stock();
     pool.reset();
-    madvisev_internal::zero_force_emulation(was_emulating);
+    madvisev_zero_force_emulation(was_emulating);
     return r;
 }
 

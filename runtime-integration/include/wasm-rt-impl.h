@@ -48,18 +48,26 @@ extern _Thread_local jmp_buf wasm_rt_jmp_buf;
  * aborts with a message if it cannot.  Cheap after the first call. */
 void wasm_rt_pooled_thread_init(void);
 
-/* wasm_rt_pooled_thread_init(), and mark the thread as running guest code:
- * from now on a fault at a guest's addresses on this thread is a trap to
- * its wasm_rt_impl_try().  Every guest call must be made inside a live
- * wasm_rt_impl_try() (as with the stock runtime): a trap in a call made
- * after that frame returned jumps into a dead frame. */
-void wasm_rt_pooled_arm(void);
+/* wasm_rt_pooled_thread_init(), and mark the thread as running guest code
+ * under the guarded call whose frame is @frame (wasm_rt_impl_try() passes
+ * its caller's): from now on a fault of guest code at a guest's addresses
+ * on this thread, on a stack below @frame, is a trap to that call's
+ * wasm_rt_impl_try().  Every guest call must be made inside a live
+ * wasm_rt_impl_try() (as with the stock runtime). */
+void wasm_rt_pooled_arm(void *frame);
+
+/* The guarded call has ended: no fault on this thread is a trap until the
+ * next wasm_rt_impl_try().  A fault after the call returned is caught
+ * without it too (it is not below the frame, or not in guest code), but a
+ * host that calls a guest function outside a guarded call would otherwise
+ * have that call's traps jump to the last, dead, one. */
+void wasm_rt_pooled_disarm(void);
 
 #define WASM_RT_LONGJMP(buf, val) siglongjmp(buf, val)
 #define WASM_RT_SAVE_STACK_DEPTH() (void)0
 
 #define wasm_rt_impl_try()                                                                         \
-    (wasm_rt_pooled_arm(), wasm_rt_set_unwind_target(&wasm_rt_jmp_buf),                            \
+    (wasm_rt_pooled_arm(__builtin_frame_address(0)), wasm_rt_set_unwind_target(&wasm_rt_jmp_buf),  \
      WASM_RT_SETJMP(wasm_rt_jmp_buf))
 
 #ifdef __cplusplus

@@ -22,15 +22,10 @@
 #include <utility>
 #include <vector>
 
-#include "madvisev.h"
-#include "page_scan.h"
+#include "madvisev.hpp"
 #include "pool_testing.h"
 
 namespace wasmpool {
-
-using madvisev_internal::PageRun;
-using madvisev_internal::scan_data_pages;
-using madvisev_internal::ScanStatus;
 
 const char *kind_name(Kind kind) {
     switch (kind) {
@@ -149,7 +144,7 @@ size_t calibrate_small_extent() {
         return kProbe;
     auto *probe = static_cast<std::byte *>(mapped);
     memset(probe, 1, kProbe);
-    std::vector<PageRun> runs;
+    madvisev_page_run runs[16];
     using clk = std::chrono::steady_clock;
     auto best = [](auto &&fn) {
         auto fastest = clk::duration::max();
@@ -161,7 +156,7 @@ size_t calibrate_small_extent() {
         return std::max<int64_t>(
             1, std::chrono::duration_cast<std::chrono::nanoseconds>(fastest).count());
     };
-    int64_t look = best([&] { scan_data_pages(probe, kProbe, runs); });
+    int64_t look = best([&] { (void)madvisev_scan_data(probe, kProbe, runs, 16, nullptr, 0); });
     int64_t zero = best([&] {
         memset(probe, 0, kProbe);
         asm volatile("" ::"r"(probe) : "memory");
@@ -224,6 +219,10 @@ struct Slot {
     // the last one found (nearly) every page of the extent holding data.
     uint8_t skip_looks = 0;
     uint32_t shard = 0; // the free list it is on, or goes back to
+    // The raw path's holder (Lease::detach()): 0 from acquire to detach and
+    // once released, so a stale holder never matches the next tenant's.
+    // Read by a thread that may hold a stale base: atomic.
+    std::atomic<uintptr_t> owner{0};
 };
 
 // One kind's reservation: [guard][slot 0][guard][slot 1] ... [slot n-1][guard].
@@ -280,6 +279,7 @@ thread_local uint32_t t_thread = g_next_thread.fetch_add(1, std::memory_order_re
 std::atomic<Pool *> g_pools[Pool::kMaxPools];
 Pool::Impl *g_impls[Pool::kMaxPools]; // under g_pools_lock, beside g_pools
 std::mutex g_pools_lock;
+std::atomic<uint64_t> g_next_serial{1};
 
 } // namespace
 
@@ -295,6 +295,12 @@ struct Pool::Impl {
     size_t budget = 0;
     std::atomic<size_t> resident{0};
     std::atomic<size_t> warm[kKinds]{}; // free slots with resident > 0, per kind
+    // Slots leased or quarantined, per kind: while fewer than the count,
+    // some slot is free, queued or being reset, and acquire() waits for it
+    // rather than report exhaustion.
+    std::atomic<size_t> held[kKinds]{};
+    // Tells this pool from a later one made at the same addresses.
+    uint64_t serial = 0;
 
     std::mutex flusher_lock;
     std::condition_variable flusher_cv;
@@ -337,6 +343,8 @@ struct Pool::Impl {
     bool grow_slot(Kind kind, uint32_t index, size_t bytes, std::optional<uint32_t> gen);
     std::optional<uint32_t> slot_at_base(const Pool &pool, Kind kind, const void *base,
                                          const char *op);
+    uint32_t check_owner(const char *op, Kind kind, uint32_t index, uintptr_t owner,
+                         std::optional<uint32_t> generation);
     void kick();
     void thread_exit();
     void lock_all();
@@ -347,6 +355,7 @@ struct Pool::Impl {
 
 Pool::Impl::Impl(Config config) : cfg(std::move(config)) {
     validate(cfg);
+    serial = g_next_serial.fetch_add(1, std::memory_order_relaxed);
 
     size_t nshards = 1;
     if (cfg.sharded) {
@@ -491,6 +500,7 @@ bool Pool::Impl::take_free(Shard &shard, Kind kind, uint64_t key, uint32_t *out)
         !slot.word.compare_exchange_strong(word, make_word(gen_of(word) + 1, State::leased),
                                            std::memory_order_acq_rel))
         misuse("acquire", kind, *out, word, "a free list held a slot that is not free");
+    held[static_cast<int>(kind)].fetch_add(1, std::memory_order_relaxed);
     return true;
 }
 
@@ -595,6 +605,7 @@ void Pool::Impl::finish(Shard &counted_in, const Pending &pending, bool ok, cons
     if (!ok) {
         if (!remap_clean(pending.kind, pending.index)) {
             transition(pending.kind, pending.index, State::queued, State::quarantined);
+            held[static_cast<int>(pending.kind)].fetch_add(1, std::memory_order_relaxed);
             bump(counted_in.counters.quarantined);
             return;
         }
@@ -735,7 +746,7 @@ void Pool::Impl::enqueue_whole(Kind kind, uint32_t index) {
 // the pool's resident memory stays within budget.  False: decommit the
 // whole slot instead.
 bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
-    thread_local std::vector<PageRun> runs;
+    thread_local std::vector<madvisev_page_run> runs;
     thread_local std::vector<iovec> swapped;
     Area &area = area_of(kind);
     Slot &slot = area.slots[index];
@@ -768,18 +779,19 @@ bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
     if (slot.resident == 0 && resident.load(std::memory_order_relaxed) + kPage > budget)
         return false;
     size_t len = std::max(slot.span, extent);
-    if (scan_data_pages(base, len, runs) != ScanStatus::ok)
-        return false; // the kernel cannot say: decommit it all
+    // ENOSYS (the system cannot say) or a failed call: decommit it all.
+    if (madv::scan_data(base, len, runs) != 0)
+        return false;
     size_t present_in = 0, present_out = 0;
     bool any_swapped = false;
-    for (const PageRun &run : runs) {
-        if (run.swapped) {
+    for (const madvisev_page_run &run : runs) {
+        if (run.flags & MADVISEV_RUN_SWAPPED) {
             any_swapped = true;
             continue;
         }
-        size_t inside = run.offset >= extent ? 0 : std::min(run.bytes, extent - run.offset);
+        size_t inside = run.offset >= extent ? 0 : std::min(run.length, extent - run.offset);
         present_in += inside;
-        present_out += run.bytes - inside; // zeroed by an earlier reset, now inaccessible
+        present_out += run.length - inside; // zeroed by an earlier reset, now inaccessible
     }
     // Nearly all of it holds data: zero the whole extent from now on (one
     // memset, no scan) for the next 15 resets.
@@ -809,9 +821,9 @@ bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
         // Present and swapped runs alike, in one MADVISEV_ZERO call (see
         // above); "swapped" holds them all here.
         size_t want_bytes = 0;
-        for (const PageRun &run : runs) {
-            size_t len = run.swapped           ? run.bytes
-                         : run.offset < extent ? std::min(run.bytes, extent - run.offset)
+        for (const madvisev_page_run &run : runs) {
+            size_t len = (run.flags & MADVISEV_RUN_SWAPPED) ? run.length
+                         : run.offset < extent ? std::min(run.length, extent - run.offset)
                                                : 0;
             if (len > 0) {
                 swapped.push_back({base + run.offset, len});
@@ -825,11 +837,11 @@ bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
             bump(counters.swapped_resets);
         return now_free();
     }
-    for (const PageRun &run : runs) {
-        if (run.swapped) {
-            swapped.push_back({base + run.offset, run.bytes});
+    for (const madvisev_page_run &run : runs) {
+        if (run.flags & MADVISEV_RUN_SWAPPED) {
+            swapped.push_back({base + run.offset, run.length});
         } else if (run.offset < extent) {
-            memset(base + run.offset, 0, std::min(run.bytes, extent - run.offset));
+            memset(base + run.offset, 0, std::min(run.length, extent - run.offset));
         }
     }
     if (!any_swapped)
@@ -845,25 +857,31 @@ bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
 // done.  Pages past the extent were clean when the lease began and are
 // inaccessible now: a run reaching there ends the zeroing.
 bool Pool::Impl::reset_keep_scanned(Kind kind, uint32_t index) {
-    thread_local std::vector<PageRun> runs;
     Slot &slot = slot_at(kind, index);
     std::byte *base = area_of(kind).base(index);
     size_t extent = slot.extent;
     size_t len = std::max(slot.span, extent);
-    if (!cfg.pagemap_scan || len == 0 || scan_data_pages(base, len, runs) != ScanStatus::ok)
+    // Only the first kKeepScanRuns runs are kept: no more are asked for.
+    // next: where the first run not stored begins, len when there is none.
+    madvisev_page_run runs[kKeepScanRuns];
+    size_t next = len;
+    ssize_t found = cfg.pagemap_scan && len > 0
+                        ? madvisev_scan_data(base, len, runs, kKeepScanRuns, &next, 0)
+                        : -1;
+    if (found < 0)
         return false;
     size_t keep = std::min(page_up(cfg.keep_resident_bytes), extent);
-    size_t kept = 0, stop = len, taken = 0;
-    for (const PageRun &run : runs) {
-        if (taken == kKeepScanRuns || kept == keep || run.offset >= extent) {
+    size_t kept = 0, stop = next;
+    for (ssize_t i = 0; i < found; i++) {
+        const madvisev_page_run &run = runs[i];
+        if (kept == keep || run.offset >= extent) {
             stop = run.offset;
             break;
         }
-        size_t n = std::min({run.bytes, keep - kept, extent - run.offset});
+        size_t n = std::min({run.length, keep - kept, extent - run.offset});
         memset(base + run.offset, 0, n); // a swapped-out page comes back, zeroed
         kept += n;
-        taken++;
-        if (n < run.bytes) {
+        if (n < run.length) {
             stop = run.offset + n;
             break;
         }
@@ -996,6 +1014,8 @@ void Pool::Impl::release_slot(Kind kind, uint32_t index, uint32_t gen, const cha
                    "a stale lease: the slot was released and acquired again since");
     } while (!slot.word.compare_exchange_weak(word, make_word(gen, State::resetting),
                                               std::memory_order_acq_rel));
+    slot.owner.store(0, std::memory_order_relaxed);
+    held[static_cast<int>(kind)].fetch_sub(1, std::memory_order_relaxed);
 
     Area &area = area_of(kind);
     std::byte *base = area.base(index);
@@ -1123,6 +1143,17 @@ Pool::Pool(Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {
 }
 
 Pool::~Pool() {
+    // A slot still leased would be released, once the pool is gone, into
+    // whatever is mapped at its address next: another pool's tenant.
+    for (int k = 0; k < kKinds; k++) {
+        const Area &area = impl_->areas[k];
+        for (uint32_t i = 0; i < area.count; i++) {
+            uint64_t word = area.slots[i].word.load(std::memory_order_acquire);
+            if (state_of(word) == State::leased)
+                impl_->misuse("destruction of the pool", static_cast<Kind>(k), i, word,
+                              "the slot is still leased; release every slot first");
+        }
+    }
     {
         std::lock_guard<std::mutex> g(g_pools_lock);
         for (int i = 0; i < kMaxPools; i++) {
@@ -1140,24 +1171,37 @@ namespace {
 // At thread exit, what the thread queued is handed to the flusher now
 // rather than at its next tick, or, without a flusher, flushed on the
 // exiting thread.
+// A pool is known by its Impl and serial, not its address alone: one
+// destroyed and made again at the same address is another pool, and the
+// old Impl is freed.
+struct UsedPool {
+    const Pool *pool;
+    Pool::Impl *impl;
+    uint64_t serial;
+};
 struct ExitFlush {
-    std::vector<std::pair<Pool *, Pool::Impl *>> pools;
+    std::vector<UsedPool> pools;
     ~ExitFlush() {
         std::lock_guard<std::mutex> g(g_pools_lock);
-        for (auto [pool, impl] : pools)
-            for (auto &live : g_pools)
-                if (live.load() == pool)
-                    impl->thread_exit();
+        for (const UsedPool &used : pools)
+            for (int i = 0; i < Pool::kMaxPools; i++)
+                if (g_pools[i].load() == used.pool && g_impls[i] == used.impl &&
+                    g_impls[i]->serial == used.serial)
+                    used.impl->thread_exit();
     }
 };
 thread_local ExitFlush t_exit_flush;
 
-void note_pool_use(Pool *pool, Pool::Impl *impl) {
+void note_pool_use(const Pool *pool, Pool::Impl *impl) {
     auto &used = t_exit_flush.pools;
-    for (auto &entry : used)
-        if (entry.first == pool)
+    for (UsedPool &entry : used) {
+        if (entry.pool == pool) {
+            if (entry.impl != impl || entry.serial != impl->serial)
+                entry = {pool, impl, impl->serial}; // a later pool at the same address
             return;
-    used.emplace_back(pool, impl);
+        }
+    }
+    used.push_back({pool, impl, impl->serial});
 }
 
 } // namespace
@@ -1181,18 +1225,29 @@ std::optional<Pool::Lease> Pool::acquire(Kind kind, uint64_t key, size_t bytes) 
         got = impl.take_free(mine, kind, key, &index);
     }
     size_t shard_count = impl.shards.size();
-    for (int pass = 0; pass < 2 && !got; pass++) {
-        // Steal a free slot from another shard, the next one first; on the
-        // second pass, flush the other shards' queues first.
+    std::atomic<size_t> &held = impl.held[static_cast<int>(kind)];
+    for (int pass = 0; !got; pass++) {
+        // Steal a free slot from another shard, the next one first; from
+        // the second pass on, flush the other shards' queues first.
         for (size_t step = 1; step < shard_count && !got; step++) {
             Shard &other = *impl.shards[(mine_at + step) % shard_count];
-            if (pass == 1 && impl.flush_shards({&other}) > 0)
+            if (pass >= 1 && impl.flush_shards({&other}) > 0)
                 bump(mine.counters.flushes_on_empty);
             if (impl.take_free(other, kind, key, &index)) {
                 bump(mine.counters.steals);
                 got = true;
             }
         }
+        if (got || (pass >= 1 && held.load(std::memory_order_acquire) >= area.count))
+            break;
+        // Not every slot is held: one is on its way back (another thread
+        // is resetting it, or freed it into a list already looked at).
+        // Look again, this shard too, rather than report exhaustion.
+        if (pass >= 1)
+            std::this_thread::yield();
+        if (impl.flush_shards({&mine}) > 0)
+            bump(mine.counters.flushes_on_empty);
+        got = impl.take_free(mine, kind, key, &index);
     }
     if (!got) {
         bump(mine.counters.exhausted);
@@ -1281,9 +1336,12 @@ bool Pool::grow(SlotIndex index, size_t bytes) {
     return impl_->grow_slot(index.kind, index.value, bytes, std::nullopt);
 }
 
-bool Pool::grow_base(Kind kind, const void *base, size_t bytes) {
+bool Pool::grow_base(Kind kind, const void *base, size_t bytes, uintptr_t owner) {
     auto idx = impl_->slot_at_base(*this, kind, base, "grow");
-    return idx && impl_->grow_slot(kind, *idx, bytes, std::nullopt);
+    if (!idx)
+        return false;
+    impl_->check_owner("grow", kind, *idx, owner, std::nullopt);
+    return impl_->grow_slot(kind, *idx, bytes, std::nullopt);
 }
 
 void Pool::release(Lease &&lease) {
@@ -1308,7 +1366,8 @@ void Pool::release(Lease &&lease) {
     impl.release_slot(kind, index, gen, "release");
 }
 
-void Pool::release_base(Kind kind, const void *base) {
+void Pool::release_base(Kind kind, const void *base, uintptr_t owner,
+                        std::optional<uint32_t> generation) {
     Impl &impl = *impl_;
     auto index = impl.slot_at_base(*this, kind, base, "release");
     if (!index) {
@@ -1318,8 +1377,37 @@ void Pool::release_base(Kind kind, const void *base) {
                 kind_name(kind), base);
         abort();
     }
-    uint64_t word = impl.slot_at(kind, *index).word.load(std::memory_order_relaxed);
-    impl.release_slot(kind, *index, gen_of(word), "release");
+    uint32_t gen = impl.check_owner("release", kind, *index, owner, generation);
+    impl.release_slot(kind, *index, gen, "release");
+}
+
+// The raw path's check: the slot is leased, by @owner, under @generation
+// where the caller has one; its generation.  A free through a copy of the
+// holder's struct, a stale base or a stale generation stops here, before it
+// can release the slot another tenant now holds.
+uint32_t Pool::Impl::check_owner(const char *op, Kind kind, uint32_t index, uintptr_t owner,
+                                 std::optional<uint32_t> generation) {
+    Slot &slot = slot_at(kind, index);
+    uint64_t word = slot.word.load(std::memory_order_acquire);
+    if (state_of(word) != State::leased)
+        misuse(op, kind, index, word,
+               state_of(word) == State::free || state_of(word) == State::queued
+                   ? "released twice, or never acquired"
+                   : "the slot is not leased");
+    uintptr_t holder = slot.owner.load(std::memory_order_acquire);
+    if (holder != owner) {
+        fprintf(stderr,
+                "wasmpool: %s of %s slot %u (generation %u) by owner %#lx: it is held by %#lx; a "
+                "copy of the holder's struct, or a stale base; stopping before one user can see "
+                "another's memory\n",
+                op, kind_name(kind), index, gen_of(word), static_cast<unsigned long>(owner),
+                static_cast<unsigned long>(holder));
+        abort();
+    }
+    if (generation && *generation != gen_of(word))
+        misuse(op, kind, index, word,
+               "a stale generation: the slot was released and acquired again since");
+    return gen_of(word);
 }
 
 Pool::Lease::Lease(Lease &&other) noexcept
@@ -1359,7 +1447,13 @@ void Pool::Lease::release() {
     pool_->release(std::move(*this));
 }
 
-std::byte *Pool::Lease::detach() {
+std::byte *Pool::Lease::detach(uintptr_t owner) {
+    if (!pool_ || owner == 0) {
+        fprintf(stderr, "wasmpool: detach of %s: %s\n", pool_ ? "a lease" : "an empty lease",
+                pool_ ? "the owner must not be 0" : "it holds no slot");
+        abort();
+    }
+    pool_->impl_->slot_at(index_.kind, index_.value).owner.store(owner, std::memory_order_release);
     pool_ = nullptr;
     return base_;
 }
@@ -1393,6 +1487,10 @@ std::optional<SlotIndex> Pool::locate(Kind kind, const void *p) const {
     if (index >= area.count)
         return std::nullopt; // the guard after the last stack
     return SlotIndex{kind, static_cast<uint32_t>(index)};
+}
+
+std::byte *Pool::slot_base(SlotIndex index) const {
+    return impl_->areas[static_cast<int>(index.kind)].base(index.value);
 }
 
 Pool *Pool::owner_of(Kind kind, const void *p) {

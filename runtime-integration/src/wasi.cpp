@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "wasmpool/wasm-rt-pooled.h"
+
 // Guest memory is little-endian; values are copied as they lie in memory.
 static_assert(std::endian::native == std::endian::little, "the WASI layer assumes a LE host");
 
@@ -198,32 +200,36 @@ const char *wasmpool_wasi_output(const wasmpool_wasi_t *w, uint32_t fd, size_t *
     return w->out[fd - 1].data();
 }
 
-uint32_t Z_wasi_snapshot_preview1Z_args_sizes_get(W *w, uint32_t argc_out, uint32_t size_out) {
+[[gnu::noinline]]
+static uint32_t wasi_args_sizes_get(W *w, uint32_t argc_out, uint32_t size_out) {
     if (!w)
         return WASMPOOL_WASI_EFAULT;
     return copy_sizes(w, w->arg_at.size(), w->args.size(), argc_out, size_out);
 }
 
-uint32_t Z_wasi_snapshot_preview1Z_args_get(W *w, uint32_t argv, uint32_t argv_buf) {
+[[gnu::noinline]]
+static uint32_t wasi_args_get(W *w, uint32_t argv, uint32_t argv_buf) {
     if (!w)
         return WASMPOOL_WASI_EFAULT;
     return copy_strings(w, w->args, w->arg_at, argv, argv_buf);
 }
 
-uint32_t Z_wasi_snapshot_preview1Z_environ_sizes_get(W *w, uint32_t count_out, uint32_t size_out) {
+[[gnu::noinline]]
+static uint32_t wasi_environ_sizes_get(W *w, uint32_t count_out, uint32_t size_out) {
     if (!w)
         return WASMPOOL_WASI_EFAULT;
     return copy_sizes(w, w->env_at.size(), w->env.size(), count_out, size_out);
 }
 
-uint32_t Z_wasi_snapshot_preview1Z_environ_get(W *w, uint32_t environ, uint32_t environ_buf) {
+[[gnu::noinline]]
+static uint32_t wasi_environ_get(W *w, uint32_t environ, uint32_t environ_buf) {
     if (!w)
         return WASMPOOL_WASI_EFAULT;
     return copy_strings(w, w->env, w->env_at, environ, environ_buf);
 }
 
-uint32_t Z_wasi_snapshot_preview1Z_clock_time_get(W *w, uint32_t clock_id, uint64_t,
-                                                  uint32_t time_out) {
+[[gnu::noinline]]
+static uint32_t wasi_clock_time_get(W *w, uint32_t clock_id, uint64_t, uint32_t time_out) {
     clockid_t id;
     switch (clock_id) {
     case kClockRealtime:
@@ -251,7 +257,8 @@ uint32_t Z_wasi_snapshot_preview1Z_clock_time_get(W *w, uint32_t clock_id, uint6
     return WASMPOOL_WASI_SUCCESS;
 }
 
-uint32_t Z_wasi_snapshot_preview1Z_random_get(W *w, uint32_t buf, uint32_t len) {
+[[gnu::noinline]]
+static uint32_t wasi_random_get(W *w, uint32_t buf, uint32_t len) {
     uint8_t *p = guest_range(w, buf, len);
     if (!p)
         return WASMPOOL_WASI_EFAULT;
@@ -265,8 +272,9 @@ uint32_t Z_wasi_snapshot_preview1Z_random_get(W *w, uint32_t buf, uint32_t len) 
     return WASMPOOL_WASI_SUCCESS;
 }
 
-uint32_t Z_wasi_snapshot_preview1Z_fd_write(W *w, uint32_t fd, uint32_t iovs, uint32_t iovs_len,
-                                            uint32_t nwritten_out) {
+[[gnu::noinline]]
+static uint32_t wasi_fd_write(W *w, uint32_t fd, uint32_t iovs, uint32_t iovs_len,
+                              uint32_t nwritten_out) {
     std::string *s = stream(w, fd);
     if (!s)
         return WASMPOOL_WASI_EBADF;
@@ -303,19 +311,22 @@ uint32_t Z_wasi_snapshot_preview1Z_fd_write(W *w, uint32_t fd, uint32_t iovs, ui
     return WASMPOOL_WASI_SUCCESS;
 }
 
-uint32_t Z_wasi_snapshot_preview1Z_fd_close(W *w, uint32_t fd) {
+[[gnu::noinline]]
+static uint32_t wasi_fd_close(W *w, uint32_t fd) {
     if (!stream(w, fd))
         return WASMPOOL_WASI_EBADF;
     w->open[fd - 1] = false;
     return WASMPOOL_WASI_SUCCESS;
 }
 
-uint32_t Z_wasi_snapshot_preview1Z_fd_seek(W *w, uint32_t fd, uint64_t, uint32_t, uint32_t) {
+[[gnu::noinline]]
+static uint32_t wasi_fd_seek(W *w, uint32_t fd, uint64_t, uint32_t, uint32_t) {
     // The captured streams are pipe-like: no offsets.
     return stream(w, fd) ? WASMPOOL_WASI_ESPIPE : WASMPOOL_WASI_EBADF;
 }
 
-uint32_t Z_wasi_snapshot_preview1Z_fd_fdstat_get(W *w, uint32_t fd, uint32_t fdstat_out) {
+[[gnu::noinline]]
+static uint32_t wasi_fd_fdstat_get(W *w, uint32_t fd, uint32_t fdstat_out) {
     if (!stream(w, fd))
         return WASMPOOL_WASI_EBADF;
     uint8_t *p = guest_range(w, fdstat_out, kFdstatBytes);
@@ -329,7 +340,8 @@ uint32_t Z_wasi_snapshot_preview1Z_fd_fdstat_get(W *w, uint32_t fd, uint32_t fds
     return WASMPOOL_WASI_SUCCESS;
 }
 
-void Z_wasi_snapshot_preview1Z_proc_exit(W *w, uint32_t code) {
+[[gnu::noinline]]
+static void wasi_proc_exit(W *w, uint32_t code) {
     if (!w || !w->exit_target) {
         fprintf(stderr, "wasmpool wasi: proc_exit(%u) outside wasmpool_wasi_run()\n", code);
         abort();
@@ -338,5 +350,29 @@ void Z_wasi_snapshot_preview1Z_proc_exit(W *w, uint32_t code) {
     w->exited = true;
     siglongjmp(*w->exit_target, 1);
 }
+
+// The imports guest code calls: each a stub in the guest section that
+// checks the stack before any host code runs (wasm-rt-pooled.h), then the
+// function above (never inlined into the stub: only the stub is guest code).
+#define WASI_IMPORT(ret, name, params, args)                                                       \
+    WASM_RT_POOLED_GUEST_ENTRY ret Z_wasi_snapshot_preview1Z_##name params {                       \
+        wasm_rt_pooled_check_stack();                                                              \
+        return wasi_##name args;                                                                   \
+    }
+WASI_IMPORT(uint32_t, args_sizes_get, (W * w, uint32_t a, uint32_t b), (w, a, b))
+WASI_IMPORT(uint32_t, args_get, (W * w, uint32_t a, uint32_t b), (w, a, b))
+WASI_IMPORT(uint32_t, environ_sizes_get, (W * w, uint32_t a, uint32_t b), (w, a, b))
+WASI_IMPORT(uint32_t, environ_get, (W * w, uint32_t a, uint32_t b), (w, a, b))
+WASI_IMPORT(uint32_t, clock_time_get, (W * w, uint32_t id, uint64_t precision, uint32_t out),
+            (w, id, precision, out))
+WASI_IMPORT(uint32_t, random_get, (W * w, uint32_t buf, uint32_t len), (w, buf, len))
+WASI_IMPORT(uint32_t, fd_write, (W * w, uint32_t fd, uint32_t iovs, uint32_t n, uint32_t out),
+            (w, fd, iovs, n, out))
+WASI_IMPORT(uint32_t, fd_close, (W * w, uint32_t fd), (w, fd))
+WASI_IMPORT(uint32_t, fd_seek, (W * w, uint32_t fd, uint64_t off, uint32_t whence, uint32_t out),
+            (w, fd, off, whence, out))
+WASI_IMPORT(uint32_t, fd_fdstat_get, (W * w, uint32_t fd, uint32_t out), (w, fd, out))
+WASI_IMPORT(void, proc_exit, (W * w, uint32_t code), (w, code))
+#undef WASI_IMPORT
 
 } // extern "C"

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "wasmpool/wasm-rt-pooled.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <ucontext.h>
@@ -19,6 +20,8 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "wasm-rt-impl.h"
@@ -42,7 +45,14 @@ uint32_t wasm_rt_stock_grow_externref_table(wasm_rt_externref_table_t *, uint32_
                                             wasm_rt_externref_t);
 }
 
-struct wasm_rt_pool {
+namespace {
+
+// What a wasm_rt_pool_t names.  The handle a caller holds is not a pointer
+// to one (see handle_of()): a handle outlives its pool, and a call with a
+// destroyed one must be told, not served from freed memory or from a later
+// pool made in the same place.
+struct PoolHandle {
+    std::atomic<uint64_t> serial{0}; // the handle's; 0: unused (or the default)
     std::unique_ptr<wasmpool::Pool> owned; // null for the process default
     std::atomic<wasmpool::Pool *> pool{nullptr};
     wasm_rt_pool_on_exhausted_t on_exhausted = WASM_RT_POOL_ON_EXHAUSTED_FAIL;
@@ -53,8 +63,6 @@ struct wasm_rt_pool {
     std::atomic<uint64_t> fallbacks{0};
 };
 
-namespace {
-
 constexpr uint64_t kWasmPage = 65536;
 constexpr size_t kTableElementBytes =
     std::max(sizeof(wasm_rt_funcref_t), sizeof(wasm_rt_externref_t));
@@ -63,19 +71,56 @@ constexpr size_t kTableElementBytes =
 
 enum DefaultMode { kUnset, kPool, kStock };
 std::atomic<int> g_default_mode{kUnset};
-wasm_rt_pool g_default; // wraps the Pool given to wasm_rt_pooled_set_pool()
+PoolHandle g_default; // wraps the Pool given to wasm_rt_pooled_set_pool()
 std::once_flag g_default_once;
 
-thread_local wasm_rt_pool *t_selected = nullptr;
+// Pools made by wasm_rt_pool_create(): a handle is its index here and the
+// serial it was made with, so a handle to a destroyed pool (or one never
+// made) is recognised as long as the process lives.
+constexpr uintptr_t kHandles = wasmpool::Pool::kMaxPools;
+PoolHandle g_handles[kHandles];
+std::mutex g_handles_lock; // creation and destruction
+std::atomic<uint64_t> g_next_handle_serial{1};
+
+wasm_rt_pool_t *handle_of(uintptr_t index, uint64_t serial) {
+    return reinterpret_cast<wasm_rt_pool_t *>(static_cast<uintptr_t>(serial) << 8 | index);
+}
+
+// The pool @handle names, or null when it names none (any more).
+PoolHandle *resolve(const wasm_rt_pool_t *handle) {
+    auto value = reinterpret_cast<uintptr_t>(handle);
+    uintptr_t index = value & 0xff;
+    uint64_t serial = value >> 8;
+    if (index >= kHandles || serial == 0 ||
+        g_handles[index].serial.load(std::memory_order_acquire) != serial)
+        return nullptr;
+    return &g_handles[index];
+}
+
+[[noreturn]] void not_a_pool(const char *fn, const wasm_rt_pool_t *handle) {
+    fprintf(stderr,
+            "%s: %p is not a live pool (destroyed already, or not from wasm_rt_pool_create())\n",
+            fn, static_cast<const void *>(handle));
+    abort();
+}
+
+PoolHandle *resolve_or_abort(const char *fn, const wasm_rt_pool_t *handle) {
+    PoolHandle *h = resolve(handle);
+    if (!h)
+        not_a_pool(fn, handle);
+    return h;
+}
+
+thread_local const wasm_rt_pool_t *t_selected = nullptr;
 thread_local uint64_t t_selected_key = 0;
 thread_local uint64_t t_default_key = 0;
 
 // The pool the calling thread allocates from, or null for the stock
 // runtime.
-wasm_rt_pool *current(uint64_t *key) {
+PoolHandle *current(uint64_t *key) {
     if (t_selected) {
         *key = t_selected_key;
-        return t_selected;
+        return resolve_or_abort("allocation from the pool this thread selected", t_selected);
     }
     *key = t_default_key;
     int mode = g_default_mode.load(std::memory_order_acquire);
@@ -116,7 +161,7 @@ void set_error(wasm_rt_pool_error_t e, const char *fmt, ...) {
 // failed.  (Trapping out of wasm2c's instantiate instead would leave the
 // slots it took with no safe owner: nothing marks where one instantiation
 // ends and the next begins, so no rollback can tell them apart.)
-void fell_back(wasm_rt_pool *sel, wasm_rt_pool_error_t e, const char *what, uint64_t bytes,
+void fell_back(PoolHandle *sel, wasm_rt_pool_error_t e, const char *what, uint64_t bytes,
                size_t capacity) {
     if (sel->on_exhausted == WASM_RT_POOL_ON_EXHAUSTED_USE_STOCK) {
         sel->fallbacks.fetch_add(1, std::memory_order_relaxed);
@@ -141,16 +186,18 @@ void fell_back(wasm_rt_pool *sel, wasm_rt_pool_error_t e, const char *what, uint
 // Acquire a slot of @kind for @bytes from the thread's pool: its base, or
 // null when the stock runtime is to serve it (stock mode, or the pool
 // could not: see fell_back()).
-std::byte *acquire_slot(wasmpool::Kind kind, uint64_t bytes, const char *what) {
+std::byte *acquire_slot(wasmpool::Kind kind, uint64_t bytes, const char *what, const void *owner) {
     uint64_t key;
-    wasm_rt_pool *sel = current(&key);
+    PoolHandle *sel = current(&key);
     wasmpool::Pool *p = sel ? sel->pool.load(std::memory_order_acquire) : nullptr;
     if (!p)
         return nullptr;
     {
         auto lease = p->acquire(kind, key, bytes);
         if (lease)
-            return lease->detach(); // wasm2c keeps the base: released by release_base()
+            // wasm2c keeps the base in the struct at @owner: released by
+            // release_base() with that struct's address.
+            return lease->detach(reinterpret_cast<uintptr_t>(owner));
     }
     if (errno == EINVAL)
         fell_back(sel, WASM_RT_POOL_TOO_LARGE, what, bytes, p->slot_capacity(kind));
@@ -162,13 +209,13 @@ std::byte *acquire_slot(wasmpool::Kind kind, uint64_t bytes, const char *what) {
 template <class Table, class Elem>
 bool pooled_table_alloc(Table *t, uint32_t elements, uint32_t max_elements) {
     uint64_t key;
-    wasm_rt_pool *sel = current(&key);
+    PoolHandle *sel = current(&key);
     std::byte *base = nullptr;
     if (sel && sel->table_elements && elements > sel->table_elements)
         fell_back(sel, WASM_RT_POOL_TOO_LARGE, "table", uint64_t{elements} * sizeof(Elem),
                   sel->table_elements * sizeof(Elem));
     else
-        base = acquire_slot(wasmpool::Kind::table, uint64_t{elements} * sizeof(Elem), "table");
+        base = acquire_slot(wasmpool::Kind::table, uint64_t{elements} * sizeof(Elem), "table", t);
     if (!base)
         return false;
     t->data = reinterpret_cast<Elem *>(base);
@@ -183,14 +230,17 @@ template <class Table, class Elem> bool pooled_table_free(Table *t) {
     wasmpool::Pool *p = wasmpool::Pool::owner_of(wasmpool::Kind::table, t->data);
     if (!p)
         return false;
-    p->release_base(wasmpool::Kind::table, t->data);
+    p->release_base(wasmpool::Kind::table, t->data, reinterpret_cast<uintptr_t>(t));
     t->data = nullptr;
     return true;
 }
 
 // Same contract as the stock runtime's grow: the old size, or -1; -2 for
 // a table the pool does not hold.
-template <class Table, class Elem> int64_t pooled_table_grow(Table *t, uint32_t delta, Elem init) {
+// Not inlined into the guest-section stubs that call it: only the stubs
+// are guest code.
+template <class Table, class Elem>
+__attribute__((noinline)) int64_t pooled_table_grow(Table *t, uint32_t delta, Elem init) {
     wasmpool::Pool *p =
         t->data ? wasmpool::Pool::owner_of(wasmpool::Kind::table, t->data) : nullptr;
     if (!p)
@@ -199,7 +249,9 @@ template <class Table, class Elem> int64_t pooled_table_grow(Table *t, uint32_t 
     uint64_t want = uint64_t{old} + delta;
     if (want == 0)
         return 0;
-    if (want > t->max_size || !p->grow_base(wasmpool::Kind::table, t->data, want * sizeof(Elem)))
+    if (want > t->max_size ||
+        !p->grow_base(wasmpool::Kind::table, t->data, want * sizeof(Elem),
+                      reinterpret_cast<uintptr_t>(t)))
         return -1;
     for (uint64_t i = old; i < want; i++)
         t->data[i] = init;
@@ -212,7 +264,16 @@ template <class Table, class Elem> int64_t pooled_table_grow(Table *t, uint32_t 
 std::mutex g_init_lock;
 bool g_handler_installed = false;
 struct sigaction g_previous_segv, g_previous_bus;
-thread_local bool t_armed = false; // this thread has armed wasm_rt_impl_try()
+// Set by wasm_rt_impl_try() (wasm_rt_pooled_arm()), cleared by
+// wasm_rt_pooled_disarm(): this thread runs guest code, and the frame that
+// armed lies at or above t_armed_frame on its stack.
+thread_local bool t_armed = false;
+thread_local uintptr_t t_armed_frame = 0;
+// The trap wasm_rt_trap() is raising (see there).
+thread_local wasm_rt_trap_t t_trap_code = WASM_RT_TRAP_NONE;
+// The calling thread's own stack, [lo, hi), as pthread reports it (0, 0:
+// not known).
+thread_local uintptr_t t_thread_stack_lo = 0, t_thread_stack_hi = 0;
 
 // The stock runtime's live memory reservations (8 GiB each), so that a
 // fault in one is known for a guest's.  Lock-free, read by the handler.
@@ -223,7 +284,35 @@ constexpr uintptr_t kStockReservation = uintptr_t{8} << 30;
 std::atomic<uintptr_t> g_stock_bases[kStockSlots];
 std::atomic<bool> g_stock_overflow{false};
 
+// Every memory and table the stock runtime serves now, by data pointer:
+// what a free may hand it.  Anything else (a double free, a free of a
+// memory from a pool destroyed since) would reach munmap() or free() with
+// an address that is someone else's by now.
+std::mutex g_stock_lock;
+std::unordered_set<uintptr_t> g_stock_held;
+
+void stock_held(const void *data) {
+    std::lock_guard<std::mutex> g(g_stock_lock);
+    g_stock_held.insert(reinterpret_cast<uintptr_t>(data));
+}
+
+// Forget @data, or stop the process when the stock runtime does not hold it.
+void stock_give_back(const void *data, const char *what) {
+    {
+        std::lock_guard<std::mutex> g(g_stock_lock);
+        if (g_stock_held.erase(reinterpret_cast<uintptr_t>(data)) == 1)
+            return;
+    }
+    fprintf(stderr,
+            "wasm-rt-pooled: free of a %s at %p that no pool and not the stock runtime holds "
+            "(freed twice, or from a pool destroyed since); stopping before it reaches another "
+            "tenant's memory\n",
+            what, data);
+    abort();
+}
+
 void stock_memory_served(const void *base) {
+    stock_held(base);
     auto b = reinterpret_cast<uintptr_t>(base);
     for (auto &slot : g_stock_bases) {
         uintptr_t empty = 0;
@@ -234,12 +323,23 @@ void stock_memory_served(const void *base) {
 }
 
 void stock_memory_freed(const void *base) {
+    stock_give_back(base, "memory");
     auto b = reinterpret_cast<uintptr_t>(base);
     for (auto &slot : g_stock_bases) {
         uintptr_t mine = b;
         if (slot.compare_exchange_strong(mine, 0))
             return;
     }
+}
+
+// The stock runtime's table grow reallocates: the held pointer follows.
+template <class Table, class Elem>
+__attribute__((noinline)) uint32_t stock_table_grow(Table *t, uint32_t delta, Elem init,
+                                                    uint32_t (*grow)(Table *, uint32_t, Elem)) {
+    stock_give_back(t->data, "table");
+    uint32_t r = grow(t, delta, init);
+    stock_held(t->data);
+    return r;
 }
 
 bool in_stock_memory(const void *addr) {
@@ -287,12 +387,48 @@ uintptr_t stack_pointer(const void *uc) {
 #endif
 }
 
+uintptr_t program_counter(const void *uc) {
+    auto *ctx = static_cast<const ucontext_t *>(uc);
+#if defined(__x86_64__)
+    return static_cast<uintptr_t>(ctx->uc_mcontext.gregs[REG_RIP]);
+#elif defined(__aarch64__)
+    return static_cast<uintptr_t>(ctx->uc_mcontext.pc);
+#else
+#error "wasm-rt-pooled: add this architecture's program counter"
+#endif
+}
+
+// Guest code: the modules wasm_rt_pooled_module() sealed, and the
+// runtime's entry stubs (WASM_RT_POOLED_GUEST_ENTRY), which hold no lock
+// and whose frames may be abandoned.  The linker bounds the section.
+extern "C" const char __start_wasm_rt_pooled_guest_text[] __attribute__((weak));
+extern "C" const char __stop_wasm_rt_pooled_guest_text[] __attribute__((weak));
+
+bool in_guest_code(uintptr_t pc) {
+    auto lo = reinterpret_cast<uintptr_t>(__start_wasm_rt_pooled_guest_text);
+    auto hi = reinterpret_cast<uintptr_t>(__stop_wasm_rt_pooled_guest_text);
+    return lo != 0 && pc >= lo && pc < hi;
+}
+
+// wasm_rt_trap() faults here on purpose (the null page; see there).
+volatile uintptr_t g_trap_address = 8;
+
 // The trap a fault at @si is, or WASM_RT_TRAP_NONE when it is not a
-// guest's: only on a thread that runs guest code, and only for the
-// addresses the compiled code relies on faulting.
+// guest's: only on a thread inside a live guarded call, only for an
+// instruction of guest code, and only at the addresses that code relies on
+// faulting (or wasm_rt_trap()'s own).  A fault in host code is never a
+// trap, even at a guest's addresses: jumping out of it could leave a lock
+// held (malloc's) or skip C++ destructors.
 wasm_rt_trap_t classify(const siginfo_t *si, const void *uc) {
-    if (!t_armed)
+    if (!t_armed || !in_guest_code(program_counter(uc)))
         return WASM_RT_TRAP_NONE;
+    uintptr_t sp = stack_pointer(uc), a = reinterpret_cast<uintptr_t>(si->si_addr);
+    // Above the frame that armed: that call has returned, and its jump
+    // buffer is dead.
+    if (sp > t_armed_frame)
+        return WASM_RT_TRAP_NONE;
+    if (a == g_trap_address && t_trap_code != WASM_RT_TRAP_NONE)
+        return std::exchange(t_trap_code, WASM_RT_TRAP_NONE);
     const void *addr = si->si_addr;
     if (wasmpool::Pool::owner_of(wasmpool::Kind::memory, addr))
         return WASM_RT_TRAP_OOB; // a slot's reservation: past the accessible size
@@ -301,7 +437,6 @@ wasm_rt_trap_t classify(const siginfo_t *si, const void *uc) {
     // The thread's own stack (a call not on a pooled fiber): the kernel's
     // guard gap lies just below the stack pointer.  Probes from
     // -fstack-clash-protection fault within a page of it.
-    uintptr_t sp = stack_pointer(uc), a = reinterpret_cast<uintptr_t>(addr);
     if (a < sp + 4096 && a + 65536 >= sp)
         return WASM_RT_TRAP_EXHAUSTION;
     // A memory the stock runtime serves (stock mode or the fallback): its
@@ -310,6 +445,49 @@ wasm_rt_trap_t classify(const siginfo_t *si, const void *uc) {
         (g_stock_overflow.load(std::memory_order_relaxed) && si->si_code == SEGV_ACCERR))
         return WASM_RT_TRAP_OOB;
     return WASM_RT_TRAP_NONE;
+}
+
+// "0x" and @v in hex into @out, for the handler (no printf there).
+char *put_hex(char *out, uintptr_t v) {
+    *out++ = '0';
+    *out++ = 'x';
+    int shift = 60;
+    while (shift > 0 && (v >> shift) == 0)
+        shift -= 4;
+    for (; shift >= 0; shift -= 4)
+        *out++ = "0123456789abcdef"[(v >> shift) & 15];
+    return out;
+}
+
+// Say why a fault at a guest's addresses is not a trap, before the
+// process dies of it: host code faulted there, a module was built without
+// wasm_rt_pooled_module(), or guest code ran outside a guarded call.
+void say_not_a_trap(const siginfo_t *si, const void *uc) {
+    const void *addr = si->si_addr;
+    if (si->si_code <= 0 ||
+        (!wasmpool::Pool::owner_of(wasmpool::Kind::memory, addr) &&
+         !wasmpool::Pool::owner_of(wasmpool::Kind::stack, addr) && !in_stock_memory(addr) &&
+         reinterpret_cast<uintptr_t>(addr) != g_trap_address))
+        return;
+    char line[256], *at = line;
+    auto put = [&](const char *str) {
+        while (*str)
+            *at++ = *str++;
+    };
+    uintptr_t pc = program_counter(uc);
+    put("wasm-rt-pooled: fault at ");
+    at = put_hex(at, reinterpret_cast<uintptr_t>(addr));
+    put(" from pc ");
+    at = put_hex(at, pc);
+    if (!in_guest_code(pc))
+        put(": not guest code (host code, or a module not sealed by wasm_rt_pooled_module())");
+    else if (!t_armed)
+        put(": guest code with no guarded call (wasm_rt_impl_try()) live");
+    else
+        put(": guest code after its guarded call returned");
+    put("; not a trap\n");
+    ssize_t ignored = write(STDERR_FILENO, line, static_cast<size_t>(at - line));
+    (void)ignored;
 }
 
 void pass_on(int sig, siginfo_t *si, void *uc) {
@@ -333,8 +511,24 @@ void on_fault(int sig, siginfo_t *si, void *uc) {
     // Only a fault the kernel raised has a fault address.
     wasm_rt_trap_t trap = si->si_code > 0 ? classify(si, uc) : WASM_RT_TRAP_NONE;
     if (trap != WASM_RT_TRAP_NONE)
-        wasm_rt_trap(trap); // siglongjmp to this thread's wasm_rt_impl_try()
+        siglongjmp(wasm_rt_jmp_buf, trap); // to this thread's wasm_rt_impl_try()
+    say_not_a_trap(si, uc);
     pass_on(sig, si, uc);
+}
+
+// The bounds of the stack @sp is on, as far as the runtime knows them: a
+// pooled stack's slot, or the thread's own stack; 0 when it is neither (a
+// fiber stack of the embedder's own).
+uintptr_t stack_floor(uintptr_t sp) {
+    auto *at = reinterpret_cast<const void *>(sp);
+    if (wasmpool::Pool *p = wasmpool::Pool::owner_of(wasmpool::Kind::stack, at)) {
+        auto index = p->locate(wasmpool::Kind::stack, at);
+        if (index)
+            return reinterpret_cast<uintptr_t>(p->slot_base(*index));
+    }
+    if (sp >= t_thread_stack_lo && sp < t_thread_stack_hi)
+        return t_thread_stack_lo;
+    return 0;
 }
 
 void install_handler_locked() {
@@ -382,14 +576,48 @@ void wasm_rt_free(void) {
     }
 }
 
-void wasm_rt_pooled_arm(void) {
+void wasm_rt_pooled_arm(void *frame) {
     wasm_rt_pooled_thread_init();
+    t_armed_frame = reinterpret_cast<uintptr_t>(frame);
+    wasm_rt_pooled_stack_floor = stack_floor(t_armed_frame);
+    t_trap_code = WASM_RT_TRAP_NONE;
     t_armed = true;
 }
+
+void wasm_rt_pooled_disarm(void) {
+    t_armed = false;
+    wasm_rt_pooled_stack_floor = 0;
+}
+
+// Guest code, kept in the guest section: it may run with the last bytes
+// of a stack, so it takes the trap on the alternate signal stack.  It
+// stores the code and faults on purpose; the handler, on the alternate
+// stack, sees a fault of guest code at g_trap_address and jumps to the
+// guarded call.  (Called on a thread with no guarded call live, the fault
+// is no trap: the process dies with a message, where the stock runtime
+// would jump through a stale buffer.)
+WASM_RT_POOLED_GUEST_ENTRY __attribute__((no_sanitize_address, no_sanitize_thread)) void
+wasm_rt_trap(wasm_rt_trap_t code) {
+    t_trap_code = code;
+    *reinterpret_cast<volatile int *>(g_trap_address) = 0;
+    __builtin_unreachable();
+}
+
+thread_local uintptr_t wasm_rt_pooled_stack_floor = 0;
 
 void wasm_rt_pooled_thread_init(void) {
     if (t_has_altstack)
         return;
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *lo = nullptr;
+        size_t size = 0;
+        if (pthread_attr_getstack(&attr, &lo, &size) == 0) {
+            t_thread_stack_lo = reinterpret_cast<uintptr_t>(lo);
+            t_thread_stack_hi = t_thread_stack_lo + size;
+        }
+        pthread_attr_destroy(&attr);
+    }
     // A thread that already has a large enough alternate stack (a
     // sanitizer's, or the embedder's) keeps it.
     stack_t cur{};
@@ -495,11 +723,16 @@ wasm_rt_pool_error_t wasm_rt_pool_create(const wasm_rt_pool_config_t *config,
                   on_exhausted);
         return t_error;
     }
-    auto made = std::unique_ptr<wasm_rt_pool>(new (std::nothrow) wasm_rt_pool);
-    if (!made) {
-        set_error(WASM_RT_POOL_NO_ADDRESS_SPACE, "wasm_rt_pool_create: out of memory");
+    std::lock_guard<std::mutex> g(g_handles_lock);
+    uintptr_t index = 0;
+    while (index < kHandles && g_handles[index].serial.load(std::memory_order_relaxed) != 0)
+        index++;
+    if (index == kHandles) {
+        set_error(WASM_RT_POOL_TOO_MANY_POOLS, "wasm_rt_pool_create: %zu pools exist already",
+                  static_cast<size_t>(kHandles));
         return t_error;
     }
+    PoolHandle *made = &g_handles[index];
     try {
         made->owned = std::make_unique<wasmpool::Pool>(c);
     } catch (const std::length_error &e) {
@@ -515,14 +748,19 @@ wasm_rt_pool_error_t wasm_rt_pool_create(const wasm_rt_pool_config_t *config,
     made->pool.store(made->owned.get());
     made->on_exhausted = static_cast<wasm_rt_pool_on_exhausted_t>(on_exhausted);
     made->table_elements = config->table_elements;
-    *pool = made.release();
+    made->fallbacks.store(0, std::memory_order_relaxed);
+    uint64_t serial = g_next_handle_serial.fetch_add(1, std::memory_order_relaxed);
+    made->serial.store(serial, std::memory_order_release);
+    *pool = handle_of(index, serial);
     t_error = WASM_RT_POOL_OK;
     return WASM_RT_POOL_OK;
 }
 
-void wasm_rt_pool_destroy(wasm_rt_pool_t *pool) {
-    if (!pool)
+void wasm_rt_pool_destroy(wasm_rt_pool_t *handle) {
+    if (!handle)
         return;
+    std::lock_guard<std::mutex> g(g_handles_lock);
+    PoolHandle *pool = resolve_or_abort("wasm_rt_pool_destroy", handle);
     // An instance still holding a slot would, once the pool is gone, free
     // it through the stock runtime or reach a later pool mapped there.
     wasmpool::Stats st = pool->owned->stats();
@@ -531,12 +769,17 @@ void wasm_rt_pool_destroy(wasm_rt_pool_t *pool) {
                 static_cast<unsigned long long>(st.acquired - st.released));
         abort();
     }
-    if (t_selected == pool)
+    if (t_selected == handle)
         t_selected = nullptr;
-    delete pool;
+    // The handle dies first: from here on every call with it is refused.
+    pool->serial.store(0, std::memory_order_release);
+    pool->pool.store(nullptr, std::memory_order_release);
+    pool->owned.reset();
 }
 
 void wasm_rt_pool_select(wasm_rt_pool_t *pool, uint64_t module_key) {
+    if (pool)
+        resolve_or_abort("wasm_rt_pool_select", pool);
     t_error = WASM_RT_POOL_OK;
     t_selected = pool;
     t_selected_key = module_key;
@@ -571,13 +814,23 @@ const char *wasm_rt_pool_strerror(wasm_rt_pool_error_t error) {
 }
 
 uint64_t wasm_rt_pool_fallbacks(const wasm_rt_pool_t *pool) {
-    return pool ? pool->fallbacks.load(std::memory_order_relaxed) : 0;
+    if (!pool)
+        return 0;
+    return resolve_or_abort("wasm_rt_pool_fallbacks", pool)
+        ->fallbacks.load(std::memory_order_relaxed);
 }
 
-wasm_rt_pool_error_t wasm_rt_pool_stack_acquire(wasm_rt_pool_t *pool, uint64_t module_key,
+wasm_rt_pool_error_t wasm_rt_pool_stack_acquire(wasm_rt_pool_t *handle, uint64_t module_key,
                                                 wasm_rt_pool_stack_t *stack) {
-    if (!pool || !stack) {
+    if (!handle || !stack) {
         set_error(WASM_RT_POOL_INVALID_ARGUMENT, "wasm_rt_pool_stack_acquire: null argument");
+        return t_error;
+    }
+    PoolHandle *pool = resolve(handle);
+    if (!pool) {
+        set_error(WASM_RT_POOL_INVALID_ARGUMENT,
+                  "wasm_rt_pool_stack_acquire: %p is not a live pool (destroyed already?)",
+                  static_cast<void *>(handle));
         return t_error;
     }
     wasmpool::Pool *p = pool->pool.load(std::memory_order_acquire);
@@ -587,23 +840,31 @@ wasm_rt_pool_error_t wasm_rt_pool_stack_acquire(wasm_rt_pool_t *pool, uint64_t m
         return WASM_RT_POOL_EXHAUSTED;
     }
     stack->size = lease->capacity();
-    stack->base = lease->detach(); // released by base in wasm_rt_pool_stack_release()
+    stack->generation = lease->generation();
+    // Released by base in wasm_rt_pool_stack_release(), through this
+    // struct: a copy of it, or a stale one, is refused there.
+    stack->base = lease->detach(reinterpret_cast<uintptr_t>(stack));
     return WASM_RT_POOL_OK;
 }
 
-void wasm_rt_pool_stack_release(wasm_rt_pool_t *pool, wasm_rt_pool_stack_t *stack) {
-    if (!pool || !stack || !stack->base) {
+void wasm_rt_pool_stack_release(wasm_rt_pool_t *handle, wasm_rt_pool_stack_t *stack) {
+    if (!handle || !stack || !stack->base) {
         fprintf(stderr, "wasm_rt_pool_stack_release: %s\n",
                 stack && !stack->base ? "stack released twice" : "null argument");
         abort();
     }
-    pool->pool.load(std::memory_order_acquire)->release_base(wasmpool::Kind::stack, stack->base);
+    PoolHandle *pool = resolve_or_abort("wasm_rt_pool_stack_release", handle);
+    pool->pool.load(std::memory_order_acquire)
+        ->release_base(wasmpool::Kind::stack, stack->base, reinterpret_cast<uintptr_t>(stack),
+                       stack->generation);
     stack->base = nullptr;
     stack->size = 0;
 }
 
 void *wasm_rt_pool_cxx(wasm_rt_pool_t *pool) {
-    return pool ? pool->pool.load(std::memory_order_acquire) : nullptr;
+    if (!pool)
+        return nullptr;
+    return resolve_or_abort("wasm_rt_pool_cxx", pool)->pool.load(std::memory_order_acquire);
 }
 
 void wasm_rt_pooled_set_pool(void *p) {
@@ -630,7 +891,8 @@ void wasm_rt_pooled_set_module(uint64_t key) {
 // --- wasm2c's memory and table functions -----------------------------------
 
 void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, uint32_t max_pages) {
-    std::byte *base = acquire_slot(wasmpool::Kind::memory, initial_pages * kWasmPage, "memory");
+    std::byte *base =
+        acquire_slot(wasmpool::Kind::memory, initial_pages * kWasmPage, "memory", memory);
     if (base) {
         memory->data = reinterpret_cast<uint8_t *>(base);
         memory->size = static_cast<uint32_t>(initial_pages * kWasmPage);
@@ -642,7 +904,8 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, u
     stock_memory_served(memory->data);
 }
 
-uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
+[[gnu::noinline]]
+static uint32_t grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
     wasmpool::Pool *p = wasmpool::Pool::owner_of(wasmpool::Kind::memory, memory->data);
     if (!p)
         return wasm_rt_stock_grow_memory(memory, delta);
@@ -652,11 +915,19 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
         return 0;
     // memory->size is 32 bits wide: 65536 pages do not fit in it.
     if (new_pages > memory->max_pages || new_pages * kWasmPage > UINT32_MAX ||
-        !p->grow_base(wasmpool::Kind::memory, memory->data, new_pages * kWasmPage))
+        !p->grow_base(wasmpool::Kind::memory, memory->data, new_pages * kWasmPage,
+                      reinterpret_cast<uintptr_t>(memory)))
         return UINT32_MAX;
     memory->pages = static_cast<uint32_t>(new_pages);
     memory->size = static_cast<uint32_t>(new_pages * kWasmPage);
     return old_pages;
+}
+
+// Called by guest code (memory.grow), perhaps with little stack left:
+// the stack check, then the work (so do the table grows below).
+WASM_RT_POOLED_GUEST_ENTRY uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
+    wasm_rt_pooled_check_stack();
+    return grow_memory(memory, delta);
 }
 
 void wasm_rt_free_memory(wasm_rt_memory_t *memory) {
@@ -669,7 +940,7 @@ void wasm_rt_free_memory(wasm_rt_memory_t *memory) {
         memory->data = nullptr;
         return;
     }
-    p->release_base(wasmpool::Kind::memory, memory->data);
+    p->release_base(wasmpool::Kind::memory, memory->data, reinterpret_cast<uintptr_t>(memory));
     memory->data = nullptr;
     memory->size = 0;
 }
@@ -680,20 +951,25 @@ void wasm_rt_free_memory(wasm_rt_memory_t *memory) {
                                          uint32_t max_elements) {                                  \
         if (!pooled_table_alloc<wasm_rt_##type##_table_t, wasm_rt_##type##_t>(t, elements,         \
                                                                               max_elements))       \
+        {                                                                                          \
             wasm_rt_stock_allocate_##type##_table(t, elements, max_elements);                      \
+            stock_held(t->data);                                                                   \
+        }                                                                                          \
     }                                                                                              \
     void wasm_rt_free_##type##_table(wasm_rt_##type##_table_t *t) {                                \
         if (!pooled_table_free<wasm_rt_##type##_table_t, wasm_rt_##type##_t>(t)) {                 \
+            stock_give_back(t->data, "table");                                                     \
             wasm_rt_stock_free_##type##_table(t);                                                  \
             t->data = nullptr;                                                                     \
         }                                                                                          \
     }                                                                                              \
-    uint32_t wasm_rt_grow_##type##_table(wasm_rt_##type##_table_t *t, uint32_t delta,              \
-                                         wasm_rt_##type##_t init) {                                \
+    WASM_RT_POOLED_GUEST_ENTRY uint32_t wasm_rt_grow_##type##_table(                               \
+        wasm_rt_##type##_table_t *t, uint32_t delta, wasm_rt_##type##_t init) {                    \
+        wasm_rt_pooled_check_stack();                                                              \
         int64_t r =                                                                                \
             pooled_table_grow<wasm_rt_##type##_table_t, wasm_rt_##type##_t>(t, delta, init);       \
         if (r == -2)                                                                               \
-            return wasm_rt_stock_grow_##type##_table(t, delta, init);                              \
+            return stock_table_grow(t, delta, init, wasm_rt_stock_grow_##type##_table);            \
         return static_cast<uint32_t>(r);                                                           \
     }
 

@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "page_scan.h"
+#include "madvisev.hpp"
 #include "pool_test_util.h"
 #include "pool_testing.h"
 #include "wasmpool/pool.h"
@@ -53,11 +53,12 @@ void dirty(std::byte *p, size_t n) {
 
 // Bytes of [p, p + n) that hold a page other than the shared zero page.
 size_t data_bytes(const void *p, size_t n) {
-    std::vector<madvisev_internal::PageRun> runs;
-    EXPECT_EQ(madvisev_internal::scan_data_pages(p, n, runs), madvisev_internal::ScanStatus::ok);
+    std::vector<madvisev_page_run> runs;
+    int err = madv::scan_data(p, n, runs);
+    EXPECT_EQ(err, 0) << "madvisev_scan_data(): " << strerror(err);
     size_t b = 0;
     for (auto &r : runs)
-        b += r.bytes;
+        b += r.length;
     return b;
 }
 
@@ -171,7 +172,7 @@ TEST_F(LifeCycleDeath, ReleaseBaseInsideASlot) {
         {
             Pool pool(small(Config{}));
             auto a = pool.acquire(Kind::memory, 1, 2 * kPage);
-            pool.release_base(Kind::memory, a->base() + kPage);
+            pool.release_base(Kind::memory, a->base() + kPage, 1);
         },
         "not the base of a slot of this pool");
 }
@@ -180,9 +181,9 @@ TEST_F(LifeCycleDeath, ReleaseBaseTwice) {
     EXPECT_DEATH(
         {
             Pool pool(small(Config{}));
-            std::byte *base = pool.acquire(Kind::stack, 1, 0)->detach();
-            pool.release_base(Kind::stack, base);
-            pool.release_base(Kind::stack, base);
+            std::byte *base = pool.acquire(Kind::stack, 1, 0)->detach(1);
+            pool.release_base(Kind::stack, base, 1);
+            pool.release_base(Kind::stack, base, 1);
         },
         "release of stack slot [0-9]+ .* in state free: released twice");
 }
@@ -264,9 +265,9 @@ TEST(Lease, ReleasesExactlyOnce) {
         EXPECT_EQ(pool.stats().released, 3u) << "move assignment";
     }
     EXPECT_EQ(pool.stats().released, 4u) << "the assigned lease's destructor";
-    std::byte *raw = pool.acquire(Kind::table, 1, kPage)->detach();
+    std::byte *raw = pool.acquire(Kind::table, 1, kPage)->detach(1);
     EXPECT_EQ(pool.stats().released, 4u) << "a detached lease is not released";
-    pool.release_base(Kind::table, raw);
+    pool.release_base(Kind::table, raw, 1);
     EXPECT_EQ(pool.stats().released, 5u);
     EXPECT_EQ(pool.stats().acquired, 5u);
 }
@@ -712,6 +713,7 @@ TEST(Flusher, ForkedChildUsesAndDestroysItsCopy) {
         pool->release(std::move(*a));
         auto b = pool->acquire(Kind::memory, 1, kPage);
         bool ok = b && all_zero(b->base(), kPage);
+        b.reset(); // released: a pool refuses destruction with a slot leased
         pool.reset();
         _exit(ok ? 0 : 1);
     }

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "internal.h"
+#include "madvisev.h"
 #include "wasmpool/pool.h"
 
 using wasmpool::Config;
@@ -151,13 +151,13 @@ class Swapped : public ::testing::TestWithParam<Policy> {
         CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
         ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0) << strerror(errno);
         if (GetParam().emulate_zero)
-            was_ = madvisev_internal::zero_force_emulation(true);
+            was_ = madvisev_zero_force_emulation(1);
     }
     void TearDown() override {
         if (GetParam().emulate_zero)
-            madvisev_internal::zero_force_emulation(was_);
+            madvisev_zero_force_emulation(was_);
     }
-    bool was_ = false;
+    int was_ = 0;
 };
 
 // 16 pages written over the slot, all swapped out and out of the swap

@@ -17,7 +17,6 @@
 #include <thread>
 #include <vector>
 
-#include "internal.h"
 #include "madvisev.h"
 #include "pool_test_util.h"
 #include "pool_testing.h"
@@ -92,13 +91,13 @@ class ZeroInPlace : public ::testing::TestWithParam<Path> {
   protected:
     void SetUp() override {
         if (GetParam() == Path::emulated)
-            was_ = madvisev_internal::zero_force_emulation(true);
+            was_ = madvisev_zero_force_emulation(1);
     }
     void TearDown() override {
         if (GetParam() == Path::emulated)
-            madvisev_internal::zero_force_emulation(was_);
+            madvisev_zero_force_emulation(was_);
     }
-    bool was_ = false;
+    int was_ = 0;
 };
 
 // Four instances (memory, table, stack each) released: one call clears

@@ -30,18 +30,26 @@ class PooledStack {
             throw std::bad_alloc();
         boost::context::stack_context sctx;
         sctx.size = lease->capacity();
-        // Boost keeps only the stack pointer: the raw path, released by base.
-        sctx.sp = lease->detach() + sctx.size; // stacks grow down
+        // Boost keeps only the stack pointer: the raw path, released by
+        // base.  Boost keeps a copy of this allocator, made after this
+        // call, so the generation travels with it.
+        generation_ = lease->generation();
+        sctx.sp = lease->detach(kOwner) + sctx.size; // stacks grow down
         return sctx;
     }
 
     void deallocate(boost::context::stack_context &sctx) noexcept {
-        pool_->release_base(Kind::stack, static_cast<std::byte *>(sctx.sp) - sctx.size);
+        pool_->release_base(Kind::stack, static_cast<std::byte *>(sctx.sp) - sctx.size, kOwner,
+                            generation_);
     }
 
   private:
+    // The owner every fiber stack is detached to: the generation is what
+    // tells one fiber's stack from the next.
+    static constexpr uintptr_t kOwner = 0xf1be5;
     Pool *pool_;
     uint64_t key_;
+    uint32_t generation_ = 0;
 };
 
 // Debian's Boost.Context switches stacks without telling AddressSanitizer,

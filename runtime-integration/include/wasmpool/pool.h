@@ -198,8 +198,10 @@ class Pool {
     // flusher thread not started), and std::length_error when the process
     // already has kMaxPools pools.
     explicit Pool(Config cfg);
-    // Stops the flusher; any slot still leased is the caller's bug and its
-    // memory goes with the pool.  Every Lease must be gone before.
+    // Stops the flusher.  Every slot must have been released (every Lease
+    // gone, every detached base given back): a slot still leased stops the
+    // process with a message naming it, since its holder would otherwise
+    // release it into whatever is mapped there next.
     ~Pool();
     Pool(const Pool &) = delete;
     Pool &operator=(const Pool &) = delete;
@@ -241,8 +243,11 @@ class Pool {
         void release();
         // The raw path, for a caller that can keep only the base (wasm2c
         // keeps a memory's data pointer): the lease becomes empty without
-        // releasing, and the caller must call Pool::release_base() once.
-        [[nodiscard]] std::byte *detach();
+        // releasing, and the caller must call Pool::release_base() once,
+        // presenting @owner: a non-zero value it keeps with the base (the
+        // address of the struct that holds the base, or a token unique
+        // among the slot's holders).  Aborts for an empty lease or owner 0.
+        [[nodiscard]] std::byte *detach(uintptr_t owner);
 
       private:
         friend class Pool;
@@ -279,20 +284,26 @@ class Pool {
     void flush(bool all = false);
 
     // The raw path, for callers that kept only a slot's base (see
-    // Lease::detach()): wasm-rt-pooled uses these.  They cannot tell a
-    // stale base from the current lease of the same slot.
+    // Lease::detach()): wasm-rt-pooled uses these.  The owner given to
+    // detach() tells a stale base (or a copy of its holder) from the
+    // current lease of the same slot; a generation, where the caller kept
+    // one, tells a stale holder at the same address.
     //
     // The slot of @kind whose region holds @p: a memory or table slot and
     // the guard after it, a stack slot and the guard below it.
     std::optional<SlotIndex> locate(Kind kind, const void *p) const;
+    // The lowest usable address of a slot (a stack grows down to it).
+    std::byte *slot_base(SlotIndex index) const;
     // The live pool whose @kind slots hold @p, if any.
     static Pool *owner_of(Kind kind, const void *p);
     // grow() by base: false where @base is not in this pool; aborts where
-    // it is but is not a slot's base.
-    bool grow_base(Kind kind, const void *base, size_t bytes);
-    // release() by base: aborts unless @base is the base of a leased slot
-    // of @kind in this pool.
-    void release_base(Kind kind, const void *base);
+    // it is but is not the base of a slot leased to @owner.
+    bool grow_base(Kind kind, const void *base, size_t bytes, uintptr_t owner);
+    // release() by base: aborts, with a message naming the slot, unless
+    // @base is the base of a slot of @kind in this pool leased to @owner
+    // (under @generation, if given).
+    void release_base(Kind kind, const void *base, uintptr_t owner,
+                      std::optional<uint32_t> generation = std::nullopt);
 
     Stats stats() const;
     const Config &config() const;

@@ -22,15 +22,24 @@
  *
  * Traps: the trap state is per thread (<wasm-rt-impl.h> says where
  * wasm_rt_impl_try() must run).  A fault is turned into a trap only when
- * it is a guest's: an access to a pool's linear-memory reservation
- * (WASM_RT_TRAP_OOB) or to a stack guard, pooled or the thread's own
- * (WASM_RT_TRAP_EXHAUSTION), or to a stock-runtime memory's reservation
- * (OOB), on a thread that has armed wasm_rt_impl_try().  Anything else
- * takes the handler that was installed before wasm_rt_init() (by default:
- * the process dies of the signal, as it would without us).  A host bug
- * that faults at those addresses (the WASI layer reading past a memory,
- * say) is taken for the guest's trap: host code that touches guest memory
- * checks its bounds first, as wasmpool/wasi.h does.
+ * it is a guest's: an instruction of guest code (a module built by
+ * wasm_rt_pooled_module() in runtime-integration/CMakeLists.txt, or a
+ * WASM_RT_POOLED_GUEST_ENTRY stub), running below the frame of a live
+ * wasm_rt_impl_try(), that accessed a pool's linear-memory reservation
+ * (WASM_RT_TRAP_OOB), a stack guard, pooled or the thread's own
+ * (WASM_RT_TRAP_EXHAUSTION), or a stock-runtime memory's reservation
+ * (OOB).  Anything else takes the handler that was installed before
+ * wasm_rt_init() (by default: the process dies of the signal, as it would
+ * without us), after a line on stderr when the address was a guest's.  A
+ * fault in host code is never jumped out of: a lock it held (malloc's)
+ * would stay held, and C++ frames cannot be unwound by a longjmp.
+ *
+ * Host imports: a guest can call one with almost no stack left.  Define
+ * each as a WASM_RT_POOLED_GUEST_ENTRY stub whose first statement is
+ * wasm_rt_pooled_check_stack(), and do the work in a function it calls:
+ * the stub traps (WASM_RT_TRAP_EXHAUSTION) unless
+ * WASM_RT_POOLED_HOST_STACK_BYTES are left, so the host code after it
+ * never reaches a guard (wasmpool/wasi.h's imports do this).
  */
 #ifndef WASM_RT_POOLED_H
 #define WASM_RT_POOLED_H
@@ -44,6 +53,34 @@ extern "C" {
 #endif
 
 typedef struct wasm_rt_pool wasm_rt_pool_t;
+
+/* Stack a host import is guaranteed (see above). */
+#define WASM_RT_POOLED_HOST_STACK_BYTES (32u << 10)
+
+/* A function guest code calls that must be guest code itself: placed in
+ * the guest section, never inlined into a caller. */
+#define WASM_RT_POOLED_GUEST_ENTRY                                                                 \
+    __attribute__((section("wasm_rt_pooled_guest_text"), noinline))
+
+/* The lowest address of the stack the calling thread's guarded call runs
+ * on (a pooled stack's or the thread's own), set by wasm_rt_impl_try();
+ * 0 where it is not known (a fiber stack the pool did not give), and then
+ * nothing is checked. */
+#ifdef __cplusplus
+extern thread_local uintptr_t wasm_rt_pooled_stack_floor;
+#else
+extern _Thread_local uintptr_t wasm_rt_pooled_stack_floor;
+#endif
+
+/* Trap (WASM_RT_TRAP_EXHAUSTION) unless WASM_RT_POOLED_HOST_STACK_BYTES
+ * of stack are left below the caller: the first statement of a
+ * WASM_RT_POOLED_GUEST_ENTRY stub. */
+static inline __attribute__((always_inline)) void wasm_rt_pooled_check_stack(void) {
+    uintptr_t floor = wasm_rt_pooled_stack_floor;
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    if (floor != 0 && here >= floor && here - floor < WASM_RT_POOLED_HOST_STACK_BYTES)
+        wasm_rt_trap(WASM_RT_TRAP_EXHAUSTION);
+}
 
 typedef enum wasm_rt_pool_error {
     WASM_RT_POOL_OK = 0,
@@ -122,8 +159,11 @@ wasm_rt_pool_error_t wasm_rt_pool_create(const wasm_rt_pool_config_t *config,
                                          wasm_rt_pool_t **pool);
 
 /* Destroy a pool; NULL is ignored.  Its instances must be freed first
- * (the process stops with a message if a slot is still in use), and every
- * thread that selected it must have selected another (or NULL). */
+ * (the process stops with a message if a slot is still in use).  The
+ * handle stays recognisable: any later call with it (or an allocation on a
+ * thread that still has it selected) stops the process with a message,
+ * except wasm_rt_pool_stack_acquire(), which fails with
+ * WASM_RT_POOL_INVALID_ARGUMENT. */
 void wasm_rt_pool_destroy(wasm_rt_pool_t *pool);
 
 /* Memories and tables allocated by the calling thread from now on (an
@@ -150,10 +190,13 @@ uint64_t wasm_rt_pool_fallbacks(const wasm_rt_pool_t *pool);
 
 /* A fiber stack from @pool: [base, base + size) is usable, the guard lies
  * below base.  Give it back with wasm_rt_pool_stack_release() exactly
- * once. */
+ * once, through the same struct: a copy of it, or a struct released
+ * before, stops the process with a message naming the slot. */
 typedef struct wasm_rt_pool_stack {
     void *base;
     size_t size;
+    /* Which lease of the slot this is: a stale struct is refused. */
+    uint32_t generation;
 } wasm_rt_pool_stack_t;
 wasm_rt_pool_error_t wasm_rt_pool_stack_acquire(wasm_rt_pool_t *pool, uint64_t module_key,
                                                 wasm_rt_pool_stack_t *stack);
