@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define MADVISEV_VERSION_MAJOR 0
-#define MADVISEV_VERSION_MINOR 2
+#define MADVISEV_VERSION_MINOR 3
 
 /* Exported functions; the library is built with hidden visibility. */
 #if defined(__GNUC__) && __GNUC__ >= 4
