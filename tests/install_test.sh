@@ -5,8 +5,11 @@
 # consumers against the staged tree as users do: a C11 program through
 # pkg-config (shared, the same with PKG_CONFIG_SYSROOT_DIR, and --static)
 # and a C++ program through CMake's find_package(madvisev) (shared and
-# static).  Then the tree is moved, and the consumers are built again from
-# the new place, as at the final location.  Each consumer zeroes pages.
+# static), and runtime-integration/ on its own the same way (the pool, the
+# runtime, its embedding example, which runs; nothing of libmadvisev's
+# source tree used).  Then the tree is moved, and the C and C++ consumers
+# are built again from the new place, as at the final location.  Each
+# consumer zeroes pages.
 # Exit 0 pass, 1 fail.
 set -euo pipefail
 src=$(cd "$1" && pwd)
@@ -234,6 +237,52 @@ cxx() { # TREE NAME
 echo "== C++, find_package(madvisev)"
 cxx "$stage" staged
 
+# The runtime layer as its author builds it: runtime-integration/ on its
+# own (its standalone mode), against the staged library through
+# find_package(madvisev): the pool, wasm-rt-pooled, the echo module and the
+# C embedding example, which then runs.  Nothing of libmadvisev's source
+# or build tree may reach that build: no path into it on a compile line or
+# the example's link line, no header read from there (the compiler's own
+# record of what each compilation read); madvisev.h and madvisev.hpp are
+# the staged ones, libmadvisev.a too.
+echo "== runtime-integration, standalone, find_package(madvisev)"
+rt=$tmp/runtime
+if ! cmake -S "$src/runtime-integration" -B "$rt" ${gen:+-G "$gen"} -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCMAKE_PREFIX_PATH="$stage/usr" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON > "$tmp/runtime.log" 2>&1 ||
+    ! cmake --build "$rt" -j 2 >> "$tmp/runtime.log" 2>&1; then
+    log_fail "runtime-integration did not build against the staged library" "$tmp/runtime.log"
+fi
+grep -q "madvisev_DIR:PATH=$stage/usr/$libdir/cmake/madvisev\$" "$rt/CMakeCache.txt" ||
+    fail "runtime-integration: find_package found $(grep madvisev_DIR "$rt/CMakeCache.txt")"
+# The headers each compilation read: Ninja keeps them in its log, Make in
+# a .d file beside each object.
+make_prog=$(sed -n 's/^CMAKE_MAKE_PROGRAM:[A-Z]*=//p' "$rt/CMakeCache.txt")
+if [ -f "$rt/build.ninja" ]; then
+    "$make_prog" -C "$rt" -t deps > "$tmp/runtime.deps" || fail "runtime-integration: ninja -t deps"
+    "$make_prog" -C "$rt" -t commands wasm-rt-pooled-embed | tail -n 1 > "$tmp/runtime.link"
+else
+    find "$rt" -name '*.o.d' -exec cat {} + > "$tmp/runtime.deps"
+    cat "$rt/CMakeFiles/wasm-rt-pooled-embed.dir/link.txt" > "$tmp/runtime.link"
+fi
+[ -s "$tmp/runtime.deps" ] || fail "runtime-integration: no record of the headers read"
+grep -qF "$stage/usr/$libdir/libmadvisev.a" "$tmp/runtime.link" ||
+    fail "wasm-rt-pooled-embed is not linked with the staged libmadvisev.a: $(cat "$tmp/runtime.link")"
+# Any path into libmadvisev's tree ($src written <src>, so that where the
+# source lies does not matter; ../libmadvisev/ counts too).
+used=$(cat "$rt/compile_commands.json" "$tmp/runtime.link" "$tmp/runtime.deps")
+used=${used//"$src/"/<src>/}
+leaks=$(grep -o '[^ "]*libmadvisev/[^ "]*' <<< "$used" | sort -u || true)
+[ -z "$leaks" ] || fail "runtime-integration used libmadvisev's own tree, not the staged one:$(head -n 10 <<< "$leaks" | sed 's/^/ /' | tr '\n' ';')"
+headers=$(tr -s ' \t\\' '\n' < "$tmp/runtime.deps" | grep -E '(^|/)madvisev\.(h|hpp)$' | sort -u || true)
+[ "$headers" = "$(printf '%s\n' "$stage/usr/include/madvisev.h" "$stage/usr/include/madvisev.hpp")" ] ||
+    fail "runtime-integration read madvisev.h and madvisev.hpp from elsewhere than $stage/usr/include:$(sed 's/^/ /' <<< "$headers" | tr '\n' ';')"
+echo "  madvisev.h, madvisev.hpp and libmadvisev.a from the staged tree; no path into libmadvisev's sources"
+! readelf -d "$rt/wasm-rt-pooled-embed" | grep -q "(NEEDED).*\[libmadvisev" ||
+    fail "wasm-rt-pooled-embed uses the shared library"
+"$rt/wasm-rt-pooled-embed" > "$tmp/embed.out" 2>&1 || fail "wasm-rt-pooled-embed failed: $(cat "$tmp/embed.out")"
+grep -q "100 instances of echo" "$tmp/embed.out" || fail "wasm-rt-pooled-embed: $(cat "$tmp/embed.out")"
+sed 's/^/  /' "$tmp/embed.out"
+
 # The same tree elsewhere: nothing in it may name where it was staged.
 echo "== moved"
 mv "$stage" "$tmp/moved"
@@ -243,4 +292,4 @@ cxx "$tmp/moved" moved
 
 [ "$exports_ok" = 1 ] || fail "the installed library's exports (see above)"
 echo "PASS: installed (prefix /usr, libdir $libdir) and used from C (pkg-config, shared and static)" \
-     "and C++ (CMake, shared and static), staged and moved"
+     "and C++ (CMake, shared and static), staged and moved; runtime-integration built against it"
