@@ -596,8 +596,7 @@ void wasm_rt_pooled_disarm(void) {
 // guarded call.  (Called on a thread with no guarded call live, the fault
 // is no trap: the process dies with a message, where the stock runtime
 // would jump through a stale buffer.)
-WASM_RT_POOLED_GUEST_ENTRY __attribute__((no_sanitize_address, no_sanitize_thread)) void
-wasm_rt_trap(wasm_rt_trap_t code) {
+WASM_RT_POOLED_GUEST_ENTRY void wasm_rt_trap(wasm_rt_trap_t code) {
     t_trap_code = code;
     *reinterpret_cast<volatile int *>(g_trap_address) = 0;
     __builtin_unreachable();

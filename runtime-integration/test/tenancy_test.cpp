@@ -192,6 +192,7 @@ TEST(TenancyDeath, PoolDestroyedWithALeasedSlotStops) {
 // Every call with a destroyed handle is told, even after another pool
 // took its place.
 TEST(TenancyDeath, HandleUsedAfterDestroyIsRefused) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe"); // one case starts a thread
     wasm_rt_pool_config_t c = one_slot_config();
     wasm_rt_pool_t *gone;
     ASSERT_EQ(wasm_rt_pool_create(&c, &gone), WASM_RT_POOL_OK);

@@ -58,9 +58,11 @@ typedef struct wasm_rt_pool wasm_rt_pool_t;
 #define WASM_RT_POOLED_HOST_STACK_BYTES (32u << 10)
 
 /* A function guest code calls that must be guest code itself: placed in
- * the guest section, never inlined into a caller. */
+ * the guest section, never inlined into a caller, and free of sanitizer
+ * calls (those are host code, and would run before the stack check). */
 #define WASM_RT_POOLED_GUEST_ENTRY                                                                 \
-    __attribute__((section("wasm_rt_pooled_guest_text"), noinline))
+    __attribute__((section("wasm_rt_pooled_guest_text"), noinline,                                 \
+                   no_sanitize("address", "thread", "undefined")))
 
 /* The lowest address of the stack the calling thread's guarded call runs
  * on (a pooled stack's or the thread's own), set by wasm_rt_impl_try();
