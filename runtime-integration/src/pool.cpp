@@ -56,6 +56,9 @@ std::atomic<uint32_t> g_next_thread{0};
 // are lock-free; registration and the exit flush take the lock, so that a
 // pool is not destroyed under an exiting thread's flush.
 std::atomic<Pool *> g_pools[Pool::kMaxPools];
+// One past the highest index ever used: owner_of() (every guarded guest
+// call, every fault) looks no further.
+std::atomic<int> g_pools_used{0};
 Pool::Impl *g_impls[Pool::kMaxPools]; // under g_pools_lock, beside g_pools
 std::mutex g_pools_lock;
 
@@ -121,6 +124,8 @@ Pool::Pool(Config cfg) : impl_(std::make_unique<Impl>(std::move(cfg))) {
     std::lock_guard<std::mutex> g(g_pools_lock);
     for (int i = 0; i < kMaxPools; i++) {
         if (g_pools[i].load() == nullptr) {
+            if (i >= g_pools_used.load(std::memory_order_relaxed))
+                g_pools_used.store(i + 1, std::memory_order_release);
             g_impls[i] = impl_.get();
             g_pools[i].store(this, std::memory_order_release);
             return;
@@ -194,8 +199,9 @@ void detail::note_pool_use(const Pool *pool, Pool::Impl *impl) {
 }
 
 Pool *Pool::owner_of(Kind kind, const void *p) {
-    for (auto &registered : g_pools) {
-        Pool *pool = registered.load(std::memory_order_acquire);
+    int used = g_pools_used.load(std::memory_order_acquire);
+    for (int i = 0; i < used; i++) {
+        Pool *pool = g_pools[i].load(std::memory_order_acquire);
         if (pool && pool->locate(kind, p))
             return pool;
     }

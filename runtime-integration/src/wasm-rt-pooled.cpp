@@ -520,14 +520,14 @@ void on_fault(int sig, siginfo_t *si, void *uc) {
 // pooled stack's slot, or the thread's own stack; 0 when it is neither (a
 // fiber stack of the embedder's own).
 uintptr_t stack_floor(uintptr_t sp) {
+    if (sp >= t_thread_stack_lo && sp < t_thread_stack_hi)
+        return t_thread_stack_lo;
     auto *at = reinterpret_cast<const void *>(sp);
     if (wasmpool::Pool *p = wasmpool::Pool::owner_of(wasmpool::Kind::stack, at)) {
         auto index = p->locate(wasmpool::Kind::stack, at);
         if (index)
             return reinterpret_cast<uintptr_t>(p->slot_base(*index));
     }
-    if (sp >= t_thread_stack_lo && sp < t_thread_stack_hi)
-        return t_thread_stack_lo;
     return 0;
 }
 
