@@ -128,9 +128,20 @@ PoolHandle *current(uint64_t *key) {
         return nullptr;
     if (mode == kUnset) {
         std::call_once(g_default_once, [] {
-            static wasmpool::Pool default_pool{wasmpool::Config{}};
+            // Destroyed at exit only if no instance still holds a slot: a
+            // program may exit with instances alive, and ~Pool stops the
+            // process rather than unmap a slot under its holder.
+            struct DefaultPool {
+                wasmpool::Pool *pool = new wasmpool::Pool(wasmpool::Config{});
+                ~DefaultPool() {
+                    wasmpool::Stats st = pool->stats();
+                    if (st.acquired == st.released)
+                        delete pool;
+                }
+            };
+            static DefaultPool default_pool;
             wasmpool::Pool *expected = nullptr;
-            g_default.pool.compare_exchange_strong(expected, &default_pool);
+            g_default.pool.compare_exchange_strong(expected, default_pool.pool);
             int unset = kUnset;
             g_default_mode.compare_exchange_strong(unset, kPool);
         });

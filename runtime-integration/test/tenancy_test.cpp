@@ -189,6 +189,21 @@ TEST(TenancyDeath, PoolDestroyedWithALeasedSlotStops) {
         "destruction of the pool of table slot [01] .* the slot is still leased");
 }
 
+// A program may still exit with instances alive in the process default
+// pool: that pool is left to the exit, not destroyed under them (which
+// would stop the process).
+TEST(TenancyDeath, ExitWithALiveInstanceInTheDefaultPool) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_EXIT(
+        {
+            static Z_echo_instance_t inst;
+            instantiate(&inst);
+            fprintf(stderr, "exiting with an instance alive\n");
+            exit(0);
+        },
+        ::testing::ExitedWithCode(0), "exiting with an instance alive");
+}
+
 // Every call with a destroyed handle is told, even after another pool
 // took its place.
 TEST(TenancyDeath, HandleUsedAfterDestroyIsRefused) {
