@@ -229,29 +229,36 @@ bool died_of_the_fault(int status) {
 #define EXPECT_DIES_OF_THE_FAULT(stmt, msg) EXPECT_EXIT(stmt, ::testing::KilledBySignal(SIGSEGV), msg)
 #endif
 
+// In the death test's child: an instance of traps, after a guarded call on
+// it returned; then @after, which must fault and must not be trapped back
+// into that call's dead frame.  Exits 3 if it was (the call "returned"
+// again), 2 if the fault was not taken at all.
+template <class Fn> [[noreturn]] void fault_after_a_guarded_call(Fn &&after) {
+    alarm(30);
+    wasmpool::Pool pool(host_stack_config());
+    wasm_rt_pooled_set_pool(&pool);
+    Z_traps_instance_t inst;
+    Z_traps_instantiate(&inst);
+    static int returns = 0;
+    int trap = deeper_guarded_div(&inst);
+    if (++returns > 1) {
+        fprintf(stderr, "the guarded call returned again (trap %d)\n", trap);
+        _exit(3);
+    }
+    after(&inst);
+    _exit(2);
+}
+
 // A host bug after the guarded call returned: reading past the guest's
 // memory.  Not the guest's trap: the process dies of it (before the fix,
 // wasm_rt_impl_try() "returned" again in guarded_div's dead frame).
 TEST(HostStackDeath, HostFaultAfterTheGuardedCallIsNotATrap) {
     GTEST_FLAG_SET(death_test_style, "threadsafe");
-    EXPECT_DIES_OF_THE_FAULT(
-        {
-            alarm(30);
-            wasmpool::Pool pool(host_stack_config());
-            wasm_rt_pooled_set_pool(&pool);
-            Z_traps_instance_t inst;
-            Z_traps_instantiate(&inst);
-            static int returns = 0;
-            int trap = deeper_guarded_div(&inst);
-            if (++returns > 1) {
-                fprintf(stderr, "the guarded call returned again (trap %d)\n", trap);
-                _exit(3);
-            }
-            volatile uint8_t *past = Z_trapsZ_memory(&inst)->data + 2 * 65536;
-            fprintf(stderr, "read %d\n", *past);
-            _exit(2);
-        },
-        "not guest code");
+    EXPECT_DIES_OF_THE_FAULT(fault_after_a_guarded_call([](Z_traps_instance_t *inst) {
+                                 volatile uint8_t *past = Z_trapsZ_memory(inst)->data + 2 * 65536;
+                                 fprintf(stderr, "read %d\n", *past);
+                             }),
+                             "not guest code");
 }
 
 // Guest code called outside any live guarded call (the host's bug): its
@@ -259,25 +266,12 @@ TEST(HostStackDeath, HostFaultAfterTheGuardedCallIsNotATrap) {
 TEST(HostStackDeath, GuestFaultAfterTheGuardedCallReturnedIsNotATrap) {
     GTEST_FLAG_SET(death_test_style, "threadsafe");
     for (bool disarm : {false, true}) {
-        EXPECT_DIES_OF_THE_FAULT(
-            {
-                alarm(30);
-                wasmpool::Pool pool(host_stack_config());
-                wasm_rt_pooled_set_pool(&pool);
-                Z_traps_instance_t inst;
-                Z_traps_instantiate(&inst);
-                static int returns = 0;
-                int trap = deeper_guarded_div(&inst);
-                if (++returns > 1) {
-                    fprintf(stderr, "the guarded call returned again (trap %d)\n", trap);
-                    _exit(3);
-                }
-                if (disarm)
-                    wasm_rt_pooled_disarm();
-                Z_trapsZ_load(&inst, 3 * 65536);
-                _exit(2);
-            },
-            "not a trap");
+        EXPECT_DIES_OF_THE_FAULT(fault_after_a_guarded_call([disarm](Z_traps_instance_t *inst) {
+                                     if (disarm)
+                                         wasm_rt_pooled_disarm();
+                                     Z_trapsZ_load(inst, 3 * 65536);
+                                 }),
+                                 "not a trap");
     }
 }
 

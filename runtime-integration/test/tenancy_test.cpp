@@ -46,6 +46,15 @@ wasm_rt_pool_config_t one_slot_config() {
     return c;
 }
 
+// In a death test's child: a pool of one slot per kind, or exit 2.
+wasm_rt_pool_t *one_slot_pool() {
+    wasm_rt_pool_config_t c = one_slot_config();
+    wasm_rt_pool_t *pool;
+    if (wasm_rt_pool_create(&c, &pool) != WASM_RT_POOL_OK)
+        _exit(2);
+    return pool;
+}
+
 int instantiate(Z_echo_instance_t *inst) {
     int trap = wasm_rt_impl_try();
     if (trap == 0)
@@ -64,10 +73,7 @@ void write_secret(Z_echo_instance_t *inst) {
 TEST(TenancyDeath, FreeThroughACopyOfAnInstanceIsRefused) {
     EXPECT_DEATH(
         {
-            wasm_rt_pool_config_t c = one_slot_config();
-            wasm_rt_pool_t *pool;
-            if (wasm_rt_pool_create(&c, &pool) != WASM_RT_POOL_OK)
-                _exit(2);
+            wasm_rt_pool_t *pool = one_slot_pool();
             wasm_rt_pool_select(pool, 1);
             Z_echo_instance_t a;
             Z_echo_instance_t b;
@@ -92,10 +98,7 @@ TEST(TenancyDeath, FreeThroughACopyOfAnInstanceIsRefused) {
 TEST(TenancyDeath, StaleStackStructIsRefused) {
     EXPECT_DEATH(
         {
-            wasm_rt_pool_config_t c = one_slot_config();
-            wasm_rt_pool_t *pool;
-            if (wasm_rt_pool_create(&c, &pool) != WASM_RT_POOL_OK)
-                _exit(2);
+            wasm_rt_pool_t *pool = one_slot_pool();
             wasm_rt_pool_stack_t s;
             wasm_rt_pool_stack_t other;
             if (wasm_rt_pool_stack_acquire(pool, 1, &s) != WASM_RT_POOL_OK)
@@ -110,10 +113,7 @@ TEST(TenancyDeath, StaleStackStructIsRefused) {
         "release of stack slot 0 .* by owner .*: it is held by");
     EXPECT_DEATH(
         {
-            wasm_rt_pool_config_t c = one_slot_config();
-            wasm_rt_pool_t *pool;
-            if (wasm_rt_pool_create(&c, &pool) != WASM_RT_POOL_OK)
-                _exit(2);
+            wasm_rt_pool_t *pool = one_slot_pool();
             wasm_rt_pool_stack_t s;
             if (wasm_rt_pool_stack_acquire(pool, 1, &s) != WASM_RT_POOL_OK)
                 _exit(2);
@@ -134,11 +134,7 @@ TEST(TenancyDeath, StaleStackStructIsRefused) {
 TEST(TenancyDeath, FreeFromADestroyedPoolIsRefused) {
     EXPECT_DEATH(
         {
-            wasm_rt_pool_config_t c = one_slot_config();
-            wasm_rt_pool_t *first;
-            wasm_rt_pool_t *second;
-            if (wasm_rt_pool_create(&c, &first) != WASM_RT_POOL_OK)
-                _exit(2);
+            wasm_rt_pool_t *first = one_slot_pool();
             wasm_rt_pool_select(first, 1);
             Z_echo_instance_t a;
             Z_echo_instance_t b;
@@ -146,8 +142,7 @@ TEST(TenancyDeath, FreeFromADestroyedPoolIsRefused) {
             Z_echo_instance_t copy = a;
             Z_echo_free(&a);
             wasm_rt_pool_destroy(first);
-            if (wasm_rt_pool_create(&c, &second) != WASM_RT_POOL_OK)
-                _exit(2);
+            wasm_rt_pool_t *second = one_slot_pool();
             wasm_rt_pool_select(second, 1);
             instantiate(&b);
             if (Z_echoZ_memory(&b)->data != Z_echoZ_memory(&copy)->data)
@@ -158,10 +153,7 @@ TEST(TenancyDeath, FreeFromADestroyedPoolIsRefused) {
         "held by");
     EXPECT_DEATH(
         {
-            wasm_rt_pool_config_t c = one_slot_config();
-            wasm_rt_pool_t *pool;
-            if (wasm_rt_pool_create(&c, &pool) != WASM_RT_POOL_OK)
-                _exit(2);
+            wasm_rt_pool_t *pool = one_slot_pool();
             wasm_rt_pool_select(pool, 1);
             Z_echo_instance_t a;
             instantiate(&a);
@@ -227,9 +219,7 @@ TEST(TenancyDeath, HandleUsedAfterDestroyIsRefused) {
         {
             // Selected, then destroyed (by another part of the program):
             // the thread's next instantiation is refused.
-            wasm_rt_pool_t *p;
-            if (wasm_rt_pool_create(&c, &p) != WASM_RT_POOL_OK)
-                _exit(2);
+            wasm_rt_pool_t *p = one_slot_pool();
             wasm_rt_pool_select(p, 1);
             std::thread([p] { wasm_rt_pool_destroy(p); }).join();
             Z_echo_instance_t a;
