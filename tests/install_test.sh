@@ -237,6 +237,45 @@ cxx() { # TREE NAME
 echo "== C++, find_package(madvisev)"
 cxx "$stage" staged
 
+# C: a C-only project links the static library through find_package (the
+# C++ runtime the library needs comes with the target), a MADVISEV_ZERO.
+mkdir -p "$tmp/c"
+cat > "$tmp/c/CMakeLists.txt" <<CM
+cmake_minimum_required(VERSION 3.25)
+project(cconsumer C)
+find_package(madvisev ${version%.*} REQUIRED)
+add_executable(cconsumer main.c)
+target_link_libraries(cconsumer PRIVATE madvisev::madvisev_static)
+CM
+cat > "$tmp/c/main.c" <<'C'
+#include <madvisev.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+int main(void) {
+    long ps = sysconf(_SC_PAGESIZE);
+    char *p = mmap(NULL, (size_t)ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct iovec v;
+    if (p == MAP_FAILED)
+        return 1;
+    memset(p, 7, (size_t)ps);
+    v.iov_base = p;
+    v.iov_len = (size_t)ps;
+    if (madvisev(&v, 1, MADVISEV_ZERO, 0) != ps || p[0] != 0 || p[ps - 1] != 0)
+        return 1;
+    printf("C consumer (static): zeroed\n");
+    return 0;
+}
+C
+echo "== C, find_package(madvisev), the static library"
+if ! cmake -S "$tmp/c" -B "$tmp/c/b" ${gen:+-G "$gen"} -DCMAKE_PREFIX_PATH="$stage/usr" > "$tmp/c.log" 2>&1 ||
+    ! cmake --build "$tmp/c/b" >> "$tmp/c.log" 2>&1; then
+    log_fail "C consumer of the static library did not build" "$tmp/c.log"
+fi
+"$tmp/c/b/cconsumer" || fail "C consumer (static) failed"
+
 # The runtime layer as its author builds it: runtime-integration/ on its
 # own (its standalone mode), against the staged library through
 # find_package(madvisev): the pool, wasm-rt-pooled, the echo module and the

@@ -28,6 +28,17 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+/*
+ * Strict ISO modes (-std=c89, -std=c11 with no feature-test macro) make
+ * <sys/mman.h> hide the MADV_* values.  The one this header's
+ * documentation and most callers use is defined here with Linux's value,
+ * token for token as <sys/mman.h> and <linux/mman.h> define it, so that a
+ * later inclusion of either is no redefinition.  (Alpha numbers it 6.)
+ */
+#if !defined(MADV_DONTNEED) && defined(__linux__) && !defined(__alpha__)
+#define MADV_DONTNEED 4
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -99,7 +110,7 @@ enum madvisev_backend {
     MADVISEV_BACKEND_SYSCALL = 1,
     MADVISEV_BACKEND_PROCESS_MADVISE = 2,
     MADVISEV_BACKEND_IO_URING = 3,
-    MADVISEV_BACKEND_SEQUENTIAL = 4,
+    MADVISEV_BACKEND_SEQUENTIAL = 4
 };
 #define MADVISEV_BACKEND_MAX MADVISEV_BACKEND_SEQUENTIAL
 
@@ -197,7 +208,11 @@ struct madvisev_page_run {
  * Find the pages of [@addr, @addr + @len) that can hold data: present and
  * not the shared zero page, or swapped out.  Untouched pages, pages only
  * read (the zero page) and holes hold none.  PAGEMAP_SCAN (Linux 6.7+)
- * answers; before 6.7 /proc/self/pagemap's entries, read page by page.
+ * answers; before 6.7 /proc/self/pagemap's entries, read page by page
+ * (from 256 MiB on, holes and mappings without a page, per smaps, are
+ * skipped).  The pagemap descriptor is kept open and checked at each call:
+ * a forked child (_Fork() and clone() included) opens its own, and a
+ * descriptor number the program took over is left alone.
  *
  * Stores up to @max_runs runs in @runs, in address order, and returns how
  * many.  @next_offset (may be NULL) receives where the first run that did

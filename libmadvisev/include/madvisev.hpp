@@ -3,6 +3,12 @@
 // them with one madvisev() call (MADVISEV_ZERO included), and a whole-range page scan.
 #pragma once
 
+// std::span, and the library's users are built as C++20: below that, a
+// message that says so rather than a page of errors about std::span.
+#if !defined(__cplusplus) || __cplusplus < 202002L
+#error "madvisev.hpp needs C++20 (-std=c++20 or later); madvisev.h is the C interface"
+#endif
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -97,8 +103,9 @@ class batch {
     void on_error(error_handler h) { on_error_ = std::move(h); }
 
     // Queue one range.  When the batch is full it is flushed first; the
-    // result is that flush's, or EINVAL for a bad range, or ENOBUFS when
-    // the batch is full and could not be flushed (the range is not queued).
+    // result carries that flush's bytes and ranges, with error ENOBUFS if
+    // the batch is still full (the range is not queued), or EINVAL for a
+    // bad range.
     // Empty ranges at an aligned address are accepted and not queued.
     [[nodiscard]] flush_result add(void *addr, std::size_t len) noexcept {
         flush_result r;
@@ -118,8 +125,7 @@ class batch {
         if (ranges_.size() >= capacity_) {
             r = flush();
             if (ranges_.size() >= capacity_) {
-                if (r.error == 0)
-                    r.error = ENOBUFS;
+                r.error = ENOBUFS; // not queued; flush() says why the batch is stuck
                 return r;
             }
         }

@@ -55,6 +55,7 @@ struct UringApi {
 UringApi g_api{};
 std::atomic<bool> g_api_ok{false};
 bool g_api_failed = false; // definitely: not there, or not usable
+int g_api_errno = EMFILE;   // why not yet, while not failed
 const char *g_api_why = "liburing not loaded";
 std::mutex g_api_lock;
 
@@ -69,13 +70,26 @@ void load_api() {
     int probe_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (probe_fd < 0) {
         g_api_why = "no free descriptor to load liburing.so.2; asked again at the next call";
+        g_api_errno = EMFILE;
         return;
     }
     close(probe_fd);
     void *h = dlopen("liburing.so.2", RTLD_NOW | RTLD_LOCAL);
     if (h == nullptr) {
-        g_api_why = "liburing.so.2 cannot be loaded (package liburing2)";
-        g_api_failed = true;
+        // Only "no such file" is a definite no.  Anything else (no memory
+        // to map it: ENOMEM under RLIMIT_AS or a full address space, a
+        // descriptor taken by another thread meanwhile...) may pass: the
+        // load is tried again at the next call.  dlerror() ends with
+        // strerror() of the cause, in the locale strerror() uses here.
+        const char *err = dlerror();
+        if (err != nullptr && strstr(err, strerror(ENOENT)) != nullptr) {
+            g_api_why = "liburing.so.2 cannot be loaded (package liburing2)";
+            g_api_failed = true;
+        } else {
+            g_api_why = "liburing.so.2 could not be loaded now (no memory?); asked again at the "
+                        "next call";
+            g_api_errno = ENOMEM;
+        }
         return;
     }
     bool ok = true;
@@ -100,16 +114,17 @@ void load_api() {
 }
 
 // liburing's functions are loaded: true; else false with errno ENOSYS when
-// they never will be, EMFILE when they could not be yet.
+// they never will be, EMFILE or ENOMEM when they could not be yet.
 bool api() {
     if (g_api_ok.load(std::memory_order_acquire))
         return true;
+    ForkGate gate; // dlopen() runs under g_api_lock: no fork() meanwhile
     std::lock_guard<std::mutex> guard(g_api_lock);
     if (!g_api_ok.load(std::memory_order_relaxed) && !g_api_failed)
         load_api();
     if (g_api_ok.load(std::memory_order_relaxed))
         return true;
-    errno = g_api_failed ? ENOSYS : EMFILE;
+    errno = g_api_failed ? ENOSYS : g_api_errno;
     return false;
 }
 

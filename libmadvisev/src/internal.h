@@ -6,6 +6,9 @@
 #include <sys/uio.h>
 
 #include <cstddef>
+#include <vector>
+
+#include "page_scan.h"
 
 namespace madvisev_internal {
 
@@ -54,5 +57,25 @@ bool zero_native();
 // Test and benchmark seam: emulate MADVISEV_ZERO on every kernel while on,
 // so that both paths can run in one process.
 bool zero_force_emulation(bool on); // returns the previous setting
+
+// fork() waits until no thread is inside one of these (madvisev.cpp
+// registers the pthread_atfork() handlers when the library is loaded), and
+// no thread enters one while fork() runs.  Wrap in one what runs under a
+// lock held across a system call (opening the pagemap file, loading
+// liburing), so that no child inherits that lock held.  Nests: a thread
+// already inside enters again at once.  Not from a signal handler.
+class ForkGate {
+  public:
+    ForkGate() noexcept;
+    ~ForkGate();
+    ForkGate(const ForkGate &) = delete;
+    ForkGate &operator=(const ForkGate &) = delete;
+};
+
+// Test seam: the scan MADVISEV_ZERO's emulation asks (nullptr, the default:
+// scan_data_pages()), so that a test can hand it runs the host cannot make
+// (swapped ones, without swap).  Returns the previous one.
+using ZeroScanFn = ScanStatus (*)(const void *base, size_t len, std::vector<PageRun> &out);
+ZeroScanFn zero_scan_seam(ZeroScanFn fn);
 
 } // namespace madvisev_internal

@@ -4,6 +4,9 @@
 // backend gives the same answer for the same input.
 #include "madvisev.h"
 
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -15,7 +18,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
+#include <new>
+#include <system_error>
 #include <vector>
 
 #include "internal.h"
@@ -45,6 +49,52 @@ const Backend *backend_ops(int b) {
 constexpr int kAutoOrder[] = {MADVISEV_BACKEND_SYSCALL, MADVISEV_BACKEND_PROCESS_MADVISE,
                               MADVISEV_BACKEND_SEQUENTIAL};
 
+// fork() in one thread while another is inside first use (a probe, the
+// first scan of MADVISEV_ZERO's emulation) must leave the child a library
+// it can use: no lock of ours may be held across a system call, since a
+// child inherits a held lock with no thread to release it.  Probes run
+// unlocked (two threads may both probe; the answers agree) and publish
+// atomically.  What runs under locks we do not own (the pagemap file's
+// opening, liburing's loading) runs inside the fork gate (ForkGate,
+// internal.h) instead: fork() waits, in its prepare handler, until no
+// thread is inside.  Writers first, so that a stream of calls cannot keep
+// fork() waiting.
+pthread_rwlock_t g_fork_gate = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+thread_local unsigned t_gate_depth = 0; // trivially destructible
+
+void gate_prepare() {
+    pthread_rwlock_wrlock(&g_fork_gate);
+}
+void gate_parent() {
+    pthread_rwlock_unlock(&g_fork_gate);
+}
+void gate_child() {
+    // The lock names the parent's thread as its writer: start afresh (the
+    // child has no other thread).
+    static const pthread_rwlock_t fresh = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+    g_fork_gate = fresh;
+}
+
+// Registered when the library is loaded, before any thread can use it;
+// where that fails (no memory), the gate is only a lock.
+[[maybe_unused]] const int g_atfork = pthread_atfork(gate_prepare, gate_parent, gate_child);
+
+} // namespace
+
+// A thread inside enters again at once: a second read lock would wait
+// behind a fork() waiting for the first.
+ForkGate::ForkGate() noexcept {
+    if (t_gate_depth++ == 0)
+        pthread_rwlock_rdlock(&g_fork_gate);
+}
+
+ForkGate::~ForkGate() {
+    if (--t_gate_depth == 0)
+        pthread_rwlock_unlock(&g_fork_gate);
+}
+
+namespace {
+
 // Per backend: the probe's definite answer once there is one (a probe that
 // could not decide is asked again next time), and whether the application
 // disabled it.
@@ -53,16 +103,18 @@ struct ProbeCache {
     std::atomic<int> state{kUnknown};
     std::atomic<const char *> reason{nullptr};
     std::atomic<bool> disabled{false};
-    std::mutex lock; // one probe at a time per backend
 };
 ProbeCache g_probe[MADVISEV_BACKEND_MAX + 1];
 
 // Runs the probe now, whatever is cached, and caches a definite answer.
 Answer probe_fresh(int b) {
     ProbeCache &c = g_probe[b];
-    std::lock_guard<std::mutex> guard(c.lock);
     const char *r = "unknown";
-    Answer a = backend_ops(b)->probe(&r);
+    Answer a;
+    {
+        ForkGate g;
+        a = backend_ops(b)->probe(&r);
+    }
     c.reason.store(r, std::memory_order_relaxed);
     if (a != Answer::undecided)
         c.state.store(a == Answer::yes ? kYes : kNo, std::memory_order_release);
@@ -78,28 +130,30 @@ Answer probe(int b, const char **reason = nullptr) {
         return Answer::no;
     }
     int st = c.state.load(std::memory_order_acquire);
-    if (st == kUnknown) {
-        std::unique_lock<std::mutex> guard(c.lock);
-        st = c.state.load(std::memory_order_acquire);
-        guard.unlock();
-        a = st == kUnknown ? probe_fresh(b) : st == kYes ? Answer::yes : Answer::no;
-    } else {
+    if (st == kUnknown)
+        a = probe_fresh(b);
+    else
         a = st == kYes ? Answer::yes : Answer::no;
-    }
     if (reason)
         *reason = c.reason.load(std::memory_order_relaxed);
     return a;
 }
 
 // MADVISEV_BACKEND, read once: -1 when unset or "auto", -2 when unknown.
+// An atomic, not a static local, whose initialisation is a lock (see the
+// fork gate); two threads reading it at once find the same.
+std::atomic<int> g_forced{-3}; // -3: not read yet
 int forced_backend() {
-    static const int forced = [] {
-        const char *env = secure_getenv("MADVISEV_BACKEND");
-        if (env == nullptr || *env == '\0' || strcmp(env, "auto") == 0)
-            return -1;
-        int b = madvisev_backend_from_str(env);
-        return b < 0 ? -2 : b;
-    }();
+    int forced = g_forced.load(std::memory_order_relaxed);
+    if (forced != -3)
+        return forced;
+    const char *env = secure_getenv("MADVISEV_BACKEND");
+    int b = env == nullptr || *env == '\0' ? -1 : madvisev_backend_from_str(env);
+    if (env == nullptr || *env == '\0' || strcmp(env, "auto") == 0)
+        forced = -1;
+    else
+        forced = b < 0 ? -2 : b;
+    g_forced.store(forced, std::memory_order_relaxed);
     return forced;
 }
 
@@ -158,18 +212,19 @@ bool refusal(int err) {
     return err == ENOSYS || err == EPERM || err == EBADF || err == EMFILE || err == ENFILE;
 }
 
+// Not std::call_once: that is a lock too, held across the probe.
+std::atomic<bool> g_debug_done{false};
 void debug_once(int b) {
-    static std::once_flag once;
-    std::call_once(once, [b] {
-        const char *d = secure_getenv("MADVISEV_DEBUG");
-        if (d == nullptr || strcmp(d, "1") != 0)
-            return;
-        const char *why = nullptr;
-        if (b >= 0)
-            probe(b, &why);
-        fprintf(stderr, "libmadvisev: backend %s: %s\n", b >= 0 ? backend_ops(b)->name : "none",
-                why ? why : "MADVISEV_BACKEND names no usable backend");
-    });
+    if (g_debug_done.load(std::memory_order_relaxed) || g_debug_done.exchange(true))
+        return;
+    const char *d = secure_getenv("MADVISEV_DEBUG");
+    if (d == nullptr || strcmp(d, "1") != 0)
+        return;
+    const char *why = nullptr;
+    if (b >= 0)
+        probe(b, &why);
+    fprintf(stderr, "libmadvisev: backend %s: %s\n", b >= 0 ? backend_ops(b)->name : "none",
+            why ? why : "MADVISEV_BACKEND names no usable backend");
 }
 
 bool advice_known(int advice) {
@@ -216,7 +271,7 @@ int check_args(const iovec *iov, size_t iovcnt, int advice, unsigned int flags) 
         return 0;
     if (iov == nullptr)
         return EFAULT;
-    static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)); // no syscall
     for (size_t i = 0; i < iovcnt; i++) {
         uintptr_t start = reinterpret_cast<uintptr_t>(iov[i].iov_base);
         size_t len = iov[i].iov_len;
@@ -357,14 +412,175 @@ ssize_t advise(int b, bool fallback, const iovec *iov, size_t n, int advice) {
     }
 }
 
+// The scan MADVISEV_ZERO's emulation asks: nullptr, scan_data_pages().
+std::atomic<ZeroScanFn> g_zero_scan{nullptr};
+
+struct Span {
+    uintptr_t start, end;
+};
+
+// PROCMAP_QUERY (Linux 6.11): one VMA of /proc/self/maps by address, as
+// the kernel's <linux/fs.h> has it (older headers lack it).
+struct ProcmapQuery {
+    uint64_t size, query_flags, query_addr, vma_start, vma_end, vma_flags, vma_page_size,
+        vma_offset, inode;
+    uint32_t dev_major, dev_minor, vma_name_size, build_id_size;
+    uint64_t vma_name_addr, build_id_addr;
+};
+static_assert(sizeof(ProcmapQuery) == 104, "PROCMAP_QUERY ABI");
+constexpr unsigned long kProcmapQuery = _IOWR('f', 17, ProcmapQuery);
+constexpr uint64_t kVmaWritable = 0x02; // PROCMAP_QUERY_VMA_WRITABLE
+
+// /proc/self/maps for PROCMAP_QUERY, kept between calls: opening it
+// costs more than the queries.  Only ever queried, never read (were the
+// number closed and reused for another file, that file would answer
+// ENOTTY, and a fresh one is opened), and only by the process that opened
+// it: a child opens its own, as the open file names its opener's memory.
+// Published without a lock (see the fork gate), the opener's pid and the
+// number in one word; a thread that loses the race keeps its own for the
+// call.
+std::atomic<uint64_t> g_maps{0}; // pid << 32 | fd; 0: none
+
+// Which runs memset() may clear: those in memory the process may write.
+// Elsewhere (PROT_READ, PROT_NONE) it would fault, where the kernel's
+// MADVISEV_ZERO discards the pages: such runs are dropped instead
+// (private anonymous memory reads zero after MADV_DONTNEED).  Asked of
+// /proc/self/maps at the first run of a call: one PROCMAP_QUERY per VMA
+// the runs meet, or before Linux 6.11 the text, read once for the call's
+// span.  Where neither can be read, no run is called writable.
+class Protections {
+  public:
+    Protections(uintptr_t lo, uintptr_t hi) : lo_(lo), hi_(hi) {}
+    ~Protections() {
+        if (fd_ >= 0 && !kept_)
+            close(fd_);
+    }
+    Protections(const Protections &) = delete;
+    Protections &operator=(const Protections &) = delete;
+
+    bool writable(uintptr_t a, uintptr_t b) {
+        if (mode_ == Mode::unread)
+            open_maps(a);
+        if (mode_ == Mode::text) {
+            auto it = std::upper_bound(ro_.begin(), ro_.end(), a,
+                                       [](uintptr_t x, const Span &s) { return x < s.end; });
+            return it == ro_.end() || it->start >= b;
+        }
+        while (mode_ == Mode::query && a < b) {
+            if ((a < vma_.start || a >= vma_.end) && !query(a))
+                return false;
+            if (!vma_writable_)
+                return false;
+            a = vma_.end;
+        }
+        return mode_ == Mode::query;
+    }
+
+  private:
+    enum class Mode { unread, query, text, none };
+
+    void open_maps(uintptr_t a) {
+        const auto me = static_cast<uint32_t>(getpid());
+        mode_ = Mode::query;
+        uint64_t kept = g_maps.load(std::memory_order_acquire);
+        if (kept >> 32 == me) {
+            fd_ = static_cast<int>(kept & 0xffffffff);
+            kept_ = true;
+            if (query(a) || errno == ENOENT)
+                return;
+            kept_ = false; // not ours any more: a fresh one for this call
+        }
+        mode_ = Mode::none;
+        fd_ = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+        if (fd_ < 0)
+            return;
+        mode_ = Mode::query;
+        if (query(a) || errno == ENOENT) {
+            // Kept for later calls; never closed: a descriptor this
+            // process (or, after fork(), its parent) opened may be the
+            // program's by now.
+            uint64_t mine = uint64_t{me} << 32 | static_cast<uint32_t>(fd_);
+            kept_ = g_maps.compare_exchange_strong(kept, mine, std::memory_order_acq_rel);
+            return;
+        }
+        if (errno != ENOTTY && errno != EINVAL)
+            return;
+        mode_ = read_text() ? Mode::text : Mode::none; // before Linux 6.11
+    }
+
+    // The VMA that holds @a, into vma_; false (errno set) when none does
+    // or the kernel has no PROCMAP_QUERY.
+    bool query(uintptr_t a) {
+        ProcmapQuery q{};
+        q.size = sizeof(q);
+        q.query_addr = a;
+        int r;
+        do
+            r = ioctl(fd_, kProcmapQuery, &q);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+            return false;
+        if (q.vma_start > a || q.vma_end <= a) {
+            errno = ENOENT;
+            return false;
+        }
+        vma_ = {static_cast<uintptr_t>(q.vma_start), static_cast<uintptr_t>(q.vma_end)};
+        vma_writable_ = (q.vma_flags & kVmaWritable) != 0;
+        return true;
+    }
+
+    // The parts of [lo_, hi_) mapped without write permission, in address
+    // order, into ro_.  Only a line's head matters: "start-end perms ...".
+    bool read_text() {
+        char buf[4096], line[64];
+        size_t used = 0;
+        for (;;) {
+            ssize_t got = read(fd_, buf, sizeof(buf));
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got <= 0)
+                return got == 0;
+            for (ssize_t i = 0; i < got; i++) {
+                if (buf[i] != '\n') {
+                    if (used < sizeof(line) - 1)
+                        line[used++] = buf[i];
+                    continue;
+                }
+                line[used] = '\0';
+                used = 0;
+                char *end = nullptr;
+                uintptr_t start = strtoull(line, &end, 16);
+                if (*end != '-')
+                    continue;
+                uintptr_t stop = strtoull(end + 1, &end, 16);
+                if (start >= hi_)
+                    return true; // the lines are in address order
+                if (stop > lo_ && *end == ' ' && end[1] != '\0' && end[2] != 'w')
+                    ro_.push_back({std::max(start, lo_), std::min(stop, hi_)});
+            }
+        }
+    }
+
+    uintptr_t lo_, hi_;
+    Mode mode_ = Mode::unread;
+    int fd_ = -1;
+    bool kept_ = false; // fd_ is g_maps's
+    Span vma_{0, 0};
+    bool vma_writable_ = false;
+    std::vector<Span> ro_;
+};
+
 // MADVISEV_ZERO on a kernel that has not announced it.  Per range, the
-// pages that can hold data (PAGEMAP_SCAN): present anonymous ones are
-// cleared with memset(), as the kernel would clear them in place; swapped
-// ones, and present ones of a file or shared mapping (where the kernel's
-// MADVISEV_ZERO is MADV_DONTNEED), are dropped with one MADV_DONTNEED
-// call for the whole vector, through the backend in use.  A range the
-// scan cannot read (no PAGEMAP_SCAN before Linux 6.7, no descriptor) is
-// dropped whole: in private anonymous memory that reads zero too.
+// pages that can hold data (PAGEMAP_SCAN): present anonymous ones the
+// process may write are cleared with memset(), as the kernel would clear
+// them in place; swapped ones, present ones it may not write (see
+// Protections), and present ones of a file or shared mapping (where the
+// kernel's MADVISEV_ZERO is MADV_DONTNEED), are dropped with one
+// MADV_DONTNEED call for the whole vector, through the backend in use.  A
+// range the scan cannot read (no PAGEMAP_SCAN before Linux 6.7, no
+// descriptor) is dropped whole: in private anonymous memory that reads
+// zero too.  Where memory runs out (the vectors), std::bad_alloc goes up
+// to the C function, which says ENOMEM; ranges before may be cleared.
 ssize_t zero_emulated(int b, bool fallback, const iovec *iov, size_t n) {
     // Not thread_local: the pool calls this from thread-exit destructors,
     // where such a vector may already be gone.
@@ -375,23 +591,37 @@ ssize_t zero_emulated(int b, bool fallback, const iovec *iov, size_t n) {
     // SSIZE_MAX, and report only what fits.
     constexpr size_t kMax = static_cast<size_t>(SSIZE_MAX);
     size_t total = 0, upto = 0;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
     for (; upto < n; upto++) {
         if (iov[upto].iov_len > kMax - total)
             break;
         total += iov[upto].iov_len;
+        if (iov[upto].iov_len) {
+            auto start = reinterpret_cast<uintptr_t>(iov[upto].iov_base);
+            lo = std::min(lo, start);
+            hi = std::max(hi, start + iov[upto].iov_len);
+        }
     }
+    Protections prot(lo, hi); // asked at the first run memset() would clear
     for (size_t i = 0; i < upto; i++) {
         auto *base = static_cast<std::byte *>(iov[i].iov_base);
         size_t len = iov[i].iov_len;
         if (len == 0)
             continue;
-        if (scan_data_pages(base, len, runs) != ScanStatus::ok) {
+        ZeroScanFn scan = g_zero_scan.load(std::memory_order_relaxed);
+        ScanStatus st;
+        {
+            ForkGate g; // the first scan opens the pagemap file under a lock
+            st = (scan ? scan : scan_data_pages)(base, len, runs);
+        }
+        if (st != ScanStatus::ok) {
             drop.push_back(iov[i]);
             owner.push_back(i);
             continue;
         }
         for (const PageRun &run : runs) {
-            if (run.swapped || run.file) {
+            auto at = reinterpret_cast<uintptr_t>(base + run.offset);
+            if (run.swapped || run.file || !prot.writable(at, at + run.bytes)) {
                 drop.push_back({base + run.offset, run.bytes});
                 owner.push_back(i);
             } else {
@@ -430,10 +660,33 @@ ssize_t zero_emulated(int b, bool fallback, const iovec *iov, size_t n) {
 
 } // namespace
 
-extern "C" {
+ZeroScanFn madvisev_internal::zero_scan_seam(ZeroScanFn fn) {
+    return g_zero_scan.exchange(fn, std::memory_order_relaxed);
+}
 
-ssize_t madvisev_via(int backend, const struct iovec *iov, size_t iovcnt, int advice,
-                     unsigned int flags) {
+namespace {
+
+// The C functions' bodies may allocate (std::vector) and lock; what they
+// throw must not cross the C ABI, where it would end the process: a
+// failed allocation is ENOMEM, as for any system call short of memory.
+// On success errno is as the caller left it, whatever probing met.
+template <class R, class F>
+R c_entry(R fail, F body) {
+    int saved = errno;
+    try {
+        R r = body();
+        if (r != fail)
+            errno = saved;
+        return r;
+    } catch (const std::bad_alloc &) {
+        errno = ENOMEM;
+    } catch (const std::system_error &e) { // a lock that could not be taken
+        errno = e.code().value() > 0 ? e.code().value() : ENOMEM;
+    }
+    return fail;
+}
+
+ssize_t via(int backend, const struct iovec *iov, size_t iovcnt, int advice, unsigned int flags) {
     if (backend < MADVISEV_BACKEND_AUTO || backend > MADVISEV_BACKEND_MAX) {
         errno = EINVAL;
         return -1;
@@ -461,15 +714,26 @@ ssize_t madvisev_via(int backend, const struct iovec *iov, size_t iovcnt, int ad
     return advise(backend, fallback, iov, iovcnt, advice);
 }
 
+} // namespace
+
+extern "C" {
+
+ssize_t madvisev_via(int backend, const struct iovec *iov, size_t iovcnt, int advice,
+                     unsigned int flags) {
+    return c_entry<ssize_t>(-1, [&] { return via(backend, iov, iovcnt, advice, flags); });
+}
+
 ssize_t madvisev(const struct iovec *iov, size_t iovcnt, int advice, unsigned int flags) {
     return madvisev_via(MADVISEV_BACKEND_AUTO, iov, iovcnt, advice, flags);
 }
 
 int madvisev_backend(void) {
-    bool fallback = false;
     int saved = errno;
-    int b = choose(&fallback);
-    errno = saved;
+    int b = c_entry<int>(-1, [] {
+        bool fallback = false;
+        return choose(&fallback);
+    });
+    errno = saved; // no error to report: -1 says none is usable
     return b;
 }
 
@@ -483,7 +747,7 @@ int madvisev_backend_probe(int backend, const char **reason) {
         errno = EINVAL;
         return -1;
     }
-    return probe(backend, reason) == Answer::yes ? 1 : 0;
+    return c_entry<int>(-1, [&] { return probe(backend, reason) == Answer::yes ? 1 : 0; });
 }
 
 int madvisev_backend_disable(int backend) {

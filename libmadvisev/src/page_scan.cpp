@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,8 +14,10 @@
 #include <cerrno>
 #include <climits>
 #include <cstdint>
+#include <cstring>
 #include <mutex>
 
+#include "internal.h"
 #include "madvisev.h"
 
 // Debian 12's <linux/fs.h> predates PAGEMAP_SCAN (Linux 6.7): the ABI
@@ -51,39 +54,70 @@ namespace madvisev_internal {
 
 namespace {
 
-// /proc/self/pagemap, opened once.  The open file names the address space
-// it was opened in, not "self" at each use: a forked child must open its
-// own, or it would scan its parent's page tables.  The atfork handler
-// drops the inherited one in the child (it is still ours there: no code
-// of the child has run yet).
+// /proc/self/pagemap, opened once and checked at each use.  The open file
+// names the address space it was opened in, not "self" at each use: a
+// child made by fork(), _Fork() or a raw clone() (no atfork handler runs
+// for the last two) inherits its parent's, and must open its own, or it
+// would scan its parent's page tables.  The application may also have
+// closed the number and put a file of its own there.  So each use checks
+// the opener's pid and the file's identity (fstat: a third of a small
+// scan's cost, where an open and close per scan would be four times it).
+// A descriptor that fails the check is left alone, never closed: it is
+// the application's now, or, in a child, an inherited copy that the
+// child's code may have taken over as well (O_CLOEXEC: gone at exec).
 std::mutex g_open_lock;
 std::atomic<int> g_fd{-1};
+std::atomic<pid_t> g_fd_pid{0};
+std::atomic<dev_t> g_fd_dev{0};
+std::atomic<ino_t> g_fd_ino{0};
 std::atomic<bool> g_no_ioctl{false}; // ENOTTY seen: read the entries instead
 std::atomic<bool> g_force_unsupported{false};
 std::atomic<bool> g_force_read{false};
 
-void drop_in_child() {
-    int fd = g_fd.exchange(-1);
-    if (fd >= 0)
-        close(fd);
+// @fd is the pagemap file this process opened for itself.
+bool still_ours(int fd, pid_t me) {
+    struct stat st;
+    return fd >= 0 && g_fd_pid.load(std::memory_order_relaxed) == me && fstat(fd, &st) == 0 &&
+           st.st_dev == g_fd_dev.load(std::memory_order_relaxed) &&
+           st.st_ino == g_fd_ino.load(std::memory_order_relaxed);
+}
+
+// After fork(), whatever the pids: a child in a new pid namespace can have
+// its parent's pid number.  Forgets, never closes (see above).  _Fork()
+// and clone() run no handler: the pid check covers them.
+void forget_in_child() {
+    g_fd_pid.store(0, std::memory_order_relaxed);
 }
 
 int pagemap_fd() {
+    const pid_t me = getpid();
     int fd = g_fd.load(std::memory_order_acquire);
-    if (fd >= 0)
+    if (still_ours(fd, me))
         return fd;
+    ForkGate gate; // open() runs under g_open_lock: no fork() meanwhile
     std::lock_guard<std::mutex> g(g_open_lock);
-    static bool registered = pthread_atfork(nullptr, nullptr, drop_in_child) == 0;
-    if (!registered) {
-        errno = ENOMEM; // pthread_atfork()'s only failure
-        return -1;      // without the handler a child could scan the wrong mm
-    }
     fd = g_fd.load(std::memory_order_acquire);
-    if (fd < 0) {
-        fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-        if (fd >= 0)
-            g_fd.store(fd, std::memory_order_release);
+    if (still_ours(fd, me))
+        return fd;
+    static bool registered [[maybe_unused]] =
+        pthread_atfork(nullptr, nullptr, forget_in_child) == 0;
+    fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return -1;
     }
+    // Readers take the identity after the descriptor (acquire): a reader
+    // that sees the new number sees its identity too.
+    g_fd.store(-1, std::memory_order_release);
+    g_fd_pid.store(me, std::memory_order_relaxed);
+    g_fd_dev.store(st.st_dev, std::memory_order_relaxed);
+    g_fd_ino.store(st.st_ino, std::memory_order_relaxed);
+    g_fd.store(fd, std::memory_order_release);
     return fd;
 }
 
@@ -97,6 +131,8 @@ constexpr uint64_t kPmPfnMask = (1ULL << 55) - 1;
 // pagemap entries: 0 where frame numbers are hidden (no CAP_SYS_ADMIN).
 // Found once by reading an untouched anonymous page, which maps it.
 uint64_t zero_pfn(int fd) {
+    // The static's guard is a lock held across the reads below.
+    ForkGate gate;
     static const uint64_t pfn = [fd] {
         const long ps = sysconf(_SC_PAGESIZE);
         void *p = mmap(nullptr, ps, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -133,6 +169,11 @@ struct VectorRuns {
     void clear() { out.clear(); }
 };
 
+// Takes every run and keeps none.
+struct NoRuns {
+    bool add(size_t, size_t, bool, bool) { return true; }
+};
+
 struct ArrayRuns {
     madvisev_page_run *out;
     size_t max;
@@ -153,48 +194,217 @@ struct ArrayRuns {
 };
 
 // The same answer as PAGEMAP_SCAN below, for kernels before 6.7: one
-// pagemap entry per page, read in blocks.  A present page is data unless
-// its frame is the zero page's; where frame numbers are hidden that
-// cannot be told, and a zero page counts as data (cleared for nothing:
-// slower, never a leak).  O(pages) where PAGEMAP_SCAN skips empty page
-// tables, so only the fallback.  A partial last page counts whole, as
-// PAGEMAP_SCAN and madvise(2) count it.
+// pagemap entry per page.  A present page is data unless its frame is the
+// zero page's; where frame numbers are hidden that cannot be told, and a
+// zero page counts as data (cleared for nothing: slower, never a leak).  A
+// partial last page counts whole, as PAGEMAP_SCAN and madvise(2) count it.
+//
+// The kernel walks page tables for a pagemap read, but fills and copies an
+// entry for every page, empty or not: O(pages), where PAGEMAP_SCAN skips
+// empty page tables.  So entries are read 32 KiB at a time (a pread costs
+// more than the entries it copies), and a large range is first matched
+// against /proc/self/smaps: holes between mappings, and mappings that
+// hold no page (Rss, Swap and hugetlb pages all 0 kB, as in an untouched
+// PROT_NONE reservation) are skipped.  A mapping with a page in it is read
+// whole, whatever its protection: a page written, swapped out and then
+// made PROT_NONE is still there, and shows in Swap.
+
+constexpr size_t kEntriesPerRead = 4096;
+// From this many pages on (256 MiB of 4 KiB pages) reading smaps, tens of
+// microseconds in a small process, costs less than the entries it saves.
+constexpr size_t kSmapsMinPages = size_t{1} << 16;
+
+struct EntryReader {
+    int fd;
+    uintptr_t start; // of the range, page-aligned
+    size_t ps;
+    uint64_t zero; // the zero page's frame, 0 where hidden
+    size_t stop = 0;
+    bool full = false; // @runs had no room: @stop says where
+
+    // Pages [first, last) of the range, counted from its start.
+    template <class Runs> ScanStatus read(size_t first, size_t last, Runs &runs) {
+        uint64_t entries[kEntriesPerRead];
+        for (size_t done = first; done < last;) {
+            const size_t want = std::min(last - done, kEntriesPerRead);
+            const off_t at = static_cast<off_t>((start / ps + done) * sizeof(uint64_t));
+            ssize_t n = pread(fd, entries, want * sizeof(uint64_t), at);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0 || n % sizeof(uint64_t)) {
+                // End of file: past the address space, where PAGEMAP_SCAN
+                // says EFAULT.
+                if (n >= 0)
+                    errno = n == 0 ? EFAULT : EIO;
+                return ScanStatus::failed;
+            }
+            const size_t got = static_cast<size_t>(n) / sizeof(uint64_t);
+            for (size_t i = 0; i < got; i++) {
+                const uint64_t e = entries[i];
+                const bool swapped = (e & kPmSwapped) != 0;
+                const bool present = (e & kPmPresent) != 0;
+                if (!swapped && !(present && (zero == 0 || (e & kPmPfnMask) != zero)))
+                    continue;
+                const size_t offset = (done + i) * ps;
+                if (!runs.add(offset, ps, swapped, (e & kPmFileOrShared) != 0)) {
+                    stop = offset;
+                    full = true;
+                    return ScanStatus::ok;
+                }
+            }
+            done += got;
+        }
+        return ScanStatus::ok;
+    }
+};
+
+// One mapping of /proc/self/smaps, as far as the scan cares.
+struct SmapsVma {
+    uintptr_t start = 0, end = 0;
+    bool rss_seen = false, swap_seen = false;
+    unsigned long long held_kb = 0; // Rss + Swap + hugetlb pages
+
+    bool may_hold_data() const { return !rss_seen || !swap_seen || held_kb != 0; }
+};
+
+unsigned long long parse_number(const char *p, const char *end, int base, const char **stop) {
+    unsigned long long v = 0;
+    for (; p < end; p++) {
+        int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : 99;
+        if (d >= base)
+            break;
+        v = v * static_cast<unsigned>(base) + static_cast<unsigned>(d);
+    }
+    *stop = p;
+    return v;
+}
+
+bool starts_with(const char *p, const char *end, const char *word) {
+    const size_t n = strlen(word);
+    return static_cast<size_t>(end - p) >= n && memcmp(p, word, n) == 0;
+}
+
+// One line of smaps (perhaps only the start of a long one) into @cur;
+// true when it began a new mapping, and @done holds the one before it.
+bool smaps_line(const char *p, const char *end, SmapsVma &cur, SmapsVma &done, bool &have) {
+    if (p < end && ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'))) {
+        const char *q;
+        SmapsVma next;
+        next.start = static_cast<uintptr_t>(parse_number(p, end, 16, &q));
+        if (q < end && *q == '-')
+            next.end = static_cast<uintptr_t>(parse_number(q + 1, end, 16, &q));
+        const bool had = have;
+        done = cur;
+        cur = next;
+        have = true;
+        return had;
+    }
+    static const char *const kHeld[] = {"Rss:", "Swap:", "Shared_Hugetlb:", "Private_Hugetlb:"};
+    for (const char *field : kHeld) {
+        if (!have || !starts_with(p, end, field))
+            continue;
+        p += strlen(field);
+        while (p < end && *p == ' ')
+            p++;
+        const char *q;
+        cur.held_kb += parse_number(p, end, 10, &q);
+        if (q == p)
+            cur.held_kb += 1; // not a number: count it as data
+        cur.rss_seen |= field == kHeld[0];
+        cur.swap_seen |= field == kHeld[1];
+    }
+    return false;
+}
+
+// The pagemap read of a range of @pages pages, skipping what smaps (@sfd)
+// says holds nothing.  Where smaps cannot be read to its end, the rest of
+// the range is read whole.
+template <class Runs>
+ScanStatus read_by_vma(int sfd, EntryReader &rd, size_t pages, Runs &runs) {
+    size_t next = 0; // pages before it: read or skipped
+    // Reads the part of @v in the range, if it may hold data; skips the
+    // hole before it.
+    auto vma = [&](const SmapsVma &v) {
+        if (v.end <= rd.start || v.start >= v.end)
+            return ScanStatus::ok;
+        const size_t first = v.start <= rd.start ? 0 : (v.start - rd.start) / rd.ps;
+        const size_t last = std::min(pages, (v.end - rd.start + rd.ps - 1) / rd.ps);
+        if (first >= pages || last <= next)
+            return ScanStatus::ok;
+        ScanStatus st = ScanStatus::ok;
+        if (v.may_hold_data())
+            st = rd.read(std::max(first, next), last, runs);
+        next = last;
+        return st;
+    };
+    char buf[4096];
+    size_t kept = 0;       // bytes of a line not yet whole, at buf's start
+    bool skipping = false; // in the rest of a line too long for buf
+    SmapsVma cur, done;
+    bool have = false;
+    for (;;) {
+        ssize_t n = read(sfd, buf + kept, sizeof(buf) - kept);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) // smaps cannot tell: the rest is read whole
+            return next < pages && !rd.full ? rd.read(next, pages, runs) : ScanStatus::ok;
+        if (n == 0)
+            break;
+        const char *p = buf, *end = buf + kept + n;
+        for (;;) {
+            const char *nl = static_cast<const char *>(memchr(p, '\n', end - p));
+            if (nl == nullptr) {
+                if (p == buf && end == buf + sizeof(buf)) { // a line longer than buf
+                    if (!skipping && smaps_line(p, end, cur, done, have))
+                        if (ScanStatus st = vma(done); st != ScanStatus::ok || rd.full)
+                            return st;
+                    skipping = true;
+                    p = end;
+                }
+                break;
+            }
+            if (!skipping && smaps_line(p, nl, cur, done, have))
+                if (ScanStatus st = vma(done); st != ScanStatus::ok || rd.full)
+                    return st;
+            skipping = false;
+            p = nl + 1;
+            if (have && cur.start >= rd.start + pages * rd.ps)
+                return ScanStatus::ok; // past the range: the rest is a hole
+        }
+        kept = static_cast<size_t>(end - p);
+        memmove(buf, p, kept);
+    }
+    if (have)
+        if (ScanStatus st = vma(cur); st != ScanStatus::ok || rd.full)
+            return st;
+    return ScanStatus::ok; // after the last mapping: a hole
+}
+
 template <class Runs>
 ScanStatus read_data_pages(int fd, uintptr_t start, size_t len, Runs &runs, size_t &stop) {
     const size_t ps = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    const uint64_t zero = zero_pfn(fd);
-    uint64_t entries[512];
+    EntryReader rd{fd, start, ps, zero_pfn(fd)};
     const size_t pages = len / ps + (len % ps != 0);
-    for (size_t done = 0; done < pages;) {
-        const size_t want = std::min(pages - done, sizeof(entries) / sizeof(entries[0]));
-        const off_t at = static_cast<off_t>((start / ps + done) * sizeof(uint64_t));
-        ssize_t n = pread(fd, entries, want * sizeof(uint64_t), at);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0 || n % sizeof(uint64_t)) {
-            // End of file: past the address space, where PAGEMAP_SCAN
-            // says EFAULT.
-            if (n >= 0)
-                errno = n == 0 ? EFAULT : EIO;
-            return ScanStatus::failed;
+    ScanStatus st = ScanStatus::ok;
+    bool whole = true;
+    if (pages >= kSmapsMinPages) {
+        // The last page's entry first: past the address space the read
+        // fails EFAULT as it would without smaps.
+        NoRuns none;
+        if (st = rd.read(pages - 1, pages, none); st != ScanStatus::ok)
+            return st;
+        int sfd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+        if (sfd >= 0) {
+            st = read_by_vma(sfd, rd, pages, runs);
+            close(sfd);
+            whole = false;
         }
-        const size_t got = static_cast<size_t>(n) / sizeof(uint64_t);
-        for (size_t i = 0; i < got; i++) {
-            const uint64_t e = entries[i];
-            const bool swapped = (e & kPmSwapped) != 0;
-            const bool present = (e & kPmPresent) != 0;
-            if (!swapped && !(present && (zero == 0 || (e & kPmPfnMask) != zero)))
-                continue;
-            const size_t offset = (done + i) * ps;
-            if (!runs.add(offset, ps, swapped, (e & kPmFileOrShared) != 0)) {
-                stop = offset;
-                return ScanStatus::ok;
-            }
-        }
-        done += got;
     }
-    stop = len;
-    return ScanStatus::ok;
+    if (whole)
+        st = rd.read(0, pages, runs);
+    if (st == ScanStatus::ok)
+        stop = rd.full ? rd.stop : len;
+    return st;
 }
 
 // The runs of [base, base + len) that can hold data, into @runs, until it

@@ -2,9 +2,11 @@
 // Which pages of a private anonymous range can hold data: PAGEMAP_SCAN
 // (Linux 6.7+) asked for pages that are present but not the shared zero
 // page, or swapped out; before 6.7 (Debian 12's 6.1) the same answer
-// from /proc/self/pagemap's per-page entries, slower.  mincore() cannot answer this: it calls a
-// page resident only while it is mapped or still in the swap cache, so a page written, swapped out
-// and dropped from the swap cache looks empty to it.
+// from /proc/self/pagemap's per-page entries, slower (a large range skips
+// what /proc/self/smaps says holds nothing).  mincore() cannot answer
+// this: it calls a page resident only while it is mapped or still in the
+// swap cache, so a page written, swapped out and dropped from the swap
+// cache looks empty to it.
 //
 // MADVISEV_ZERO's emulation uses it as it is; everyone else, this
 // project's runtime included, through madvisev_scan_data() (madvisev.h),

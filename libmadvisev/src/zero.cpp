@@ -44,12 +44,17 @@ long read_version() {
     return end == buf || v < 0 ? 0 : v;
 }
 
+// Read once into an atomic, not a static local: that one's initialisation
+// is a lock a fork() could leave held in the child.
+std::atomic<int> g_env{-1}; // -1: not read yet
 bool env_forces() {
-    static const bool forced = [] {
+    int forced = g_env.load(std::memory_order_relaxed);
+    if (forced < 0) {
         const char *e = secure_getenv("MADVISEV_ZERO_EMULATE");
-        return e != nullptr && strcmp(e, "1") == 0;
-    }();
-    return forced;
+        forced = e != nullptr && strcmp(e, "1") == 0;
+        g_env.store(forced, std::memory_order_relaxed);
+    }
+    return forced != 0;
 }
 
 } // namespace

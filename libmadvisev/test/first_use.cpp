@@ -15,10 +15,12 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <climits>
 #include <cstddef>
 #include <cstdio>
@@ -353,13 +355,130 @@ int scenario_seccomp_kill_unknown() {
     return 0;
 }
 
+// A successful first call leaves errno as it found it, though probing
+// the backends meets errors (no /sys/kernel/mm/madvisev/syscall_nr...).
+int scenario_errno_kept() {
+    Dirty d(8);
+    d.write(0x3c);
+    std::vector<iovec> v = d.ranges();
+    errno = 1234;
+    ssize_t r = madvisev(v.data(), v.size(), MADV_DONTNEED, 0);
+    int after = errno;
+    if (r != static_cast<ssize_t>(d.n * page()) || !d.zero()) {
+        printf("FAIL: first call: %zd (%s)\n", r, strerror(after));
+        return 1;
+    }
+    if (after != 1234) {
+        printf("FAIL: a successful first call changed errno from 1234 to %d (%s)\n", after,
+               strerror(after));
+        return 1;
+    }
+    // The first MADVISEV_ZERO, emulated (a scan to set up) and not.
+    for (int emulate : {1, 0}) {
+        madvisev_zero_force_emulation(emulate);
+        d.write(0x3c);
+        errno = 4321;
+        r = madvisev(v.data(), v.size(), MADVISEV_ZERO, 0);
+        after = errno;
+        if (r != static_cast<ssize_t>(d.n * page()) || !d.zero()) {
+            printf("FAIL: first MADVISEV_ZERO (emulated %d): %zd (%s)\n", emulate, r,
+                   strerror(after));
+            return 1;
+        }
+        if (after != 4321) {
+            printf("FAIL: a successful MADVISEV_ZERO (emulated %d) changed errno from 4321 to "
+                   "%d (%s)\n",
+                   emulate, after, strerror(after));
+            return 1;
+        }
+    }
+    return 0;
+}
+
+// fork() while other threads make the library's first calls (probing the
+// backends, the first MADVISEV_ZERO's scan): each child must be able to
+// use the library, not hang on a lock the parent's threads held at the
+// fork.  Rounds of fresh processes, since first use happens once in each.
+int scenario_fork_first_use() {
+    constexpr int kRounds = 20, kThreads = 4, kForks = 50, kHangSeconds = 10;
+    int bad = 0, total = 0;
+    for (int round = 0; round < kRounds; round++) {
+        pid_t fresh = fork();
+        if (fresh < 0)
+            return failed("fork");
+        if (fresh == 0) {
+            // A process that has not used the library yet.  Should it hang
+            // itself, SIGALRM ends it and the round fails.
+            alarm(3 * kHangSeconds);
+            std::atomic<bool> go{false};
+            std::vector<std::thread> t;
+            for (int i = 0; i < kThreads; i++)
+                t.emplace_back([&, i] {
+                    Dirty d(4);
+                    while (!go.load()) {
+                    }
+                    if (i % 2)
+                        madvisev_zero_force_emulation(1);
+                    advise_all(d);
+                    std::vector<iovec> v = d.ranges();
+                    madvisev(v.data(), v.size(), MADVISEV_ZERO, 0);
+                });
+            std::vector<pid_t> kids;
+            go = true;
+            for (int k = 0; k < kForks; k++) {
+                pid_t c = fork();
+                if (c == 0) {
+                    alarm(kHangSeconds); // a hung child dies of SIGALRM
+                    Dirty d(4);
+                    if (advise_all(d) != 0)
+                        _exit(1);
+                    d.write(0x3c);
+                    std::vector<iovec> v = d.ranges();
+                    madvisev_zero_force_emulation(k % 2);
+                    if (madvisev(v.data(), v.size(), MADVISEV_ZERO, 0) !=
+                            static_cast<ssize_t>(d.n * page()) ||
+                        !d.zero())
+                        _exit(1);
+                    _exit(0);
+                }
+                if (c > 0)
+                    kids.push_back(c);
+            }
+            for (auto &th : t)
+                th.join();
+            int h = 0, b = 0;
+            for (pid_t c : kids) {
+                int st = 0;
+                waitpid(c, &st, 0);
+                if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
+                    h++;
+                else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                    b++;
+            }
+            if (h || b)
+                printf("round %d: of %zu children %d hung, %d failed\n", round, kids.size(), h, b);
+            _exit(h || b ? 1 : 0);
+        }
+        int st = 0;
+        waitpid(fresh, &st, 0);
+        total++;
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            bad++;
+    }
+    if (bad) {
+        printf("FAIL: %d of %d rounds had a child that hung or failed\n", bad, total);
+        return 1;
+    }
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
     setvbuf(stdout, nullptr, _IONBF, 0);
     if (argc != 2) {
         fprintf(stderr, "usage: madvisev-first-use as-limit|fd-full|pidfd-emfile|threads|"
-                        "seccomp-late|seccomp-kill-unknown\n");
+                        "seccomp-late|seccomp-kill-unknown|errno-kept|fork-first-use\n");
         return 2;
     }
     std::string s = argv[1];
@@ -375,6 +494,10 @@ int main(int argc, char **argv) {
         return scenario_seccomp_late();
     if (s == "seccomp-kill-unknown")
         return scenario_seccomp_kill_unknown();
+    if (s == "errno-kept")
+        return scenario_errno_kept();
+    if (s == "fork-first-use")
+        return scenario_fork_first_use();
     fprintf(stderr, "madvisev-first-use: unknown scenario '%s'\n", s.c_str());
     return 2;
 }

@@ -5,6 +5,7 @@
 // forced here on every kernel through the test seam.
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -489,3 +490,161 @@ TEST(PageScan, PagemapReadNamesTheSamePagesAsPagemapScan) {
         EXPECT_EQ(by_scan[i], want[i]) << "scan, page " << i << " (kind " << i % 7 << ")";
     }
 }
+
+namespace {
+
+// Runs @child in a forked process and returns its wait status; @child's
+// result is the exit code (0: it behaved).  A crash or abort there shows
+// as a signal instead of killing the test binary; so does an exception
+// escaping the library, which a C caller could not catch either.
+template <class F>
+int in_child(F child) {
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit([&]() noexcept { return child(); }());
+    int status = -1;
+    waitpid(pid, &status, 0);
+    return status;
+}
+
+std::string describe(int status) {
+    if (WIFEXITED(status))
+        return "exit " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status))
+        return std::string("killed by ") + strsignal(WTERMSIG(status));
+    return "status " + std::to_string(status);
+}
+
+bool under_sanitizer() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+    return true;
+#endif
+#endif
+    return false;
+}
+
+// The emulation's allocations fail (the address space is used up): the C
+// API says ENOMEM, it does not let std::bad_alloc end the process.
+TEST(ZeroEmulated, OutOfMemoryIsEnomemNotAnAbort) {
+    if (under_sanitizer())
+        GTEST_SKIP() << "a sanitizer's allocator does not fail under RLIMIT_AS";
+    const size_t ps = page_size();
+    constexpr size_t kPages = 8192; // every other page written: 4096 runs
+    Mapping m(kPages * ps);
+    ASSERT_NE(m.get(), nullptr);
+    for (size_t i = 0; i < kPages; i += 2)
+        fill(m.page(i), ps, 0x42);
+    int status = in_child([&] {
+        madvisev_internal::zero_force_emulation(true);
+        madv::batch b(MADVISEV_ZERO, 4); // its vector allocated now
+        if (b.add(m.get(), kPages * ps).error != 0)
+            return 2;
+        rlimit lim{};
+        getrlimit(RLIMIT_AS, &lim);
+        size_t vm = 0;
+        if (FILE *f = fopen("/proc/self/statm", "r")) {
+            if (fscanf(f, "%zu", &vm) != 1)
+                vm = 0;
+            fclose(f);
+        }
+        lim.rlim_cur = vm * ps;
+        if (vm == 0 || setrlimit(RLIMIT_AS, &lim) != 0)
+            return 2;
+        // Use up what the heap has left, so that any allocation fails.
+        size_t sizes[] = {65536, 4096, 256, 16};
+        for (size_t sz : sizes)
+            for (void *volatile p = malloc(sz); p != nullptr;)
+                p = malloc(sz);
+        iovec v{m.get(), kPages * ps};
+        errno = 0;
+        ssize_t r = madvisev(&v, 1, MADVISEV_ZERO, 0);
+        if (r == -1 && errno == ENOMEM) {
+            // The C++ batch's noexcept flush() reports it too.
+            return b.flush().error == ENOMEM ? 0 : 5;
+        }
+        // Some allocation happened to fit: then the call must have worked.
+        return r == static_cast<ssize_t>(kPages * ps) && all_equal(m.get(), kPages * ps, 0) ? 3
+                                                                                          : 4;
+    });
+    ASSERT_TRUE(WIFEXITED(status)) << "the child was " << describe(status);
+    EXPECT_NE(WEXITSTATUS(status), 2) << "could not set RLIMIT_AS";
+    EXPECT_NE(WEXITSTATUS(status), 3) << "nothing failed to allocate: the test proves nothing";
+    EXPECT_NE(WEXITSTATUS(status), 5) << "madv::batch::flush() did not say ENOMEM";
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "not -1/ENOMEM, nor a successful call";
+}
+
+// Private anonymous pages the process may not write (PROT_READ, PROT_NONE;
+// alone or beside writable ones in the same range): the kernel's
+// MADVISEV_ZERO discards them, and the emulation must clear them too,
+// without writing through the protection (SIGSEGV).
+TEST(ZeroEmulated, ReadOnlyAndInaccessiblePagesReadZero) {
+    const size_t ps = page_size();
+    constexpr size_t kPages = 8;
+    struct Case {
+        const char *name;
+        int prot;
+        size_t from; // the pages [from, kPages) get @prot
+    } cases[] = {{"PROT_READ", PROT_READ, 0},
+                 {"PROT_NONE", PROT_NONE, 0},
+                 {"half PROT_READ", PROT_READ, kPages / 2},
+                 {"half PROT_NONE", PROT_NONE, kPages / 2}};
+    for (const Case &c : cases) {
+        int status = in_child([&] {
+            madvisev_internal::zero_force_emulation(true);
+            Mapping m(kPages * ps);
+            if (m.get() == nullptr)
+                return 2;
+            fill(m.get(), kPages * ps, 0x5a);
+            if (mprotect(m.page(c.from), (kPages - c.from) * ps, c.prot) != 0)
+                return 2;
+            iovec v{m.get(), kPages * ps};
+            if (madvisev(&v, 1, MADVISEV_ZERO, 0) != static_cast<ssize_t>(kPages * ps))
+                return 3;
+            if (mprotect(m.get(), kPages * ps, PROT_READ | PROT_WRITE) != 0)
+                return 2;
+            return all_equal(m.get(), kPages * ps, 0) ? 0 : 4;
+        });
+        ASSERT_TRUE(WIFEXITED(status)) << c.name << ": the child was " << describe(status);
+        EXPECT_EQ(WEXITSTATUS(status), 0)
+            << c.name << ": 2 setup failed, 3 the call failed, 4 data left";
+    }
+}
+
+// Swapped-out runs are dropped with MADV_DONTNEED (memset() would swap
+// them in only to clear them).  The host has no swap, so the scan's answer
+// is faked through the seam: the run it calls swapped must be dropped
+// (not present afterwards) and read zero; neither skipped nor memset.
+TEST(ZeroEmulated, SwappedRunsAreDropped) {
+    using madvisev_internal::PageRun;
+    using madvisev_internal::ScanStatus;
+    const size_t ps = page_size();
+    Mapping m(8 * ps);
+    ASSERT_NE(m.get(), nullptr);
+    fill(m.get(), 8 * ps, 0x9c);
+    bool was = madvisev_internal::zero_force_emulation(true);
+    // Pages 2-3 "swapped", 5 present, the rest "empty".
+    auto fake = [](const void *, size_t, std::vector<PageRun> &out) {
+        const size_t p = page_size();
+        out = {{2 * p, 2 * p, true, false}, {5 * p, p, false, false}};
+        return ScanStatus::ok;
+    };
+    auto old = madvisev_internal::zero_scan_seam(fake);
+    iovec v{m.get(), 8 * ps};
+    ssize_t r = madvisev(&v, 1, MADVISEV_ZERO, 0);
+    madvisev_internal::zero_scan_seam(old);
+    madvisev_internal::zero_force_emulation(was);
+    ASSERT_EQ(r, static_cast<ssize_t>(8 * ps));
+    EXPECT_FALSE(present(m.page(2)) || present(m.page(3))) << "the swapped run was not dropped";
+    EXPECT_TRUE(present(m.page(5))) << "the present run was not cleared in place";
+    EXPECT_TRUE(all_equal(m.page(2), 2 * ps, 0));
+    EXPECT_TRUE(all_equal(m.page(5), ps, 0));
+    // The pages the scan called empty were left alone: it is their answer.
+    EXPECT_TRUE(all_equal(m.get(), 2 * ps, 0x9c));
+    EXPECT_TRUE(all_equal(m.page(4), ps, 0x9c));
+    EXPECT_TRUE(all_equal(m.page(6), 2 * ps, 0x9c));
+}
+
+} // namespace
