@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -57,40 +58,52 @@ constexpr int kAutoOrder[] = {MADVISEV_BACKEND_SYSCALL, MADVISEV_BACKEND_PROCESS
 // atomically.  What runs under locks we do not own (the pagemap file's
 // opening, liburing's loading) runs inside the fork gate (ForkGate,
 // internal.h) instead: fork() waits, in its prepare handler, until no
-// thread is inside.  Writers first, so that a stream of calls cannot keep
-// fork() waiting.
-pthread_rwlock_t g_fork_gate = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
+// thread is inside, and no thread enters while a fork() is on its way.
+// Atomics, not a lock: a lock is what a child must not inherit held (and a
+// write-locked rwlock cannot be released in the child, whose thread id the
+// lock does not know).
+std::atomic<int> g_gate_inside{0};  // threads inside a gate
+std::atomic<int> g_gate_forking{0}; // fork()s between prepare and parent
 thread_local unsigned t_gate_depth = 0; // trivially destructible
 
 void gate_prepare() {
-    pthread_rwlock_wrlock(&g_fork_gate);
+    g_gate_forking.fetch_add(1);
+    while (g_gate_inside.load() != 0)
+        sched_yield();
 }
 void gate_parent() {
-    pthread_rwlock_unlock(&g_fork_gate);
+    g_gate_forking.fetch_sub(1);
 }
 void gate_child() {
-    // The lock names the parent's thread as its writer: start afresh (the
-    // child has no other thread).
-    static const pthread_rwlock_t fresh = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
-    g_fork_gate = fresh;
+    // The child has one thread, this one, outside every gate.
+    g_gate_inside.store(0);
+    g_gate_forking.store(0);
 }
 
 // Registered when the library is loaded, before any thread can use it;
-// where that fails (no memory), the gate is only a lock.
+// where that fails (no memory), the gate does not hold fork() back.
 [[maybe_unused]] const int g_atfork = pthread_atfork(gate_prepare, gate_parent, gate_child);
 
 } // namespace
 
-// A thread inside enters again at once: a second read lock would wait
-// behind a fork() waiting for the first.
+// A thread inside enters again at once (it would otherwise wait for a
+// fork() that waits for it).
 ForkGate::ForkGate() noexcept {
-    if (t_gate_depth++ == 0)
-        pthread_rwlock_rdlock(&g_fork_gate);
+    if (t_gate_depth++ > 0)
+        return;
+    for (;;) {
+        while (g_gate_forking.load() != 0)
+            sched_yield();
+        g_gate_inside.fetch_add(1);
+        if (g_gate_forking.load() == 0)
+            return;
+        g_gate_inside.fetch_sub(1); // a fork() began: let it go first
+    }
 }
 
 ForkGate::~ForkGate() {
     if (--t_gate_depth == 0)
-        pthread_rwlock_unlock(&g_fork_gate);
+        g_gate_inside.fetch_sub(1);
 }
 
 namespace {
