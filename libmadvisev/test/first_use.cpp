@@ -32,6 +32,7 @@
 
 #include "internal.h"
 #include "madvisev.h"
+#include "sanitizer.h"
 
 namespace {
 
@@ -131,17 +132,6 @@ bool fill_fd_table(rlimit *old) {
     rlimit lim = *old;
     lim.rlim_cur = static_cast<rlim_t>(lowest_free_fd());
     return setrlimit(RLIMIT_NOFILE, &lim) == 0;
-}
-
-bool under_sanitizer() {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    return true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-    return true;
-#endif
-#endif
-    return false;
 }
 
 // Address space exhausted at the first call: no probe can map a page.  The

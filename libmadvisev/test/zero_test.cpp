@@ -20,6 +20,7 @@
 #include "internal.h"
 #include "madvisev.hpp"
 #include "page_scan.h"
+#include "sanitizer.h"
 #include "test_util.h"
 
 using namespace mvtest;
@@ -513,17 +514,6 @@ std::string describe(int status) {
     if (WIFSIGNALED(status))
         return std::string("killed by ") + strsignal(WTERMSIG(status));
     return "status " + std::to_string(status);
-}
-
-bool under_sanitizer() {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    return true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-    return true;
-#endif
-#endif
-    return false;
 }
 
 // The emulation's allocations fail (the address space is used up): the C

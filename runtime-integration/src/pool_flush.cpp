@@ -32,7 +32,6 @@ void Pool::Impl::finish(Shard &counted_in, const Pending &pending, bool ok, cons
     if (!ok) {
         if (!remap_clean(pending.kind, pending.index)) {
             transition(pending.kind, pending.index, State::queued, State::quarantined);
-            held[static_cast<int>(pending.kind)].fetch_add(1, std::memory_order_relaxed);
             bump(counted_in.counters.quarantined);
             return;
         }

@@ -142,10 +142,6 @@ struct Pool::Impl {
     size_t budget = 0;
     std::atomic<size_t> resident{0};
     std::atomic<size_t> warm[kKinds]{}; // free slots with resident > 0, per kind
-    // Slots leased or quarantined, per kind: while fewer than the count,
-    // some slot is free, queued or being reset, and acquire() waits for it
-    // rather than report exhaustion.
-    std::atomic<size_t> held[kKinds]{};
     // Tells this pool from a later one made at the same addresses.
     uint64_t serial = 0;
 
@@ -192,6 +188,9 @@ struct Pool::Impl {
     bool grow_slot(Kind kind, uint32_t index, size_t bytes, std::optional<uint32_t> gen);
     std::optional<uint32_t> slot_at_base(const Pool &pool, Kind kind, const void *base,
                                          const char *op);
+    // Every slot of @kind leased or quarantined: only then does acquire()
+    // report exhaustion.
+    bool every_slot_held(Kind kind) const;
     uint32_t check_owner(const char *op, Kind kind, uint32_t index, uintptr_t owner,
                          std::optional<uint32_t> generation);
     void kick();

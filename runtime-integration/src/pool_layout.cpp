@@ -259,7 +259,19 @@ bool Pool::Impl::take_free(Shard &shard, Kind kind, uint64_t key, uint32_t *out)
         !slot.word.compare_exchange_strong(word, make_word(gen_of(word) + 1, State::leased),
                                            std::memory_order_acq_rel))
         misuse("acquire", kind, *out, word, "a free list held a slot that is not free");
-    held[static_cast<int>(kind)].fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+// Asked only when acquire() found nothing (off the hot path: no count is
+// kept per acquire and release): a slot neither leased nor quarantined is
+// free, queued or being reset, and will be free again.
+bool Pool::Impl::every_slot_held(Kind kind) const {
+    const Area &area = areas[static_cast<int>(kind)];
+    for (size_t i = 0; i < area.count; i++) {
+        State st = state_of(area.slots[i].word.load(std::memory_order_acquire));
+        if (st != State::leased && st != State::quarantined)
+            return false;
+    }
     return true;
 }
 

@@ -38,7 +38,6 @@ std::optional<Pool::Lease> Pool::acquire(Kind kind, uint64_t key, size_t bytes) 
         got = impl.take_free(mine, kind, key, &index);
     }
     size_t shard_count = impl.shards.size();
-    std::atomic<size_t> &held = impl.held[static_cast<int>(kind)];
     for (int pass = 0; !got; pass++) {
         // Steal a free slot from another shard, the next one first; from
         // the second pass on, flush the other shards' queues first.
@@ -51,7 +50,7 @@ std::optional<Pool::Lease> Pool::acquire(Kind kind, uint64_t key, size_t bytes) 
                 got = true;
             }
         }
-        if (got || (pass >= 1 && held.load(std::memory_order_acquire) >= area.count))
+        if (got || (pass >= 1 && impl.every_slot_held(kind)))
             break;
         // Not every slot is held: one is on its way back (another thread
         // is resetting it, or freed it into a list already looked at).

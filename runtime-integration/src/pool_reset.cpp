@@ -297,7 +297,6 @@ void Pool::Impl::release_slot(Kind kind, uint32_t index, uint32_t gen, const cha
     } while (!slot.word.compare_exchange_weak(word, make_word(gen, State::resetting),
                                               std::memory_order_acq_rel));
     slot.owner.store(0, std::memory_order_relaxed);
-    held[static_cast<int>(kind)].fetch_sub(1, std::memory_order_relaxed);
 
     Area &area = area_of(kind);
     std::byte *base = area.base(index);
