@@ -18,7 +18,7 @@
  * (ignored in set-user-ID programs); MADVISEV_DEBUG=1 prints the choice.
  *
  * Besides the kernel's advice values it takes MADVISEV_ZERO (below): zero
- * the ranges, in place where the kernel can, emulated where not.
+ * the ranges or fail, in place where the kernel can, emulated where not.
  */
 #ifndef MADVISEV_H
 #define MADVISEV_H
@@ -69,31 +69,42 @@ extern "C" {
 #endif
 
 /*
- * MADVISEV_ZERO: after the call every byte of every range reads zero.
+ * MADVISEV_ZERO: after the call every byte of every range reads zero, or
+ * the call fails.  Only private anonymous memory can be zeroed (private
+ * MAP_HUGETLB memory included, in whole huge pages: the kernel refuses
+ * part of one with EINVAL): a range in a MAP_SHARED mapping
+ * (shmem, memfd, a shared file, shared hugetlb) or a private file mapping
+ * is refused with EINVAL, since discarding such pages does not make them
+ * read zero.  Locked (mlock()ed) memory is zeroed like any other.
  *
- * In private anonymous memory a kernel that has it (the kernel-patch/
- * series, /sys/kernel/mm/madvisev/version 2 or later) clears each page
- * present and exclusive to the process in place: no page-table change, no
- * TLB flush, no fault when it is touched again, resident memory unchanged.
- * Swap entries are dropped; everything else (pages shared copy-on-write
- * after fork(), KSM or pinned pages, transparent huge pages) is discarded
- * as by MADV_DONTNEED in the same call.  In a MAP_SHARED or file-backed
- * mapping it is MADV_DONTNEED, which does not zero such memory.
- * VM_LOCKED and VM_PFNMAP ranges: EINVAL, as for MADV_DONTNEED.
+ * A kernel that has it (the kernel-patch/ series, version 2 or later in
+ * /sys/kernel/mm/madvisev/version) clears each page present and exclusive
+ * to the process in place: no page-table change, no fault when it is
+ * touched again, resident memory unchanged, and no TLB flush, on x86 and
+ * other architectures whose data caches do not alias, provided no other
+ * thread of the process has a zap of the same range whose flush is still
+ * pending (a concurrent MADV_DONTNEED or munmap()) and no flush that
+ * reclaim deferred for the process is pending.  Swap entries are dropped.
+ * Pages that cannot be cleared in place (shared with a child after
+ * fork(), KSM pages, pages pinned or referenced by I/O in flight,
+ * swap-cache pages under writeback...) are discarded as by MADV_DONTNEED
+ * (in locked memory, as by MADV_DONTNEED_LOCKED): one TLB flush per call.
+ * The kernel checks the ranges in order, so a refused range after zeroed
+ * ones ends the call with a short count (see madvisev()).
  *
  * On any other kernel the library emulates it (madvisev_zero_native()
- * says which): PAGEMAP_SCAN (Linux 6.7+) finds the pages holding data in
- * each range, the present ones are cleared with memset() and the swapped
- * ones, of all ranges, dropped with one MADV_DONTNEED call; a present page
- * of a file or shared mapping is dropped as well, as the kernel would.
- * Without PAGEMAP_SCAN, the whole vector gets MADV_DONTNEED (it too reads
- * zero in private anonymous memory).  Emulation writes to the ranges: a
- * range holding present pages must be writable (PROT_WRITE), or the
- * process takes SIGSEGV; it neither refuses locked memory nor reports an
- * unmapped range (ENOMEM) as the kernel does; and when a range fails,
- * ranges after it may have been zeroed too.  A private file mapping's
- * written (copied) pages are zeroed by emulation, dropped (they read the
- * file again) by the kernel.
+ * says which).  It first reads the mappings under the whole vector from
+ * /proc/self/maps (PROCMAP_QUERY from Linux 6.11), so that a refused call
+ * zeroes nothing; where that file cannot be read the call fails (ENOSYS
+ * without /proc, else the error met, EMFILE say).  Then PAGEMAP_SCAN
+ * (Linux 6.7+; before, /proc/self/pagemap) finds the pages holding data in
+ * each range: present ones the process may write are cleared with
+ * memset(), the others (swapped out, PROT_READ, PROT_NONE) dropped with one
+ * MADV_DONTNEED call for the whole vector (MADV_DONTNEED_LOCKED where
+ * locked memory refuses that).  Without PAGEMAP_SCAN the whole vector is
+ * dropped so.  The emulation does not report an unmapped range (ENOMEM)
+ * as the kernel does, and when a drop fails, ranges after the failed one
+ * may have been zeroed too.
  *
  * The value is the patched kernel's.  The library never passes it to a
  * kernel that has not announced it, and does not define MADV_ZERO: another
@@ -126,7 +137,8 @@ enum madvisev_backend {
  *   EINVAL  @flags != 0, @advice unknown, an iov_base not page-aligned, a
  *           range that wraps the address space, or an iov_len above SSIZE_MAX;
  *   EFAULT  @iov == NULL with @iovcnt > 0.
- * Then, per range: ENOMEM (not mapped) and every error madvise(2) gives.
+ * Then, per range: ENOMEM (not mapped) and every error madvise(2) gives;
+ * for MADVISEV_ZERO, EINVAL where a mapping cannot be zeroed (above).
  * Zero-length ranges at an aligned address are skipped; at an unaligned
  * one they are EINVAL, as for madvise(2).  Any @iovcnt is accepted.
  * When the lengths sum past SSIZE_MAX the call stops before the range that

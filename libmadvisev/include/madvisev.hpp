@@ -163,8 +163,9 @@ class batch {
     error_handler on_error_;
 };
 
-// Make every byte of the ranges read zero (MADVISEV_ZERO: in place where
-// the kernel can, emulated where not; see madvisev.h).
+// Make every byte of the ranges read zero, or fail (EINVAL for a shared or
+// file-backed mapping): MADVISEV_ZERO, in place where the kernel can,
+// emulated where not; see madvisev.h.
 [[nodiscard]] inline flush_result zero(std::span<const iovec> ranges) {
     return advise(ranges, MADVISEV_ZERO);
 }

@@ -78,4 +78,9 @@ class ForkGate {
 using ZeroScanFn = ScanStatus (*)(const void *base, size_t len, std::vector<PageRun> &out);
 ZeroScanFn zero_scan_seam(ZeroScanFn fn);
 
+// Test seam: make MADVISEV_ZERO's emulation read /proc/self/maps's text,
+// as it does before Linux 6.11, where PROCMAP_QUERY exists.  Returns the
+// previous setting.
+bool maps_force_text(bool on);
+
 } // namespace madvisev_internal

@@ -442,7 +442,16 @@ struct ProcmapQuery {
 };
 static_assert(sizeof(ProcmapQuery) == 104, "PROCMAP_QUERY ABI");
 constexpr unsigned long kProcmapQuery = _IOWR('f', 17, ProcmapQuery);
-constexpr uint64_t kVmaWritable = 0x02; // PROCMAP_QUERY_VMA_WRITABLE
+constexpr uint64_t kVmaWritable = 0x02;    // PROCMAP_QUERY_VMA_WRITABLE
+constexpr uint64_t kVmaShared = 0x08;      // PROCMAP_QUERY_VMA_SHARED
+constexpr uint64_t kCoveringOrNext = 0x10; // PROCMAP_QUERY_COVERING_OR_NEXT_VMA
+
+// What /proc/self/maps names a private MAP_HUGETLB|MAP_ANONYMOUS mapping:
+// the kernel backs it with an unlinked file on its own hugetlbfs mount,
+// yet it is anonymous memory (a discarded huge page reads zero).
+constexpr char kAnonHugetlb[] = "/anon_hugepage (deleted)";
+
+constexpr int kDontneedLocked = 24; // MADV_DONTNEED_LOCKED (Linux 5.18)
 
 // /proc/self/maps for PROCMAP_QUERY, kept between calls: opening it
 // costs more than the queries.  Only ever queried, never read (were the
@@ -453,123 +462,217 @@ constexpr uint64_t kVmaWritable = 0x02; // PROCMAP_QUERY_VMA_WRITABLE
 // number in one word; a thread that loses the race keeps its own for the
 // call.
 std::atomic<uint64_t> g_maps{0}; // pid << 32 | fd; 0: none
+std::atomic<bool> g_maps_text{false}; // maps_force_text()
 
-// Which runs memset() may clear: those in memory the process may write.
-// Elsewhere (PROT_READ, PROT_NONE) it would fault, where the kernel's
-// MADVISEV_ZERO discards the pages: such runs are dropped instead
-// (private anonymous memory reads zero after MADV_DONTNEED).  Asked of
-// /proc/self/maps at the first run of a call: one PROCMAP_QUERY per VMA
-// the runs meet, or before Linux 6.11 the text, read once for the call's
-// span.  Where neither can be read, no run is called writable.
-class Protections {
+// The mappings under a MADVISEV_ZERO vector, read from /proc/self/maps
+// before anything is cleared: one PROCMAP_QUERY per VMA the ranges meet,
+// or before Linux 6.11 the text, read once for the vector's span.
+//
+// check() refuses a vector that meets a shared or file-backed mapping,
+// where discarding a page does not make it read zero (it lives on in the
+// shared object, or the file is read again): the kernel's MADVISEV_ZERO
+// says EINVAL there too.  writable() then says which runs memset() may
+// clear; elsewhere (PROT_READ, PROT_NONE) it would fault, and the runs
+// are discarded instead, which reads zero in private anonymous memory.
+class Mappings {
   public:
-    Protections(uintptr_t lo, uintptr_t hi) : lo_(lo), hi_(hi) {}
-    ~Protections() {
+    Mappings(uintptr_t lo, uintptr_t hi) : lo_(lo), hi_(hi) {}
+    ~Mappings() {
         if (fd_ >= 0 && !kept_)
             close(fd_);
     }
-    Protections(const Protections &) = delete;
-    Protections &operator=(const Protections &) = delete;
+    Mappings(const Mappings &) = delete;
+    Mappings &operator=(const Mappings &) = delete;
 
-    bool writable(uintptr_t a, uintptr_t b) {
-        if (mode_ == Mode::unread)
-            open_maps(a);
-        if (mode_ == Mode::text) {
-            auto it = std::upper_bound(ro_.begin(), ro_.end(), a,
-                                       [](uintptr_t x, const Span &s) { return x < s.end; });
-            return it == ro_.end() || it->start >= b;
+    // 0 when every mapping the first @n ranges meet is private anonymous
+    // memory; EINVAL when one is not; otherwise why the mappings could not
+    // be read (ENOSYS: no /proc).  Holes are not reported.
+    int check(const iovec *iov, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+            auto a = reinterpret_cast<uintptr_t>(iov[i].iov_base);
+            const uintptr_t end = a + iov[i].iov_len;
+            if (a == end)
+                continue;
+            if (mode_ == Mode::unread) {
+                if (int err = open_maps(a))
+                    return err;
+                vma_ = {0, 0}; // the VMA open_maps() met is judged below
+            }
+            if (mode_ == Mode::text) {
+                if (meets(refused_, a, end))
+                    return EINVAL;
+                continue;
+            }
+            while (a < end) {
+                if (a < vma_.start || a >= vma_.end) {
+                    if (!query(a)) {
+                        if (errno != ENOENT)
+                            return errno;
+                        break; // no VMA from @a on
+                    }
+                    if (vma_.start < end)
+                        if (int err = private_anonymous())
+                            return err;
+                    if (vma_.start >= end)
+                        break; // a hole to the end of the range
+                }
+                if (!vma_writable_)
+                    read_only_.push_back({std::max(a, vma_.start), std::min(end, vma_.end)});
+                a = vma_.end;
+            }
         }
-        while (mode_ == Mode::query && a < b) {
-            if ((a < vma_.start || a >= vma_.end) && !query(a))
-                return false;
-            if (!vma_writable_)
-                return false;
-            a = vma_.end;
+        // Ranges come in any order: sorted and merged for writable().
+        std::sort(read_only_.begin(), read_only_.end(),
+                  [](const Span &x, const Span &y) { return x.start < y.start; });
+        size_t kept = 0;
+        for (const Span &s : read_only_) {
+            if (kept > 0 && s.start <= read_only_[kept - 1].end)
+                read_only_[kept - 1].end = std::max(read_only_[kept - 1].end, s.end);
+            else
+                read_only_[kept++] = s;
         }
-        return mode_ == Mode::query;
+        read_only_.resize(kept);
+        return 0;
     }
 
-  private:
-    enum class Mode { unread, query, text, none };
+    // Whether the process may write all of [a, b), once check() said 0.
+    bool writable(uintptr_t a, uintptr_t b) const { return !meets(read_only_, a, b); }
 
-    void open_maps(uintptr_t a) {
+  private:
+    enum class Mode { unread, query, text };
+
+    // Whether a span of @spans (sorted, disjoint) meets [a, b).
+    static bool meets(const std::vector<Span> &spans, uintptr_t a, uintptr_t b) {
+        auto it = std::upper_bound(spans.begin(), spans.end(), a,
+                                   [](uintptr_t x, const Span &s) { return x < s.end; });
+        return it != spans.end() && it->start < b;
+    }
+
+    int open_maps(uintptr_t a) {
+        const bool text = g_maps_text.load(std::memory_order_relaxed);
         const auto me = static_cast<uint32_t>(getpid());
         mode_ = Mode::query;
         uint64_t kept = g_maps.load(std::memory_order_acquire);
-        if (kept >> 32 == me) {
+        if (!text && kept >> 32 == me) {
             fd_ = static_cast<int>(kept & 0xffffffff);
             kept_ = true;
             if (query(a) || errno == ENOENT)
-                return;
+                return 0;
             kept_ = false; // not ours any more: a fresh one for this call
         }
-        mode_ = Mode::none;
         fd_ = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
         if (fd_ < 0)
-            return;
-        mode_ = Mode::query;
-        if (query(a) || errno == ENOENT) {
-            // Kept for later calls; never closed: a descriptor this
-            // process (or, after fork(), its parent) opened may be the
-            // program's by now.
-            uint64_t mine = uint64_t{me} << 32 | static_cast<uint32_t>(fd_);
-            kept_ = g_maps.compare_exchange_strong(kept, mine, std::memory_order_acq_rel);
-            return;
+            return errno == ENOENT || errno == EACCES || errno == EPERM ? ENOSYS : errno;
+        if (!text) {
+            if (query(a) || errno == ENOENT) {
+                // Kept for later calls; never closed: a descriptor this
+                // process (or, after fork(), its parent) opened may be the
+                // program's by now.
+                uint64_t mine = uint64_t{me} << 32 | static_cast<uint32_t>(fd_);
+                kept_ = g_maps.compare_exchange_strong(kept, mine, std::memory_order_acq_rel);
+                return 0;
+            }
+            if (errno != ENOTTY && errno != EINVAL)
+                return errno;
         }
-        if (errno != ENOTTY && errno != EINVAL)
-            return;
-        mode_ = read_text() ? Mode::text : Mode::none; // before Linux 6.11
+        mode_ = Mode::text; // before Linux 6.11
+        return read_text();
     }
 
-    // The VMA that holds @a, into vma_; false (errno set) when none does
-    // or the kernel has no PROCMAP_QUERY.
-    bool query(uintptr_t a) {
+    // The VMA that holds @a, or else the first one after it, into vma_;
+    // false (errno set; ENOENT: there is none) when the query fails.
+    // @name: where the VMA's name goes, @name_size bytes at most.
+    bool query(uintptr_t a, char *name = nullptr, uint32_t name_size = 0) {
         ProcmapQuery q{};
         q.size = sizeof(q);
+        q.query_flags = kCoveringOrNext;
         q.query_addr = a;
+        q.vma_name_addr = reinterpret_cast<uintptr_t>(name);
+        q.vma_name_size = name_size;
         int r;
         do
             r = ioctl(fd_, kProcmapQuery, &q);
         while (r < 0 && errno == EINTR);
         if (r < 0)
             return false;
-        if (q.vma_start > a || q.vma_end <= a) {
+        if (q.vma_end <= a || q.vma_start >= q.vma_end) {
             errno = ENOENT;
             return false;
         }
         vma_ = {static_cast<uintptr_t>(q.vma_start), static_cast<uintptr_t>(q.vma_end)};
         vma_writable_ = (q.vma_flags & kVmaWritable) != 0;
+        vma_shared_ = (q.vma_flags & kVmaShared) != 0;
+        vma_file_ = q.inode != 0 || q.dev_major != 0 || q.dev_minor != 0;
+        vma_page_size_ = q.vma_page_size;
         return true;
     }
 
-    // The parts of [lo_, hi_) mapped without write permission, in address
-    // order, into ro_.  Only a line's head matters: "start-end perms ...".
-    bool read_text() {
-        char buf[4096], line[64];
+    // 0 if vma_ is private anonymous memory, EINVAL if not, else the
+    // errno of the query that could not tell.  A file VMA with a huge page
+    // size is asked again for its name: the anonymous hugetlb file's?  (The
+    // answer describes the VMA found then, which vma_ becomes.)
+    int private_anonymous() {
+        if (!vma_shared_ && vma_file_ &&
+            vma_page_size_ > static_cast<uint64_t>(sysconf(_SC_PAGESIZE))) {
+            char name[sizeof(kAnonHugetlb)] = {};
+            if (!query(vma_.start, name, sizeof(name)))
+                return errno == ENAMETOOLONG ? EINVAL : errno; // too long: not the name
+            return vma_shared_ || (vma_file_ && strcmp(name, kAnonHugetlb) != 0) ? EINVAL : 0;
+        }
+        return vma_shared_ || vma_file_ ? EINVAL : 0;
+    }
+
+    // The parts of [lo_, hi_) mapped without write permission, and the
+    // mappings there that are not private anonymous memory, in address
+    // order.  A line: "start-end perms offset dev inode   name".
+    int read_text() {
+        char buf[4096], line[256];
         size_t used = 0;
+        bool cut = false; // the line was longer than @line
         for (;;) {
             ssize_t got = read(fd_, buf, sizeof(buf));
             if (got < 0 && errno == EINTR)
                 continue;
-            if (got <= 0)
-                return got == 0;
+            if (got < 0)
+                return errno;
+            if (got == 0)
+                return 0;
             for (ssize_t i = 0; i < got; i++) {
                 if (buf[i] != '\n') {
                     if (used < sizeof(line) - 1)
                         line[used++] = buf[i];
+                    else
+                        cut = true;
                     continue;
                 }
                 line[used] = '\0';
                 used = 0;
+                const bool whole = !cut;
+                cut = false;
                 char *end = nullptr;
                 uintptr_t start = strtoull(line, &end, 16);
                 if (*end != '-')
                     continue;
                 uintptr_t stop = strtoull(end + 1, &end, 16);
                 if (start >= hi_)
-                    return true; // the lines are in address order
-                if (stop > lo_ && *end == ' ' && end[1] != '\0' && end[2] != 'w')
-                    ro_.push_back({std::max(start, lo_), std::min(stop, hi_)});
+                    return 0; // the lines are in address order
+                if (stop <= lo_ || *end != ' ' || strlen(end) < 5)
+                    continue;
+                const char *perms = end + 1;
+                const Span span{std::max(start, lo_), std::min(stop, hi_)};
+                if (perms[1] != 'w')
+                    read_only_.push_back(span);
+                // Offset, device and inode; the name after the spaces.
+                char *p = end + 5;
+                strtoull(p, &p, 16);
+                const unsigned long major = strtoul(p, &p, 16);
+                const unsigned long minor = *p == ':' ? strtoul(p + 1, &p, 16) : 0;
+                const unsigned long long inode = strtoull(p, &p, 10);
+                while (*p == ' ')
+                    p++;
+                const bool file = major != 0 || minor != 0 || inode != 0;
+                if (perms[3] == 's' || (file && !(whole && strcmp(p, kAnonHugetlb) == 0)))
+                    refused_.push_back(span);
             }
         }
     }
@@ -579,21 +682,46 @@ class Protections {
     int fd_ = -1;
     bool kept_ = false; // fd_ is g_maps's
     Span vma_{0, 0};
-    bool vma_writable_ = false;
-    std::vector<Span> ro_;
+    bool vma_writable_ = false, vma_shared_ = false, vma_file_ = false;
+    uint64_t vma_page_size_ = 0;
+    std::vector<Span> read_only_; // sorted and disjoint once check() returns
+    std::vector<Span> refused_;   // text mode: not private anonymous
 };
 
-// MADVISEV_ZERO on a kernel that has not announced it.  Per range, the
-// pages that can hold data (PAGEMAP_SCAN): present anonymous ones the
-// process may write are cleared with memset(), as the kernel would clear
-// them in place; swapped ones, present ones it may not write (see
-// Protections), and present ones of a file or shared mapping (where the
-// kernel's MADVISEV_ZERO is MADV_DONTNEED), are dropped with one
-// MADV_DONTNEED call for the whole vector, through the backend in use.  A
-// range the scan cannot read (no PAGEMAP_SCAN before Linux 6.7, no
-// descriptor) is dropped whole: in private anonymous memory that reads
-// zero too.  Where memory runs out (the vectors), std::bad_alloc goes up
-// to the C function, which says ENOMEM; ranges before may be cleared.
+// Discards drop[from, end) with @advice through the backend: the index of
+// the first run not discarded (drop.size() when all were), its error in
+// @err.
+size_t discard(int b, bool fallback, const std::vector<iovec> &drop, size_t from, int advice,
+               int &err) {
+    size_t want = 0;
+    for (size_t k = from; k < drop.size(); k++)
+        want += drop[k].iov_len;
+    ssize_t r = advise(b, fallback, drop.data() + from, drop.size() - from, advice);
+    if (r >= 0 && static_cast<size_t>(r) == want)
+        return drop.size();
+    size_t got = r < 0 ? 0 : static_cast<size_t>(r), j = from;
+    while (j < drop.size() && got >= drop[j].iov_len)
+        got -= drop[j++].iov_len;
+    err = r < 0 ? errno : EAGAIN;
+    if (r >= 0 && advise(b, fallback, &drop[j], 1, advice) < 0)
+        err = errno; // a short count carries no errno: the run alone says it
+    return j;
+}
+
+// MADVISEV_ZERO on a kernel that has not announced it.  First the
+// mappings under the whole vector are checked (Mappings): one that is not
+// private anonymous memory fails the call with EINVAL before anything is
+// cleared.  Then, per range, the pages that can hold data (PAGEMAP_SCAN):
+// present ones the process may write are cleared with memset(), as the
+// kernel would clear them in place, locked ones included; swapped ones
+// and present ones it may not write are dropped with one MADV_DONTNEED
+// call for the whole vector, through the backend in use (locked memory
+// refuses that: what it refuses gets MADV_DONTNEED_LOCKED, as the kernel
+// discards locked pages it cannot clear).  A range the scan cannot read
+// (no PAGEMAP_SCAN before Linux 6.7, no descriptor) is dropped whole: in
+// private anonymous memory that reads zero too.  Where memory runs out
+// (the vectors), std::bad_alloc goes up to the C function, which says
+// ENOMEM; ranges before may be cleared.
 ssize_t zero_emulated(int b, bool fallback, const iovec *iov, size_t n) {
     // Not thread_local: the pool calls this from thread-exit destructors,
     // where such a vector may already be gone.
@@ -615,7 +743,15 @@ ssize_t zero_emulated(int b, bool fallback, const iovec *iov, size_t n) {
             hi = std::max(hi, start + iov[upto].iov_len);
         }
     }
-    Protections prot(lo, hi); // asked at the first run memset() would clear
+    if (upto == 0 && n > 0) {
+        errno = EOVERFLOW;
+        return -1;
+    }
+    Mappings maps(lo, hi);
+    if (int err = maps.check(iov, upto)) {
+        errno = err;
+        return -1;
+    }
     for (size_t i = 0; i < upto; i++) {
         auto *base = static_cast<std::byte *>(iov[i].iov_base);
         size_t len = iov[i].iov_len;
@@ -634,7 +770,7 @@ ssize_t zero_emulated(int b, bool fallback, const iovec *iov, size_t n) {
         }
         for (const PageRun &run : runs) {
             auto at = reinterpret_cast<uintptr_t>(base + run.offset);
-            if (run.swapped || run.file || !prot.writable(at, at + run.bytes)) {
+            if (run.swapped || run.file || !maps.writable(at, at + run.bytes)) {
                 drop.push_back({base + run.offset, run.bytes});
                 owner.push_back(i);
             } else {
@@ -642,26 +778,18 @@ ssize_t zero_emulated(int b, bool fallback, const iovec *iov, size_t n) {
             }
         }
     }
-    if (upto == 0 && n > 0) {
-        errno = EOVERFLOW;
-        return -1;
-    }
     if (drop.empty())
         return static_cast<ssize_t>(total);
-    size_t want = 0;
-    for (const iovec &v : drop)
-        want += v.iov_len;
-    ssize_t r = advise(b, fallback, drop.data(), drop.size(), MADV_DONTNEED);
-    if (r >= 0 && static_cast<size_t>(r) == want)
+    int err = 0;
+    size_t j = discard(b, fallback, drop, 0, MADV_DONTNEED, err);
+    // The mappings were checked: EINVAL here is locked memory (or the rare
+    // VM_PFNMAP, or part of a huge page, which fail again).
+    if (j < drop.size() && err == EINVAL)
+        j = discard(b, fallback, drop, j, kDontneedLocked, err);
+    if (j == drop.size())
         return static_cast<ssize_t>(total);
     // The first run not dropped names the range that failed: report the
     // ranges before it, as for any advice.
-    size_t got = r < 0 ? 0 : static_cast<size_t>(r), j = 0;
-    while (j < drop.size() && got >= drop[j].iov_len)
-        got -= drop[j++].iov_len;
-    int err = r < 0 ? errno : EAGAIN;
-    if (r >= 0 && advise(b, fallback, &drop[j], 1, MADV_DONTNEED) < 0)
-        err = errno; // a short count carries no errno: the run alone says it
     size_t before = 0;
     for (size_t i = 0; i < owner[j]; i++)
         before += iov[i].iov_len;
@@ -675,6 +803,10 @@ ssize_t zero_emulated(int b, bool fallback, const iovec *iov, size_t n) {
 
 ZeroScanFn madvisev_internal::zero_scan_seam(ZeroScanFn fn) {
     return g_zero_scan.exchange(fn, std::memory_order_relaxed);
+}
+
+bool madvisev_internal::maps_force_text(bool on) {
+    return g_maps_text.exchange(on, std::memory_order_relaxed);
 }
 
 namespace {

@@ -6,15 +6,19 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "internal.h"
@@ -27,7 +31,10 @@ using namespace mvtest;
 
 namespace {
 
-enum class Path { emulated, native };
+// The emulation reads the mappings through PROCMAP_QUERY where the kernel
+// has it (6.11+), else the text of /proc/self/maps: maps_text forces the
+// latter here.
+enum class Path { emulated, emulated_maps_text, native };
 
 // /proc/self/pagemap's entry for the page at @p (bit 63 present, bit 62
 // swapped), 0 where it cannot be read.
@@ -78,21 +85,30 @@ class Zero : public ::testing::TestWithParam<Path> {
                              << ", not 2 or more)";
         } else {
             was_forced_ = madvisev_internal::zero_force_emulation(true);
+            was_text_ = madvisev_internal::maps_force_text(GetParam() == Path::emulated_maps_text);
             forced_ = true;
             ASSERT_EQ(madvisev_zero_native(), 0);
         }
     }
     void TearDown() override {
-        if (forced_)
+        if (forced_) {
             madvisev_internal::zero_force_emulation(was_forced_);
+            madvisev_internal::maps_force_text(was_text_);
+        }
     }
 
   private:
-    bool forced_ = false, was_forced_ = false;
+    bool forced_ = false, was_forced_ = false, was_text_ = false;
 };
 
+const char *path_str(Path p) {
+    return p == Path::native ? "native" : p == Path::emulated ? "emulated" : "emulated_maps_text";
+}
 std::string path_name(const ::testing::TestParamInfo<Path> &info) {
-    return info.param == Path::native ? "native" : "emulated";
+    return path_str(info.param);
+}
+void PrintTo(Path p, std::ostream *os) {
+    *os << path_str(p);
 }
 
 // 64 ranges of 4 pages, with a page between them that is not in the
@@ -193,18 +209,6 @@ TEST_P(Zero, ParentKeepsItsDataWhenTheChildZeroes) {
     EXPECT_TRUE(all_equal(m.get(), 4 * ps, 0x42)) << "the child's call reached the parent";
 }
 
-// Shared memory gets MADV_DONTNEED, as the kernel's advice says: it is not
-// zeroed (its pages live on in the shared object), on either path.
-TEST_P(Zero, SharedMemoryIsDontneedNotZeroed) {
-    const size_t ps = page_size();
-    Mapping m(4 * ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS);
-    ASSERT_NE(m.get(), nullptr);
-    fill(m.get(), 4 * ps, 0x11);
-    iovec v{m.get(), 4 * ps};
-    ASSERT_EQ(madvisev(&v, 1, MADVISEV_ZERO, 0), static_cast<ssize_t>(4 * ps));
-    EXPECT_TRUE(all_equal(m.get(), 4 * ps, 0x11));
-}
-
 // Bad vectors are refused before anything is touched, as for any advice.
 TEST_P(Zero, BadInputIsRefusedAndNothingTouched) {
     const size_t ps = page_size();
@@ -294,7 +298,305 @@ TEST_P(Zero, CxxBatchZeroes) {
     EXPECT_EQ(madv::zero_native(), madvisev_zero_native() == 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, Zero, ::testing::Values(Path::emulated, Path::native), path_name);
+// Bytes of [p, p + len) that do not read @v.
+size_t changed(const void *p, size_t len, unsigned char v) {
+    const unsigned char *b = static_cast<const unsigned char *>(p);
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += b[i] != v;
+    return n;
+}
+
+// mlock() through the raw system call (AddressSanitizer makes mlock() a
+// no-op), raising RLIMIT_MEMLOCK for it where the limit is in the way
+// (the hard limit too as root); @lim receives the limit to put back.
+// Empty on success, else why not.
+std::string lock(void *p, size_t len, rlimit &lim) {
+    getrlimit(RLIMIT_MEMLOCK, &lim);
+    if (syscall(SYS_mlock, p, len) == 0)
+        return {};
+    int err = errno;
+    if ((err == ENOMEM || err == EAGAIN || err == EPERM) && lim.rlim_cur != RLIM_INFINITY) {
+        rlimit more = lim;
+        more.rlim_cur += len;
+        if (more.rlim_max != RLIM_INFINITY && more.rlim_max < more.rlim_cur) {
+            if (geteuid() == 0)
+                more.rlim_max = more.rlim_cur;
+            else
+                more.rlim_cur = more.rlim_max;
+        }
+        if (setrlimit(RLIMIT_MEMLOCK, &more) == 0 && syscall(SYS_mlock, p, len) == 0)
+            return {};
+        err = errno;
+    }
+    std::string why = std::string("mlock: ") + strerror(err) + " (RLIMIT_MEMLOCK " +
+                      std::to_string(lim.rlim_cur) + ")";
+    setrlimit(RLIMIT_MEMLOCK, &lim);
+    return why;
+}
+
+// Locked (mlock()ed) private anonymous memory is zeroed like any other:
+// in place where the process may write it, discarded where it may not
+// (MADV_DONTNEED refuses locked memory: MADV_DONTNEED_LOCKED's discard),
+// and discarded whole where no page scan can be had.
+TEST_P(Zero, LockedMemoryIsZeroed) {
+    const size_t ps = page_size();
+    constexpr size_t kPages = 8;
+    Mapping m(kPages * ps);
+    ASSERT_NE(m.get(), nullptr);
+    fill(m.get(), kPages * ps, 0x4c);
+    rlimit was{};
+    if (std::string why = lock(m.get(), kPages * ps, was); !why.empty())
+        GTEST_SKIP() << why;
+    iovec v{m.get(), kPages * ps};
+    auto zero = [&](const char *what) {
+        errno = 0;
+        ssize_t r = madvisev(&v, 1, MADVISEV_ZERO, 0);
+        int err = errno;
+        EXPECT_EQ(r, static_cast<ssize_t>(kPages * ps))
+            << what << ": returned " << r << ", errno " << err << " (" << strerror(err) << ")";
+    };
+    zero("writable");
+    size_t gone = 0;
+    for (size_t i = 0; i < kPages; i++)
+        gone += !present(m.page(i));
+    EXPECT_EQ(gone, 0u) << "writable: locked pages were discarded, not cleared in place";
+    EXPECT_EQ(changed(m.get(), kPages * ps, 0), 0u) << "writable: bytes left with data";
+
+    fill(m.get(), kPages * ps, 0x4d);
+    ASSERT_EQ(mprotect(m.page(kPages / 2), kPages / 2 * ps, PROT_READ), 0);
+    zero("half PROT_READ");
+    ASSERT_EQ(mprotect(m.get(), kPages * ps, PROT_READ | PROT_WRITE), 0);
+    EXPECT_EQ(changed(m.get(), kPages * ps, 0), 0u) << "half PROT_READ: bytes left with data";
+
+    fill(m.get(), kPages * ps, 0x4e);
+    bool scan_was = madvisev_internal::scan_force_unsupported(true);
+    zero("without a page scan");
+    madvisev_internal::scan_force_unsupported(scan_was);
+    EXPECT_EQ(changed(m.get(), kPages * ps, 0), 0u) << "without a page scan: bytes left with data";
+
+    syscall(SYS_munlock, m.get(), kPages * ps);
+    setrlimit(RLIMIT_MEMLOCK, &was);
+}
+
+// Private anonymous MAP_HUGETLB memory is zeroed, whole huge pages: its
+// VMA has a file behind it (the kernel's own unlinked hugetlbfs one),
+// which must not count as file-backed.  A private mapping of a hugetlb
+// memfd is file-backed (a discarded page reads the memfd again): refused,
+// by the emulation at least.  Needs a reserved 2 MiB page.
+TEST_P(Zero, PrivateHugetlbIsZeroed) {
+    constexpr size_t kHuge = size_t{2} << 20;
+    void *p = mmap(nullptr, kHuge, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+    if (p == MAP_FAILED)
+        GTEST_SKIP() << "no 2 MiB hugetlb page to be had: " << strerror(errno);
+    char *c = static_cast<char *>(p);
+    fill(c, kHuge, 0x68);
+    iovec v{c, kHuge};
+    errno = 0;
+    ssize_t r = madvisev(&v, 1, MADVISEV_ZERO, 0);
+    int err = errno;
+    EXPECT_EQ(r, static_cast<ssize_t>(kHuge))
+        << "returned " << r << ", errno " << err << " (" << strerror(err) << ")";
+    EXPECT_EQ(changed(c, kHuge, 0), 0u) << "bytes left with data";
+    munmap(p, kHuge);
+    if (GetParam() == Path::native)
+        return;
+    int fd = memfd_create("madvisev-zero-test", MFD_CLOEXEC | MFD_HUGETLB);
+    if (fd < 0 || ftruncate(fd, kHuge) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    p = mmap(nullptr, kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return; // no second huge page
+    c = static_cast<char *>(p);
+    fill(c, kHuge, 0x69);
+    v = {c, kHuge};
+    errno = 0;
+    r = madvisev(&v, 1, MADVISEV_ZERO, 0);
+    err = errno;
+    EXPECT_EQ(r, -1) << "hugetlb memfd, MAP_PRIVATE: returned " << r;
+    EXPECT_EQ(err, EINVAL) << strerror(err);
+    EXPECT_EQ(changed(c, kHuge, 0x69), 0u) << "hugetlb memfd, MAP_PRIVATE: bytes changed";
+    munmap(p, kHuge);
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, Zero,
+                         ::testing::Values(Path::emulated, Path::emulated_maps_text, Path::native),
+                         path_name);
+
+// Mappings where discarding pages does not make them read zero: they
+// live on in the shared object, or a private file mapping reads the file
+// again.  MADVISEV_ZERO must fail there, EINVAL.
+enum class Refused { memfd_shared, shared_anonymous, private_file };
+
+const char *refused_name(Refused k) {
+    switch (k) {
+    case Refused::memfd_shared:
+        return "memfd_shared";
+    case Refused::shared_anonymous:
+        return "shared_anonymous";
+    case Refused::private_file:
+        return "private_file";
+    }
+    return "?";
+}
+void PrintTo(Refused k, std::ostream *os) {
+    *os << refused_name(k);
+}
+
+// A regular file of our own, unlinked: O_TMPFILE where the file system
+// has it.
+int temp_file() {
+    const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        return fd;
+    std::string path = std::string(dir) + "/madvisev-zero-XXXXXX";
+    fd = mkostemp(path.data(), O_CLOEXEC);
+    if (fd >= 0)
+        unlink(path.c_str());
+    return fd;
+}
+
+// One such mapping, @pages long, whose object (file or memfd) holds
+// kFile: pages 0 and 1 are written through the mapping, page 2 only
+// read, the rest untouched.  expect(i): what page i must go on reading.
+class RefusedMapping {
+  public:
+    static constexpr unsigned char kFile = 0x46, kWritten = 0x72;
+
+    RefusedMapping(Refused kind, size_t pages) : kind_(kind), len_(pages * page_size()) {
+        int fd = -1, flags = MAP_SHARED;
+        if (kind == Refused::memfd_shared)
+            fd = memfd_create("madvisev-zero-test", MFD_CLOEXEC);
+        else if (kind == Refused::private_file)
+            fd = temp_file(), flags = MAP_PRIVATE;
+        else
+            flags = MAP_SHARED | MAP_ANONYMOUS;
+        if (kind != Refused::shared_anonymous) {
+            std::string data(len_, static_cast<char>(kFile));
+            if (fd < 0 || pwrite(fd, data.data(), len_, 0) != static_cast<ssize_t>(len_)) {
+                why_ = std::string("no file: ") + strerror(errno);
+                if (fd >= 0)
+                    close(fd);
+                return;
+            }
+        }
+        void *p = mmap(nullptr, len_, PROT_READ | PROT_WRITE, flags, fd, 0);
+        if (fd >= 0)
+            close(fd);
+        if (p == MAP_FAILED) {
+            why_ = std::string("mmap: ") + strerror(errno);
+            return;
+        }
+        p_ = static_cast<char *>(p);
+        fill(p_, 2 * page_size(), kWritten);
+        volatile char sink = p_[2 * page_size()];
+        (void)sink;
+    }
+    ~RefusedMapping() {
+        if (p_)
+            munmap(p_, len_);
+    }
+    RefusedMapping(const RefusedMapping &) = delete;
+    RefusedMapping &operator=(const RefusedMapping &) = delete;
+
+    char *get() const { return p_; }
+    const std::string &why() const { return why_; }
+    unsigned char expect(size_t page) const {
+        return page < 2 ? kWritten : kind_ == Refused::shared_anonymous ? 0 : kFile;
+    }
+
+  private:
+    Refused kind_;
+    size_t len_;
+    char *p_ = nullptr;
+    std::string why_;
+};
+
+// (path, mapping, whether a private anonymous range comes first)
+using RefusedParam = std::tuple<Path, Refused, bool>;
+
+class ZeroRefused : public ::testing::TestWithParam<RefusedParam> {
+  protected:
+    void SetUp() override {
+        if (std::get<0>(GetParam()) == Path::native) {
+            if (madvisev_zero_native() != 1)
+                GTEST_SKIP() << "the kernel does not clear in place";
+        } else {
+            was_forced_ = madvisev_internal::zero_force_emulation(true);
+            was_text_ = madvisev_internal::maps_force_text(std::get<0>(GetParam()) ==
+                                                           Path::emulated_maps_text);
+            forced_ = true;
+        }
+    }
+    void TearDown() override {
+        if (forced_) {
+            madvisev_internal::zero_force_emulation(was_forced_);
+            madvisev_internal::maps_force_text(was_text_);
+        }
+    }
+
+  private:
+    bool forced_ = false, was_forced_ = false, was_text_ = false;
+};
+
+// Alone, or after a private anonymous range: -1/EINVAL, and every byte of
+// every range keeps its data.  The emulation checks the whole vector's
+// mappings before it clears anything; the kernel checks range by range,
+// so it may instead zero the anonymous range and return its length (a
+// short count), never touching the refused one.
+TEST_P(ZeroRefused, FailsWithEinvalAndKeepsEveryByte) {
+    const auto [path, kind, after_anonymous] = GetParam();
+    const size_t ps = page_size();
+    constexpr size_t kPages = 4;
+    constexpr unsigned char kAnon = 0x61;
+    Mapping anon(kPages * ps);
+    ASSERT_NE(anon.get(), nullptr);
+    fill(anon.get(), kPages * ps, kAnon);
+    RefusedMapping m(kind, kPages);
+    ASSERT_NE(m.get(), nullptr) << m.why();
+    std::vector<iovec> iov;
+    if (after_anonymous)
+        iov.push_back({anon.get(), kPages * ps});
+    iov.push_back({m.get(), kPages * ps});
+    errno = 0;
+    ssize_t r = madvisev(iov.data(), iov.size(), MADVISEV_ZERO, 0);
+    int err = errno;
+    if (path == Path::native && after_anonymous && r == static_cast<ssize_t>(kPages * ps)) {
+        EXPECT_EQ(changed(anon.get(), kPages * ps, 0), 0u)
+            << "the anonymous range was counted but holds data";
+    } else {
+        EXPECT_EQ(r, -1) << "returned " << r << ", errno " << err << " (" << strerror(err)
+                         << ")";
+        EXPECT_EQ(err, EINVAL) << strerror(err);
+        EXPECT_EQ(changed(anon.get(), kPages * ps, kAnon), 0u)
+            << "bytes of the anonymous range changed";
+    }
+    for (size_t i = 0; i < kPages; i++)
+        EXPECT_EQ(changed(m.get() + i * ps, ps, m.expect(i)), 0u)
+            << "bytes of page " << i << " of the " << refused_name(kind) << " mapping changed";
+}
+
+std::string refused_param_name(const ::testing::TestParamInfo<RefusedParam> &info) {
+    const auto &[path, kind, after_anonymous] = info.param;
+    return std::string(path_str(path)) + "_" + refused_name(kind) +
+           (after_anonymous ? "_after_anonymous" : "_alone");
+}
+
+INSTANTIATE_TEST_SUITE_P(Mappings, ZeroRefused,
+                         ::testing::Combine(::testing::Values(Path::emulated,
+                                                              Path::emulated_maps_text,
+                                                              Path::native),
+                                            ::testing::Values(Refused::memfd_shared,
+                                                              Refused::shared_anonymous,
+                                                              Refused::private_file),
+                                            ::testing::Bool()),
+                         refused_param_name);
 
 // The emulation through every backend: present pages are zeroed with no
 // system call at all; swapped ones would take one MADV_DONTNEED call.
@@ -353,12 +655,12 @@ TEST_P(ZeroEmulatedVia, WithoutPagemapScanTheWholeVectorIsDroppedInOneCall) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, ZeroEmulatedVia, MADVISEV_ALL_BACKENDS, backend_param_name);
 
-// The kernel refuses locked memory and reports a hole; the emulation
-// cannot see either (documented): the kernel's path only.
-TEST(ZeroNativeOnly, RefusesLockedAndUnmappedRanges) {
+// The kernel reports a hole; the emulation does not look for one
+// (documented): the kernel's path only.
+TEST(ZeroNativeOnly, ReportsUnmappedRanges) {
     if (madvisev_zero_native() != 1)
         GTEST_SKIP() << "the kernel does not clear in place, and the emulation does not check "
-                        "for locked or unmapped ranges (madvisev.3)";
+                        "for unmapped ranges (madvisev.3)";
     const size_t ps = page_size();
     Mapping m(4 * ps);
     ASSERT_NE(m.get(), nullptr);
@@ -367,14 +669,6 @@ TEST(ZeroNativeOnly, RefusesLockedAndUnmappedRanges) {
     errno = 0;
     EXPECT_EQ(madvisev(&hole, 1, MADVISEV_ZERO, 0), -1);
     EXPECT_EQ(errno, ENOMEM);
-    fill(m.get(), ps, 1);
-    if (mlock(m.get(), ps) == 0) {
-        iovec locked{m.get(), ps};
-        errno = 0;
-        EXPECT_EQ(madvisev(&locked, 1, MADVISEV_ZERO, 0), -1);
-        EXPECT_EQ(errno, EINVAL);
-        munlock(m.get(), ps);
-    }
 }
 
 // The pool resets slots from thread-exit destructors: MADVISEV_ZERO must
@@ -635,6 +929,45 @@ TEST(ZeroEmulated, SwappedRunsAreDropped) {
     EXPECT_TRUE(all_equal(m.get(), 2 * ps, 0x9c));
     EXPECT_TRUE(all_equal(m.page(4), ps, 0x9c));
     EXPECT_TRUE(all_equal(m.page(6), 2 * ps, 0x9c));
+}
+
+} // namespace
+
+namespace {
+
+// Without /proc/self/maps the emulation cannot tell private anonymous
+// memory from shared or file-backed: it fails, touching nothing, rather
+// than discard pages that might not read zero.  A full descriptor table
+// in a fresh child (no descriptor kept from the parent) stands in for a
+// missing /proc: EMFILE.
+TEST(ZeroEmulated, UnreadableMapsFailsAndTouchesNothing) {
+    const size_t ps = page_size();
+    constexpr size_t kPages = 4;
+    Mapping m(kPages * ps);
+    ASSERT_NE(m.get(), nullptr);
+    int status = in_child([&] {
+        madvisev_internal::zero_force_emulation(true);
+        fill(m.get(), kPages * ps, 0x3d);
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC); // the lowest free number
+        if (fd < 0)
+            return 2;
+        close(fd);
+        rlimit lim{};
+        getrlimit(RLIMIT_NOFILE, &lim);
+        lim.rlim_cur = static_cast<rlim_t>(fd);
+        if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+            return 2;
+        iovec v{m.get(), kPages * ps};
+        errno = 0;
+        ssize_t r = madvisev(&v, 1, MADVISEV_ZERO, 0);
+        int err = errno;
+        if (r != -1 || err != EMFILE)
+            return 3;
+        return all_equal(m.get(), kPages * ps, 0x3d) ? 0 : 4;
+    });
+    ASSERT_TRUE(WIFEXITED(status)) << "the child was " << describe(status);
+    EXPECT_EQ(WEXITSTATUS(status), 0)
+        << "2 setup failed, 3 not -1/EMFILE, 4 the memory was changed";
 }
 
 } // namespace
