@@ -384,8 +384,47 @@ TEST_P(Zero, LockedMemoryIsZeroed) {
 // which must not count as file-backed.  A private mapping of a hugetlb
 // memfd is file-backed (a discarded page reads the memfd again): refused,
 // by the emulation at least.  Needs a reserved 2 MiB page.
+// One more default-size hugetlb page in the pool for a test, where the
+// process may grow it (root), given back afterwards.
+class ExtraHugePage {
+  public:
+    ExtraHugePage() : saved_(read()) {
+        if (saved_ >= 0)
+            grown_ = write(saved_ + 1);
+    }
+    ~ExtraHugePage() {
+        if (grown_)
+            write(saved_);
+    }
+    ExtraHugePage(const ExtraHugePage &) = delete;
+    ExtraHugePage &operator=(const ExtraHugePage &) = delete;
+
+  private:
+    static constexpr const char *kPath = "/proc/sys/vm/nr_hugepages";
+    static long read() {
+        FILE *f = fopen(kPath, "re");
+        long n = -1;
+        if (f) {
+            if (fscanf(f, "%ld", &n) != 1)
+                n = -1;
+            fclose(f);
+        }
+        return n;
+    }
+    static bool write(long n) {
+        FILE *f = fopen(kPath, "we");
+        if (!f)
+            return false;
+        bool ok = fprintf(f, "%ld\n", n) > 0;
+        return fclose(f) == 0 && ok;
+    }
+    long saved_;
+    bool grown_ = false;
+};
+
 TEST_P(Zero, PrivateHugetlbIsZeroed) {
     constexpr size_t kHuge = size_t{2} << 20;
+    ExtraHugePage reserve;
     void *p = mmap(nullptr, kHuge, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
     if (p == MAP_FAILED)
