@@ -58,6 +58,7 @@ KSELFTEST32      := $(VM)/madvisev-kselftest-32
 FUZZER           := $(VM)/madvisev-fuzz
 RACER            := $(VM)/madvisev-race
 LOCKLAT          := $(VM)/madvisev-lock-latency
+FAULTLAT         := $(VM)/madvisev-fault-latency
 # make test's short fuzz and race passes; make fuzz SECONDS=N runs longer.
 FUZZ_SECONDS     ?= 60
 RACE_SECONDS     ?= 30
@@ -218,13 +219,18 @@ $(FUZZER) $(RACER): $(VM)/madvisev-%: tests/fuzz/madvisev-%.c vm-kernels FORCE
 	gcc -static -O2 -Wall -Wextra -pthread -isystem $(VM)/obj-patched/usr/include \
 	    -I libmadvisev/include -o $@ $<
 
+# A thread's page-fault latency beside MADV_ZERO in the same page table
+# (the guests' faultlat job).
+$(FAULTLAT): tests/bench/madvisev-fault-latency.c FORCE
+	gcc -static -O2 -Wall -Wextra -pthread -o $@ $<
+
 # mmap()+munmap() latency beside long madvisev() calls (make demo's guest).
 $(LOCKLAT): tests/bench/madvisev-lock-latency.c vm-kernels FORCE
 	gcc -static -O2 -Wall -Wextra -pthread -isystem $(VM)/obj-patched/usr/include \
 	    -I libmadvisev/include -o $@ $<
 
-vm-images: vm-kernels build-static wasmtime-bench $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER) $(LOCKLAT)
-	vm-images/build-initramfs.sh $(addprefix -d ,$(WASM_MODULES)) $(INITRAMFS) $(WASMTIME_BENCH) $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER) $(LOCKLAT) \
+vm-images: vm-kernels build-static wasmtime-bench $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER) $(LOCKLAT) $(FAULTLAT)
+	vm-images/build-initramfs.sh $(addprefix -d ,$(WASM_MODULES)) $(INITRAMFS) $(WASMTIME_BENCH) $(KSELFTEST) $(KSELFTEST32) $(FUZZER) $(RACER) $(LOCKLAT) $(FAULTLAT) \
 	    $(BUILD_ST)/libmadvisev/madvisev-test $(BUILD_ST)/libmadvisev/madvisev-first-use \
 	    $(BUILD_ST)/libmadvisev/madvisev-info \
 	    $(BUILD_ST)/libmadvisev/madvisev-bench $(BUILD_ST)/libmadvisev/madvisev-ipi-cost \
@@ -334,8 +340,8 @@ $(KSELFTEST_61): vm-kernel-6.1 FORCE
 $(KSELFTEST32_61): vm-kernel-6.1 FORCE
 	$(KSFT_BUILD_61) -m32 -Wno-pointer-to-int-cast
 
-vm-images-6.1: vm-kernel-6.1 build-static wasmtime-bench $(KSELFTEST_61) $(KSELFTEST32_61)
-	vm-images/build-initramfs.sh $(addprefix -d ,$(WASM_MODULES)) $(INITRAMFS_61) $(WASMTIME_BENCH) $(KSELFTEST_61) $(KSELFTEST32_61) \
+vm-images-6.1: vm-kernel-6.1 build-static wasmtime-bench $(KSELFTEST_61) $(KSELFTEST32_61) $(FAULTLAT)
+	vm-images/build-initramfs.sh $(addprefix -d ,$(WASM_MODULES)) $(INITRAMFS_61) $(WASMTIME_BENCH) $(KSELFTEST_61) $(KSELFTEST32_61) $(FAULTLAT) \
 	    $(BUILD_ST)/libmadvisev/madvisev-test $(BUILD_ST)/libmadvisev/madvisev-first-use \
 	    $(BUILD_ST)/libmadvisev/madvisev-info $(BUILD_ST)/libmadvisev/madvisev-bench \
 	    $(BUILD_ST)/runtime-integration/wasmpool-test \

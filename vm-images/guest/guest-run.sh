@@ -35,6 +35,8 @@
 #                   on the same modules with the same threads and time
 #                   (instantiate-bench, from madvisev.ours=)
 #   info            madvisev-info only
+#   faultlat        madvisev-fault-latency: page-fault latency beside
+#                   MADV_ZERO in the same page table (madvisev.faultlat=)
 #   channel         the results channel under kernel messages: a block
 #                   sent while another process forces messages onto the
 #                   console through /dev/kmsg, and the same bytes written
@@ -327,6 +329,16 @@ wasmtime)
     ;;
 info)
     madvisev-info || fail=1
+    ;;
+faultlat)
+    # A thread's page-fault latency beside MADV_ZERO in the same page
+    # table, and alone (its arguments from madvisev.faultlat=).
+    emit_machine
+    args=$(karg faultlat)
+    # shellcheck disable=SC2086
+    madvisev-fault-latency $args > /tmp/fault-latency.json || fail=1
+    cat /tmp/fault-latency.json
+    emit fault-latency /tmp/fault-latency.json
     ;;
 channel)
     # The payload: JSON rows as the benchmarks write them, 64 KiB or so.
