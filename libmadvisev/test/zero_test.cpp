@@ -73,6 +73,27 @@ size_t swap_total_kb() {
     return 0;
 }
 
+// The emulation (and its /proc/self/maps text path) forced for one test,
+// both switches put back as they were afterwards.
+class ForcedEmulation {
+  public:
+    void force(Path p) {
+        was_forced_ = madvisev_internal::zero_force_emulation(true);
+        was_text_ = madvisev_internal::maps_force_text(p == Path::emulated_maps_text);
+        forced_ = true;
+    }
+    void restore() {
+        if (forced_) {
+            madvisev_internal::zero_force_emulation(was_forced_);
+            madvisev_internal::maps_force_text(was_text_);
+            forced_ = false;
+        }
+    }
+
+  private:
+    bool forced_ = false, was_forced_ = false, was_text_ = false;
+};
+
 // Each test runs on one path: the emulation forced, or the kernel's
 // (skipped where the kernel has not announced MADVISEV_ZERO).
 class Zero : public ::testing::TestWithParam<Path> {
@@ -84,21 +105,14 @@ class Zero : public ::testing::TestWithParam<Path> {
                              << "(/sys/kernel/mm/madvisev/version " << kernel_version()
                              << ", not 2 or more)";
         } else {
-            was_forced_ = madvisev_internal::zero_force_emulation(true);
-            was_text_ = madvisev_internal::maps_force_text(GetParam() == Path::emulated_maps_text);
-            forced_ = true;
+            emulation_.force(GetParam());
             ASSERT_EQ(madvisev_zero_native(), 0);
         }
     }
-    void TearDown() override {
-        if (forced_) {
-            madvisev_internal::zero_force_emulation(was_forced_);
-            madvisev_internal::maps_force_text(was_text_);
-        }
-    }
+    void TearDown() override { emulation_.restore(); }
 
   private:
-    bool forced_ = false, was_forced_ = false, was_text_ = false;
+    ForcedEmulation emulation_;
 };
 
 const char *path_str(Path p) {
@@ -567,21 +581,13 @@ class ZeroRefused : public ::testing::TestWithParam<RefusedParam> {
             if (madvisev_zero_native() != 1)
                 GTEST_SKIP() << "the kernel does not clear in place";
         } else {
-            was_forced_ = madvisev_internal::zero_force_emulation(true);
-            was_text_ = madvisev_internal::maps_force_text(std::get<0>(GetParam()) ==
-                                                           Path::emulated_maps_text);
-            forced_ = true;
+            emulation_.force(std::get<0>(GetParam()));
         }
     }
-    void TearDown() override {
-        if (forced_) {
-            madvisev_internal::zero_force_emulation(was_forced_);
-            madvisev_internal::maps_force_text(was_text_);
-        }
-    }
+    void TearDown() override { emulation_.restore(); }
 
   private:
-    bool forced_ = false, was_forced_ = false, was_text_ = false;
+    ForcedEmulation emulation_;
 };
 
 // Alone, or after a private anonymous range: -1/EINVAL, and every byte of
