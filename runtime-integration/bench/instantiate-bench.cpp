@@ -94,6 +94,10 @@ struct Result {
     // Pages of the instance's memory and fiber stack holding data just
     // before free, from an untimed pass after the timed one (-1: unknown).
     double memory_dirtied = -1, stack_dirtied = -1;
+    // Per instantiation, timed part, in ns: the process's CPU time (user,
+    // system), and where the pool spent its time (Stats::*_ns; -1: stock).
+    double user_ns = -1, sys_ns = -1;
+    double reset_ns = -1, scan_ns = -1, zero_ns = -1, decommit_ns = -1, flusher_ns = -1;
 };
 
 void usage(FILE *out) {
@@ -126,7 +130,8 @@ void usage(FILE *out) {
             "                          emulation), pool-zero-emulated (the emulation forced),\n"
             "                          pool-zero-inline (one call per instance, by the thread\n"
             "                          that frees it),\n"
-            "                          unsafe-no-reset\n"
+            "                          unsafe-no-reset; a pool strategy's NAME/stacks or\n"
+            "                          NAME/no-stacks resets its fiber stacks, or does not\n"
             "  -j, --json FILE         also write the records as JSON\n"
             "  -T, --trace TRACER      run TRACER (madvisev-trace, needs root) on this process\n"
             "                          per measurement and print its figures per instantiation\n"
@@ -528,6 +533,9 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
     int64_t tlb0 = madvisev_tools::tlb_shootdowns();
     rusage ru0{}, ru1{};
     bool faults_known = getrusage(RUSAGE_SELF, &ru0) == 0;
+    wasmpool::Stats pool0;
+    if (pool)
+        pool0 = pool->stats();
     auto start = Clock::now();
     go = true;
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
@@ -536,6 +544,9 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
     double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     int64_t tlb1 = madvisev_tools::tlb_shootdowns();
     faults_known = faults_known && getrusage(RUSAGE_SELF, &ru1) == 0;
+    wasmpool::Stats pool1;
+    if (pool)
+        pool1 = pool->stats();
     release.count_down();
     for (auto &t : ts)
         t.join();
@@ -567,6 +578,24 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
         exit(1);
     }
     r.per_s = static_cast<double>(r.instances) / elapsed;
+    if (faults_known && r.instances) {
+        auto ns = [](const timeval &a, const timeval &b) {
+            return static_cast<double>(b.tv_sec - a.tv_sec) * 1e9 +
+                   static_cast<double>(b.tv_usec - a.tv_usec) * 1e3;
+        };
+        r.user_ns = ns(ru0.ru_utime, ru1.ru_utime) / static_cast<double>(r.instances);
+        r.sys_ns = ns(ru0.ru_stime, ru1.ru_stime) / static_cast<double>(r.instances);
+    }
+    if (pool && r.instances) {
+        auto per = [&](uint64_t a, uint64_t b) {
+            return static_cast<double>(b - a) / static_cast<double>(r.instances);
+        };
+        r.reset_ns = per(pool0.reset_ns, pool1.reset_ns);
+        r.scan_ns = per(pool0.scan_ns, pool1.scan_ns);
+        r.zero_ns = per(pool0.zero_ns, pool1.zero_ns);
+        r.decommit_ns = per(pool0.decommit_ns, pool1.decommit_ns);
+        r.flusher_ns = per(pool0.flusher_cpu_ns, pool1.flusher_cpu_ns);
+    }
     if (faults_known && r.instances)
         r.faults =
             static_cast<double>((ru1.ru_minflt - ru0.ru_minflt) + (ru1.ru_majflt - ru0.ru_majflt)) /
@@ -695,6 +724,15 @@ int main(int argc, char **argv) {
         chosen = all;
     } else {
         for (std::string name : o.strategies) {
+            // NAME/stacks or NAME/no-stacks: the pool strategy with its
+            // fiber stacks reset, or not (Config::reset_stacks).
+            std::string variant;
+            if (size_t slash = name.find('/'); slash != std::string::npos) {
+                variant = name.substr(slash + 1);
+                name.resize(slash);
+                if (variant != "stacks" && variant != "no-stacks")
+                    die("unknown strategy variant '/" + variant + "' (/stacks or /no-stacks)");
+            }
             if (name == "pool-sharded-auto") { // the backend detection picks
                 name = std::string("pool-sharded-") + madvisev_backend_name();
                 std::replace(name.begin(), name.end(), '_', '-');
@@ -702,7 +740,14 @@ int main(int argc, char **argv) {
             auto it = std::find_if(all.begin(), all.end(), [&](auto &s) { return s.name == name; });
             if (it == all.end())
                 die("unknown or unavailable strategy '" + name + "'");
-            chosen.push_back(*it);
+            Strategy st = *it;
+            if (!variant.empty()) {
+                if (st.stock || st.insecure)
+                    die("'" + name + "' resets no stacks of its own: no '/" + variant + "'");
+                st.cfg.reset_stacks = variant == "stacks";
+                st.name += "/" + variant;
+            }
+            chosen.push_back(st);
         }
     }
 
@@ -795,6 +840,11 @@ int main(int argc, char **argv) {
                     printf("  %25.3f %10.3f %12.2f %13.3f", r.t_syscalls, r.t_ipi, r.t_pages,
                            r.t_other_flushes);
                 printf("%s\n", r.insecure ? "  INSECURE: no reset, upper bound only" : "");
+                if (r.reset_ns >= 0)
+                    printf("#   us per inst: cpu user %.2f sys %.2f; pool reset %.2f (scan %.2f, "
+                           "zero %.2f), decommit %.2f, flusher cpu %.2f\n",
+                           r.user_ns / 1e3, r.sys_ns / 1e3, r.reset_ns / 1e3, r.scan_ns / 1e3,
+                           r.zero_ns / 1e3, r.decommit_ns / 1e3, r.flusher_ns / 1e3);
                 fflush(stdout);
             }
 
@@ -864,6 +914,16 @@ int main(int argc, char **argv) {
                             : r.memory_dirtied + r.stack_dirtied)
                         .c_str());
             fprintf(f, ", \"page_faults_per_instantiation\": %s", num(r.faults).c_str());
+            fprintf(f,
+                    ", \"user_ns_per_instantiation\": %s, \"sys_ns_per_instantiation\": %s, "
+                    "\"pool_reset_ns_per_instantiation\": %s, "
+                    "\"pool_scan_ns_per_instantiation\": %s, "
+                    "\"pool_zero_ns_per_instantiation\": %s, "
+                    "\"pool_decommit_ns_per_instantiation\": %s, "
+                    "\"flusher_cpu_ns_per_instantiation\": %s",
+                    num(r.user_ns).c_str(), num(r.sys_ns).c_str(), num(r.reset_ns).c_str(),
+                    num(r.scan_ns).c_str(), num(r.zero_ns).c_str(), num(r.decommit_ns).c_str(),
+                    num(r.flusher_ns).c_str());
             if (r.traced)
                 fprintf(f,
                         ", \"traced_syscalls_per_instantiation\": %.4f, "

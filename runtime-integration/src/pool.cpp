@@ -227,7 +227,12 @@ Stats Pool::stats() const {
         sum.remapped += counters.remapped.load();
         sum.quarantined += counters.quarantined.load();
         sum.exhausted += counters.exhausted.load();
+        sum.reset_ns += counters.reset_ns.load();
+        sum.scan_ns += counters.scan_ns.load();
+        sum.zero_ns += counters.zero_ns.load();
+        sum.decommit_ns += counters.decommit_ns.load();
     }
+    sum.flusher_cpu_ns = impl.flusher_cpu_ns.load();
     sum.resident_bytes = impl.resident.load();
     sum.resident_budget = impl.budget;
     for (auto &warm_count : impl.warm)

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -263,6 +264,11 @@ void Pool::Impl::flusher_main() {
         if ((!which.empty() || !aged.empty()) &&
             flush_shards(which, std::move(aged), std::move(ranges)) > 0)
             bump(all.front()->counters.background_flushes);
+        timespec cpu{};
+        if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0)
+            flusher_cpu_ns.store(static_cast<uint64_t>(cpu.tv_sec) * 1000000000u +
+                                     static_cast<uint64_t>(cpu.tv_nsec),
+                                 std::memory_order_relaxed);
         lk.lock();
     }
     lk.unlock();

@@ -31,6 +31,11 @@ inline size_t page_up(size_t bytes) {
     return (bytes + kPage - 1) & ~(kPage - 1);
 }
 
+// What one page-table page maps (2 MiB with 4 KiB pages): the span of one
+// page-table lock.  Every slot lies in page-table pages of its own, so no
+// reset or fault in one slot waits for a lock that another slot's holds.
+inline const size_t kTableSpan = kPage * (kPage / sizeof(uint64_t));
+
 inline int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
@@ -78,9 +83,9 @@ struct Slot {
 struct Area {
     std::byte *map = nullptr; // the reservation
     size_t map_bytes = 0;     // guard + count * stride
-    size_t guard = 0;         // PROT_NONE bytes before and after every slot
+    size_t guard = 0;         // PROT_NONE bytes before and after every slot, at least
     size_t capacity = 0;      // usable bytes per slot
-    size_t stride = 0;        // capacity + guard
+    size_t stride = 0;        // capacity + guard, rounded up to kTableSpan
     size_t count = 0;
     std::unique_ptr<Slot[]> slots;
     std::byte *base(uint32_t index) const { return map + guard + index * stride; }
@@ -101,7 +106,8 @@ struct Pending {
 struct Counters {
     std::atomic<uint64_t> acquired{0}, released{0}, zeroed{0}, decommitted{0}, decommit_calls{0},
         zero_calls{0}, swapped_resets{0}, flushes_on_empty{0}, background_flushes{0}, aged_out{0},
-        steals{0}, remapped{0}, quarantined{0}, exhausted{0};
+        steals{0}, remapped{0}, quarantined{0}, exhausted{0}, reset_ns{0}, scan_ns{0}, zero_ns{0},
+        decommit_ns{0};
 };
 
 struct alignas(64) Shard {
@@ -118,6 +124,24 @@ struct alignas(64) Shard {
 inline void bump(std::atomic<uint64_t> &counter, uint64_t by = 1) {
     counter.fetch_add(by, std::memory_order_relaxed);
 }
+
+// Adds the time from its construction to its destruction to a counter.
+class TimeInto {
+  public:
+    explicit TimeInto(std::atomic<uint64_t> &counter)
+        : counter_(counter), start_(std::chrono::steady_clock::now()) {}
+    ~TimeInto() {
+        auto spent = std::chrono::steady_clock::now() - start_;
+        bump(counter_, static_cast<uint64_t>(
+                           std::chrono::duration_cast<std::chrono::nanoseconds>(spent).count()));
+    }
+    TimeInto(const TimeInto &) = delete;
+    TimeInto &operator=(const TimeInto &) = delete;
+
+  private:
+    std::atomic<uint64_t> &counter_;
+    std::chrono::steady_clock::time_point start_;
+};
 
 // This thread's number; its shard is this modulo the pool's shard count.
 extern thread_local uint32_t t_thread;
@@ -149,6 +173,7 @@ struct Pool::Impl {
     std::condition_variable flusher_cv;
     bool flusher_stop = false, flusher_kicked = false;
     std::thread flusher;
+    std::atomic<uint64_t> flusher_cpu_ns{0}; // updated after each of its rounds
     pid_t creator = getpid();
     // Whether MADVISEV_ZERO is the kernel's, as the pool was made: adaptive
     // batches its in-place resets only then.

@@ -133,7 +133,12 @@ Pool::Impl::Impl(Config config) : cfg(std::move(config)) {
     // Every kind alike: a guard before and after each slot (the guard
     // after one slot is the guard before the next).  A stack's guard
     // below it catches an overflow; a memory's after it is what unchecked
-    // code relies on (validate() saw that it is large enough).
+    // code relies on (validate() saw that it is large enough).  Slots lie
+    // kTableSpan-aligned strides apart, the gap between two at least the
+    // guard: no two slots share a page-table page, so a thread clearing or
+    // scanning one slot under its page-table lock never holds up another
+    // slot's user (which, with vCPUs preempted by their host while holding
+    // that lock, cost whole host time slices).
     struct Shape {
         size_t count, capacity, guard;
     };
@@ -148,10 +153,12 @@ Pool::Impl::Impl(Config config) : cfg(std::move(config)) {
         area.count = shapes[k].count;
         area.capacity = shapes[k].capacity;
         area.guard = shapes[k].guard;
-        area.stride = checked_add(area.capacity, area.guard, name + " slot + guard");
+        size_t used = checked_add(area.capacity, area.guard, name + " slot + guard");
+        area.stride = checked_add(used, kTableSpan - 1, name + " stride") & ~(kTableSpan - 1);
         area.map_bytes =
             checked_add(area.guard, checked_mul(area.count, area.stride, name + " slots * stride"),
                         name + " reservation");
+        checked_add(area.map_bytes, kTableSpan, name + " reservation, aligned");
     }
 
     auto unmap_all = [&] {
@@ -162,8 +169,21 @@ Pool::Impl::Impl(Config config) : cfg(std::move(config)) {
     for (int k = 0; k < kKinds; k++) {
         Area &area = areas[k];
         area.slots = std::make_unique<Slot[]>(area.count);
-        void *reserved = mmap(nullptr, area.map_bytes, PROT_NONE,
+        // Reserved with kTableSpan to spare, which is then given back:
+        // what is left has its first slot's base kTableSpan-aligned.
+        void *reserved = mmap(nullptr, area.map_bytes + kTableSpan, PROT_NONE,
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (reserved != MAP_FAILED) {
+            auto *got = static_cast<std::byte *>(reserved);
+            auto first = reinterpret_cast<uintptr_t>(got) + area.guard;
+            size_t head = ((first + kTableSpan - 1) & ~(kTableSpan - 1)) - first;
+            size_t tail = kTableSpan - head;
+            if (head)
+                munmap(got, head);
+            if (tail)
+                munmap(got + head + area.map_bytes, tail);
+            reserved = got + head;
+        }
         if (reserved == MAP_FAILED) {
             int err = errno;
             unmap_all();

@@ -86,6 +86,7 @@ void Pool::Impl::set_resident(Slot &slot, size_t bytes) {
 
 ssize_t Pool::Impl::decommit(Shard &counted_in, const iovec *iov, size_t count) {
     bump(counted_in.counters.decommit_calls);
+    TimeInto timed(counted_in.counters.decommit_ns);
     if (decommit_hook)
         return decommit_hook(iov, count);
     return madvisev_via(cfg.backend, iov, count, MADV_DONTNEED, 0);
@@ -93,6 +94,7 @@ ssize_t Pool::Impl::decommit(Shard &counted_in, const iovec *iov, size_t count) 
 
 ssize_t Pool::Impl::zero(Shard &counted_in, const iovec *iov, size_t count) {
     bump(counted_in.counters.zero_calls);
+    TimeInto timed(counted_in.counters.zero_ns);
     if (zero_hook)
         return zero_hook(iov, count);
     return madvisev_via(cfg.backend, iov, count, MADVISEV_ZERO, 0);
@@ -165,7 +167,12 @@ bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
         return false;
     size_t len = std::max(slot.span, extent);
     // ENOSYS (the system cannot say) or a failed call: decommit it all.
-    if (madv::scan_data(base, len, runs) != 0)
+    int scanned;
+    {
+        TimeInto timed(my_shard().counters.scan_ns);
+        scanned = madv::scan_data(base, len, runs);
+    }
+    if (scanned != 0)
         return false;
     size_t present_in = 0, present_out = 0;
     bool any_swapped = false;
@@ -250,9 +257,11 @@ bool Pool::Impl::reset_keep_scanned(Kind kind, uint32_t index) {
     // next: where the first run not stored begins, len when there is none.
     madvisev_page_run runs[kKeepScanRuns];
     size_t next = len;
-    ssize_t found = cfg.pagemap_scan && len > 0
-                        ? madvisev_scan_data(base, len, runs, kKeepScanRuns, &next, 0)
-                        : -1;
+    ssize_t found = -1;
+    if (cfg.pagemap_scan && len > 0) {
+        TimeInto timed(my_shard().counters.scan_ns);
+        found = madvisev_scan_data(base, len, runs, kKeepScanRuns, &next, 0);
+    }
     if (found < 0)
         return false;
     size_t keep = std::min(page_up(cfg.keep_resident_bytes), extent);
@@ -306,6 +315,7 @@ void Pool::Impl::release_slot(Kind kind, uint32_t index, uint32_t gen, const cha
     slot.shard = my_shard_index();
     Counters &counters = my_shard().counters;
     bump(counters.released);
+    TimeInto timed(counters.reset_ns);
     if (skip_resets || (kind == Kind::stack && !cfg.reset_stacks)) {
         make_free(kind, index);
         return;

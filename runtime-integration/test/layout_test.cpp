@@ -159,10 +159,16 @@ TEST(LayoutRefusal, ArithmeticThatWouldOverflow) {
     c.memory_guard_bytes = 4 * kGiB + 65536;
     c.memory_bounds = Bounds::guard_pages;
     EXPECT_PRED2(contains, refusal<std::overflow_error>(c), "memory slots * stride");
+    // A slot and its guard fit, rounded up to a page-table span they do not.
+    c = small();
+    c.stack_bytes = (SIZE_MAX & ~(kPage - 1)) - kPage;
+    c.stack_guard_bytes = kPage;
+    EXPECT_PRED2(contains, refusal<std::overflow_error>(c), "stack stride");
     // The leading guard on top of slots * stride.
     c = small();
-    c.table_slots = 2; // 2 * (2^62 - page + 2^62) fits, 2^62 more does not
-    c.table_bytes = (size_t{1} << 62) - kPage;
+    const size_t span = kPage * (kPage / 8);
+    c.table_slots = 2; // 2 * (2^62 - span + 2^62) fits, 2^62 more does not
+    c.table_bytes = (size_t{1} << 62) - span;
     c.table_guard_bytes = size_t{1} << 62;
     EXPECT_PRED2(contains, refusal<std::overflow_error>(c), "table reservation");
 }
@@ -242,8 +248,8 @@ TEST_F(LayoutDeath, WriteJustBeforeOrAfterASlotFaults) {
 }
 
 // What the stack-overflow handling relies on: a lease's base is the
-// stack's lowest usable address, stack_guard_bytes below it are PROT_NONE,
-// and directly below those is the top of the slot below.
+// stack's lowest usable address, at least stack_guard_bytes below it are
+// PROT_NONE, and everything down to the top of the slot below is too.
 TEST(Layout, StackGuardLiesBetweenAStackAndTheOneBelow) {
     Config c = small();
     c.stack_guard_bytes = 32 * kPage; // not the default: the configured size is used
@@ -255,13 +261,41 @@ TEST(Layout, StackGuardLiesBetweenAStackAndTheOneBelow) {
     for (uint32_t i = 1; i < 4; i++) {
         std::byte *base = by_index.at(i).base();
         const Pool::Lease &below = by_index.at(i - 1);
-        EXPECT_EQ(base - c.stack_guard_bytes, below.base() + below.capacity()) << "slot " << i;
+        std::byte *below_top = below.base() + below.capacity();
+        EXPECT_LE(below_top, base - c.stack_guard_bytes) << "slot " << i;
         EXPECT_EQ(perms_at(base - c.stack_guard_bytes), "---p");
-        EXPECT_EQ(perms_at(base - c.stack_guard_bytes - 1), "rw-p") << "the top of the stack below";
+        EXPECT_EQ(perms_at(below_top), "---p") << "the whole gap is guard";
+        EXPECT_EQ(perms_at(below_top - 1), "rw-p") << "the top of the stack below";
         // A fault in the guard is the stack above's overflow.
         EXPECT_EQ(pool.locate(Kind::stack, base - 1), by_index.at(i).index());
     }
     EXPECT_EQ(Config{}.stack_guard_bytes, size_t{64} << 10);
+}
+
+// No two slots of a kind share a page-table page (the span one maps:
+// kPage * kPage / 8), so no two slots' users share a page-table lock; the
+// gap between two slots is all PROT_NONE.
+TEST(Layout, EverySlotHasPageTablesOfItsOwn) {
+    Config c = small();
+    c.stack_slots = c.table_slots = 8; // small slots: several would fit one span
+    Pool pool(c);
+    const uintptr_t span = kPage * (kPage / 8);
+    for (Kind kind : {Kind::memory, Kind::table, Kind::stack}) {
+        SCOPED_TRACE(wasmpool::kind_name(kind));
+        size_t capacity = pool.slot_capacity(kind);
+        std::map<uint32_t, Pool::Lease> by_index;
+        while (auto lease = pool.acquire(kind, 1, kind == Kind::stack ? 0 : capacity))
+            by_index.emplace(lease->index().value, std::move(*lease));
+        ASSERT_GE(by_index.size(), 4u);
+        for (uint32_t i = 1; i < by_index.size(); i++) {
+            auto first = reinterpret_cast<uintptr_t>(by_index.at(i).base());
+            auto below_last = reinterpret_cast<uintptr_t>(by_index.at(i - 1).base()) + capacity - 1;
+            EXPECT_NE(below_last / span, first / span)
+                << "slots " << i - 1 << " and " << i << " share a page-table page";
+            EXPECT_EQ(perms_at(reinterpret_cast<std::byte *>(below_last + 1)), "---p");
+            EXPECT_EQ(perms_at(reinterpret_cast<std::byte *>(first - 1)), "---p");
+        }
+    }
 }
 
 // A memory or table owns the guard after it (its overruns go there); the

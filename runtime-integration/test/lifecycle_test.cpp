@@ -130,10 +130,7 @@ TEST_F(LifeCycleDeath, ReleaseOfSlotNeverAcquired) {
             Pool pool(small(Config{}));
             auto a = pool.acquire(Kind::memory, 1, kPage);
             uint32_t neighbour = a->index().value ^ 1; // free
-            std::byte *base =
-                a->base() + (neighbour > a->index().value ? 1 : -1) *
-                                static_cast<ptrdiff_t>(pool.config().memory_max_bytes +
-                                                       pool.config().memory_guard_bytes);
+            std::byte *base = pool.slot_base({Kind::memory, neighbour});
             auto fake = wasmpool::testing::forge_lease(pool, {Kind::memory, neighbour}, 0, base);
             pool.release(std::move(fake));
         },

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <random>
 #include <set>
@@ -23,6 +24,7 @@ using wasmpool::Config;
 using wasmpool::Kind;
 using wasmpool::Pool;
 using wasmpool::Reset;
+using wasmpool::Stats;
 
 namespace {
 
@@ -334,6 +336,59 @@ TEST(Pool, StacksNotResetWhenAskedNotTo) {
     EXPECT_TRUE(all_zero(mem2->base(), kPage));
     EXPECT_TRUE(all_zero(tab2->base(), kPage));
     EXPECT_FALSE(all_zero(top, kPage)) << "the stack was reset anyway";
+}
+
+// The time counters add up what the resets spent: an adaptive reset that
+// scans (a memory larger than a memset of it costs) counts its scan, and
+// its zero call if it makes one, within its reset; a decommit at release
+// counts the call within the reset; the flusher reports its CPU time.
+TEST(Pool, TimeCountersAddUpWhereResetsSpendTheirTime) {
+    Config c = small(Config{});
+    c.memory_max_bytes = size_t{4} << 20; // past the largest whole-extent memset (256 KiB)
+    c.memory_guard_bytes = size_t{4} << 20;
+    c.background_flush = false;
+    Pool adaptive(c);
+    {
+        auto mem = adaptive.acquire(Kind::memory, 1, size_t{2} << 20);
+        ASSERT_TRUE(mem);
+        canary(mem->base(), kPage);
+        canary(mem->base() + (size_t{1} << 20), kPage);
+    }
+    Stats a = adaptive.stats();
+    EXPECT_EQ(a.zeroed_in_place, 1u);
+    EXPECT_GT(a.scan_ns, 0u);
+    EXPECT_GT(a.reset_ns, 0u);
+    EXPECT_GE(a.reset_ns, a.scan_ns + a.zero_ns);
+    EXPECT_EQ(a.zero_ns > 0, a.zero_calls > 0);
+    EXPECT_EQ(a.decommit_ns, 0u);
+
+    c.reset = Reset::decommit;
+    c.batch_size = 1;
+    Pool inline_decommit(c);
+    {
+        auto mem = inline_decommit.acquire(Kind::memory, 1, kPage);
+        ASSERT_TRUE(mem);
+        canary(mem->base(), kPage);
+    }
+    Stats d = inline_decommit.stats();
+    EXPECT_EQ(d.decommit_calls, 1u);
+    EXPECT_GT(d.decommit_ns, 0u);
+    EXPECT_GE(d.reset_ns, d.decommit_ns);
+    EXPECT_EQ(d.scan_ns, 0u);
+    EXPECT_EQ(d.flusher_cpu_ns, 0u) << "no flusher";
+
+    c.background_flush = true;
+    c.batch_size = 1;
+    c.flush_interval_ms = 1;
+    Pool flushed(c);
+    {
+        auto mem = flushed.acquire(Kind::memory, 1, kPage);
+        ASSERT_TRUE(mem);
+        canary(mem->base(), kPage);
+    }
+    for (int i = 0; i < 5000 && flushed.stats().flusher_cpu_ns == 0; i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_GT(flushed.stats().flusher_cpu_ns, 0u);
 }
 
 TEST(Pool, BadInput) {

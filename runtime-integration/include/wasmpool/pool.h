@@ -91,9 +91,12 @@ const char *reset_name(Reset r);
 
 // Layout: one PROT_NONE reservation per kind,
 //   [guard][slot 0][guard][slot 1][guard] ... [slot n-1][guard]
-// so every slot has a guard of its kind's guard size directly before and
-// after it.  A slot's size is the most it can make accessible.  Every size
-// must be a multiple of the page size, and every guard at least a page.
+// so every slot has at least a guard of its kind's guard size directly
+// before and after it.  Slots start a whole number of page-table spans
+// apart (2 MiB with 4 KiB pages; the guards grow to fill the gap), so no
+// two share a page-table page or its lock.  A slot's size is the most it
+// can make accessible.  Every size must be a multiple of the page size,
+// and every guard at least a page.
 struct Config {
     size_t memory_slots = 64;
     // The most a memory can make accessible: at most kWasm32MaxBytes.
@@ -184,7 +187,14 @@ struct Stats {
     uint64_t remapped = 0;           // decommit failed: fresh memory mapped over the slot
     uint64_t quarantined = 0;        // that failed too: never reused
     uint64_t exhausted = 0;          // acquire() found nothing
-    size_t resident_bytes = 0;       // kept resident by in-place resets
+    // Where release() and the flusher spend their time, in nanoseconds
+    // (steady clock, the calls themselves: what they wait for included).
+    uint64_t reset_ns = 0;       // release()'s reset of slots, all of it
+    uint64_t scan_ns = 0;        // asking the kernel which pages hold data
+    uint64_t zero_ns = 0;        // madvisev(MADVISEV_ZERO) calls
+    uint64_t decommit_ns = 0;    // madvisev() decommit calls, on any thread
+    uint64_t flusher_cpu_ns = 0; // the flusher thread's CPU time
+    size_t resident_bytes = 0;   // kept resident by in-place resets
     size_t resident_budget = 0;
     size_t warm_slots = 0; // free slots holding resident pages
 };
