@@ -25,7 +25,9 @@
 #                   madvisev.bench=, madvisev.ibench= and madvisev.iwasi=),
 #                   madvisev-lock-latency
 #   sweep           madvisev-ipi-cost and instantiate-bench on as many
-#                   threads as CPUs (make demo boots it with 2, 4 and 8)
+#                   threads as CPUs (make demo boots it with 2, 4 and 8);
+#                   with madvisev.lockstat=1 on a CONFIG_LOCK_STAT kernel,
+#                   /proc/lock_stat of the run too (block 'lock-stat')
 #   shootdowns      madvisev-info and madvisev-bench (its arguments from
 #                   madvisev.bench=): the shootdowns per call of each
 #                   backend, for the 6.1 guest in make demo
@@ -297,9 +299,22 @@ sweep)
     emit ipi-cost /tmp/ipi-cost.json
     echo
     args=$(karg sweep)
+    # madvisev.lockstat=1 on a kernel with CONFIG_LOCK_STAT: the locks
+    # waited for during the run, most contended first (block 'lock-stat').
+    lockstat=
+    if [ -n "$(karg lockstat)" ] && [ -w /proc/lock_stat ]; then
+        lockstat=1
+        echo 0 > /proc/lock_stat
+        echo 1 > /proc/sys/kernel/lock_stat
+    fi
     # shellcheck disable=SC2086
     instantiate-bench --threads "$(nproc)" $args --json /tmp/instantiate-sweep.json || fail=1
     emit instantiate-sweep /tmp/instantiate-sweep.json
+    if [ -n "$lockstat" ]; then
+        echo 0 > /proc/sys/kernel/lock_stat
+        head -n 400 /proc/lock_stat > /tmp/lock-stat.txt
+        emit lock-stat /tmp/lock-stat.txt
+    fi
     ;;
 shootdowns)
     emit_machine
