@@ -414,10 +414,14 @@ test-libfuzzer: $(BUILD)/madvisev-args-fuzz
 	$(PHASE) test-libfuzzer
 
 # docs/results.md and its plots, from the JSON of the last make demo (copied
-# to docs/results/data) or, without one, from the JSON already there.
+# to docs/results/data) or, without one, from the JSON already there.  The
+# figures make demo does not make (scripts/vcpu-sweep.py's runs, the fault
+# latency beside MADV_ZERO: scripts/results_vcpus.py FILES) stay.
+KEPT_RESULTS := vm-lock-stat.json vm-vcpu-sweep.json vm-fault-latency.json
 results: deps
 	@if ls $(RESULTS)/*-bench.json > /dev/null 2>&1; then \
-	    mkdir -p docs/results/data && rm -f docs/results/data/*.json && \
+	    mkdir -p docs/results/data && \
+	    find docs/results/data -maxdepth 1 -name '*.json' $(foreach f,$(KEPT_RESULTS),! -name $(f)) -delete && \
 	    cp $(RESULTS)/*.json docs/results/data/; fi
 	python3 scripts/results.py docs/results/data docs/results.md docs/results
 

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 
+import results_vcpus
 import results_wasmtime
 
 MACHINES = [("host", "Development host"), ("vm", "Patched Linux 6.12 guest (QEMU TCG)")]
@@ -1148,7 +1149,8 @@ def main():
              "instantiate-trace.json", "instantiate-wasi.json", "ipi-cost.json"]
     data = {f"{k}-{n}": load(data_dir, f"{k}-{n}") for k, _ in MACHINES for n in names}
     for f in sorted(os.listdir(data_dir)):
-        if f.startswith(("vm-smp", "vm61-", "vmstock-")) and f.endswith(".json") or f in results_wasmtime.FILES:
+        if (f.startswith(("vm-smp", "vm61-", "vmstock-")) and f.endswith(".json") or f in results_wasmtime.FILES
+                or f in results_vcpus.FILES):
             data[f] = load(data_dir, f)
     if not any(data.values()):
         sys.exit(f"results.py: no benchmark JSON in {data_dir} (run make demo first)")
@@ -1280,6 +1282,7 @@ def main():
         f.write("\n".join(out).rstrip() + "\n")
     scaling = scaling_page(data)
     if scaling:
+        scaling += [""] + results_vcpus.section(data)
         with open(os.path.join(os.path.dirname(out_md) or ".", "scaling.md"), "w") as f:
             f.write("\n".join(scaling).rstrip() + "\n")
 
