@@ -49,8 +49,9 @@ def lock_reading(doc):
         out.append(
             f"Slots back to back (A): under load the threads waited {span([wait_s(r, 'ptlock') for r in la])} s "
             f"of their 12 for page-table locks ({span([wait_s(r, 'ptlock') for r in ia])} s on an idle host). "
-            "Six 256 KiB fiber stacks (and sixteen tables) shared one page-table page and its lock, and "
-            "`pool-adaptive` scans (`PAGEMAP_SCAN`) and clears (`MADV_ZERO`) each released stack under it. A "
+            "Sixteen of the benchmark's 64 KiB fiber stacks with their guards (six of the default 256 KiB) "
+            "shared one page-table page and its lock, and `pool-adaptive` scans (`PAGEMAP_SCAN`) and clears "
+            "(`MADV_ZERO`) each released stack under it. A "
             "lock held for microseconds costs milliseconds once the vCPU holding it, or the next in its queue, "
             "is preempted by the host: the others spin. With every slot in page-table pages of its own (B) "
             f"the page-table locks cost {span([wait_s(r, 'ptlock') for r in lb + ib], 2)} s, and the rate under "
@@ -131,6 +132,25 @@ def verdicts(doc, loads, vcpus):
     return out
 
 
+def counter_rows(doc, loads, vcpus):
+    """The pool's own time counters for ours, per instantiation on N threads."""
+    keys = [("pool_reset_ns_per_instantiation", "reset"), ("pool_scan_ns_per_instantiation", "of it `PAGEMAP_SCAN`"),
+            ("pool_zero_ns_per_instantiation", "of it `MADV_ZERO`"), ("sys_ns_per_instantiation", "system CPU"),
+            ("user_ns_per_instantiation", "user CPU")]
+    out = ["| host | vCPUs | kernel and pool | " + " | ".join(k[1] for k in keys) + " |",
+           "|---|---|---|" + "---|" * len(keys)]
+    for load in loads:
+        for n in vcpus:
+            for kernel in ("before", "after"):
+                rs = [r for row in doc["rows"] if (row.get("kernel"), row.get("load"), row.get("vcpus")) ==
+                      (kernel, load, n) for r in row.get("sweep", []) if r["strategy"] == OURS and r["threads"] == n]
+                if not rs or any(r.get(k[0]) is None for r in rs for k in keys):
+                    continue
+                out.append(f"| {load} | {n} | {kernel} | " + " | ".join(
+                    fmt(statistics.median(r[k[0]] for r in rs) / 1e3) for k in keys) + " |")
+    return out
+
+
 def rate_ratio(doc):
     """ours against the peer in instantiations/s, after, on one thread and on N, per run."""
     one, many = [], []
@@ -198,6 +218,15 @@ def section(data):
                 "the median rate on N threads. N vCPUs on two host cores bound the efficiency near 2/N.", ""]
         out += table + ["", "After, on 4 and 8 vCPUs:", ""] + verdicts(sweep, loads, vcpus) + [""]
         out += rate_ratio(sweep)
+        counters = counter_rows(sweep, loads, vcpus)
+        if len(counters) > 2:
+            out += [f"Where `{OURS}`'s time went, from the pool's own counters (`Stats`: the wall time of its "
+                    "resets and of the calls in them) and the process's CPU time: microseconds per instantiation "
+                    "on N threads, median over the runs. Before, on 8 vCPUs and on any count under load, a reset took "
+                    "milliseconds, "
+                    "nearly all of it system time spent in the scan and the clear, waiting for the locks above; "
+                    "after, it grows with N about as the host's share of a core per vCPU shrinks.", ""]
+            out += counters + [""]
     if lat:
         out += ["### A concurrent thread's page faults", "",
                 f"{lat['bench']}. {lat['machine']}. Before: {lat['kernels']['before']}; after: "
