@@ -229,7 +229,7 @@ def section(data):
             out += counters + [""]
     if lat:
         out += ["### A concurrent thread's page faults", "",
-                f"{lat['bench']}. {lat['machine']}. Before: {lat['kernels']['before']}; after: "
+                f"{lat['bench']}. {lat['machine'][:1].upper()}{lat['machine'][1:]}. Before: {lat['kernels']['before']}; after: "
                 f"{lat['kernels']['after']}. One thread faults in the last 64 pages of a page table while another "
                 "zeroes the other 448 with `MADV_ZERO` again and again; median over the runs, lowest and highest "
                 "in brackets:", ""]
