@@ -128,19 +128,14 @@ inline void bump(std::atomic<uint64_t> &counter, uint64_t by = 1) {
 // Adds the time from its construction to its destruction to a counter.
 class TimeInto {
   public:
-    explicit TimeInto(std::atomic<uint64_t> &counter)
-        : counter_(counter), start_(std::chrono::steady_clock::now()) {}
-    ~TimeInto() {
-        auto spent = std::chrono::steady_clock::now() - start_;
-        bump(counter_, static_cast<uint64_t>(
-                           std::chrono::duration_cast<std::chrono::nanoseconds>(spent).count()));
-    }
+    explicit TimeInto(std::atomic<uint64_t> &counter) : counter_(counter), start_(now_ns()) {}
+    ~TimeInto() { bump(counter_, static_cast<uint64_t>(now_ns() - start_)); }
     TimeInto(const TimeInto &) = delete;
     TimeInto &operator=(const TimeInto &) = delete;
 
   private:
     std::atomic<uint64_t> &counter_;
-    std::chrono::steady_clock::time_point start_;
+    int64_t start_;
 };
 
 // This thread's number; its shard is this modulo the pool's shard count.
