@@ -193,10 +193,13 @@ vm-kernels: deps
 	$(PHASE) vm-kernels
 
 # Both series must stay checkpatch --strict clean (kernel-patch/README.md),
-# each checked by its own kernel's checkpatch.pl.
+# each checked by its own kernel's checkpatch.pl; every measured figure in
+# their cover letters and commit messages must be the one recorded in
+# docs/results/data (kernel-patch/figures.json says where each comes from).
 patch-check: vm-kernels vm-kernel-6.1
 	kernel-patch/checkpatch.sh $(VM)/src-unpatched
 	kernel-patch/checkpatch.sh $(VM)/src-unpatched-6.1 kernel-patch/6.1
+	kernel-patch/check-figures.py
 	$(PHASE) patch-check
 
 # The kselftest, static, against a patched kernel's tree and uapi headers:
@@ -253,7 +256,9 @@ vm-test: vm-images
 	    grep -E '^\[guest\]|^# |^(not )?ok |tests? (passed|failed)|FAILED|PASSED' ; \
 	    $(CHECK_SKIPS) --env guest-patched --guest-log $(VM)/test-patched.log \
 	        --reports $(GUEST_GTESTS) || rc=1; \
-	    $(WASMTIME_CHECK) --kernel series $(VM)/test-patched.results || rc=1; exit $$rc
+	    $(WASMTIME_CHECK) --kernel series $(VM)/test-patched.results || rc=1; \
+	    scripts/flush_table.py --check $(VM)/test-patched.log docs/results/data/vm-kselftest-flush.json || rc=1; \
+	    exit $$rc
 	vm-images/run-vm.sh -q -k $(KERNEL_UNPATCHED) -i $(INITRAMFS) -j test-unpatched -s 2 \
 	    -t 1200 -l $(VM)/test-unpatched.log -a "$(WASMTIME_CHECK_ARG)"; rc=$$?; tr -d '\r' < $(VM)/test-unpatched.log | \
 	    grep -E '^\[guest\]|FAILED|PASSED' ; \
@@ -279,8 +284,8 @@ vm-test-channel: vm-images
 # its uapi headers, an initramfs with Debian's arm64 busybox, booted with
 # qemu-system-aarch64 -M virt (TCG, 2 vCPUs).  The guest runs the 64-bit
 # kselftest (no CONFIG_COMPAT there); its cases that count TLB-shootdown
-# IPIs skip, since arm64 flushes by broadcast TLBI and /proc/interrupts
-# has no TLB row: the skips are held to tests/skip-allowlist.txt (as
+# IPIs skip, since arm64 flushes by broadcast TLBI and has no
+# tlb:tlb_flush tracepoint: the skips are held to tests/skip-allowlist.txt (as
 # guest-patched, named arm64/CASE), and any failure or other skip fails.
 # Then madvisev-flushcount prints the TLB flushes per call that kprobe
 # events count there (vm-images/README.md).
@@ -354,7 +359,9 @@ vm-test-6.1: vm-images-6.1
 	    grep -E '^\[guest\]|^# |^(not )?ok |tests? (passed|failed)|FAILED|PASSED|^flush-table' ; \
 	    $(CHECK_SKIPS) --env guest-patched-6.1 --guest-log $(VM)/test-patched-6.1.log \
 	        --reports $(GUEST_GTESTS) || rc=1; \
-	    $(WASMTIME_CHECK) --kernel series $(VM)/test-patched-6.1.results || rc=1; exit $$rc
+	    $(WASMTIME_CHECK) --kernel series $(VM)/test-patched-6.1.results || rc=1; \
+	    scripts/flush_table.py --check $(VM)/test-patched-6.1.log docs/results/data/vm61-kselftest-flush.json || rc=1; \
+	    exit $$rc
 	$(PHASE) vm-test-6.1
 
 # madvisev-trace in the debug kernel (it has BTF): exact counts on
@@ -416,8 +423,10 @@ test-libfuzzer: $(BUILD)/madvisev-args-fuzz
 # docs/results.md and its plots, from the JSON of the last make demo (copied
 # to docs/results/data) or, without one, from the JSON already there.  The
 # figures make demo does not make (scripts/vcpu-sweep.py's runs, the fault
-# latency beside MADV_ZERO: scripts/results_vcpus.py FILES) stay.
-KEPT_RESULTS := vm-lock-stat.json vm-vcpu-sweep.json vm-fault-latency.json
+# latency beside MADV_ZERO: scripts/results_vcpus.py FILES; the kselftest's
+# IPI-round counts the cover letters quote: scripts/flush_table.py) stay.
+KEPT_RESULTS := vm-lock-stat.json vm-vcpu-sweep.json vm-fault-latency.json \
+    vm-kselftest-flush.json vm61-kselftest-flush.json
 results: deps
 	@if ls $(RESULTS)/*-bench.json > /dev/null 2>&1; then \
 	    mkdir -p docs/results/data && \

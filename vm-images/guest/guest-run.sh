@@ -223,6 +223,8 @@ test-patched)
     export MADVISEV_EXPECT_BACKEND=syscall
     setup_swap
     expect_backend syscall
+    # The kselftest counts shootdown rounds at the sender (tlb:tlb_flush).
+    mount_tracefs
     for ksft in madvisev-kselftest madvisev-kselftest-32; do
         echo "[guest] kselftest mm/madvisev ($ksft)"
         ./$ksft > /tmp/ksft.txt 2>&1
