@@ -11,11 +11,13 @@ CMAKE_GEN  := -G Ninja
 VM_SMP     ?= 2
 RESULTS    ?= $(BUILD)/results
 # Guest benchmarks: shorter than on the host, since the guest runs under
-# emulation (':' stands for ' ' on the kernel command line).
+# emulation (':' stands for ' ' on the kernel command line).  instantiate-bench
+# runs every row five times, the strategies interleaved, and reports medians
+# with 95% intervals (its --repeat).
 VM_BENCH   ?= --ranges:4096
-VM_IBENCH  ?= --seconds:0.5
-VM_IWASI   ?= --module:request,compress,grow:--threads:1,2:--seconds:0.5
-IBENCH     ?= --seconds 1
+VM_IBENCH  ?= --seconds:0.5:--repeat:5
+VM_IWASI   ?= --module:request,compress,grow:--threads:1,2:--seconds:0.5:--repeat:5
+IBENCH     ?= --seconds 1 --repeat 5
 # The vCPU sweep: the patched guest booted with each of these vCPU counts
 # runs madvisev-ipi-cost and instantiate-bench on as many threads.
 VM_SMP_SWEEP ?= 2 4 8
@@ -26,7 +28,7 @@ VM_SWEEP   ?= --dirty-pages:16:--seconds:2:--strategy:stock,pool-madvise-each,po
 IBENCH_BUDGET_STRATEGIES ?= pool-immediate,pool-global-queue,pool-sharded-auto,pool-sharded-inline,pool-keep-resident,pool-adaptive
 # The WASI programs in C (runtime-integration/wasi) under every strategy:
 # a few ms each, so fewer instantiations per row than echo.
-IBENCH_WASI ?= --seconds 0.5
+IBENCH_WASI ?= --seconds 0.5 --repeat 5
 IBENCH_WASI_MODULES ?= request,compress,grow
 
 # Real Wasmtime (peers/wasmtime-bench), built by cargo from crates.io into

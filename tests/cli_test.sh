@@ -168,7 +168,8 @@ ibench_bad_input)
                 "--seconds -1" "--seconds abc" "--strategy pool-nope" "--batch-size 0" "stray" \
                 "--trace /nonexistent" "--trace" "--resident-budget" "--resident-budget 0" \
                 "--resident-budget 12X" "--resident-budget -5" "--resident-budget 9999999G" \
-                "--module" "--module nope" "--module echo,nope" "--module echo,"; do
+                "--module" "--module nope" "--module echo,nope" "--module echo," \
+                "--repeat" "--repeat 0" "--repeat x" "--repeat 2,3" "--repeat 101"; do
         # shellcheck disable=SC2086
         "$ibench" $args > /dev/null 2> "$tmp/err" && fail "accepted '$args'"
         one_line "$tmp/err"
@@ -196,6 +197,41 @@ for r in recs:
     assert r["module"] == "echo", r
     # init wrote 4 pages (None: a kernel without PAGEMAP_SCAN).
     assert r["memory_pages_dirtied_per_instantiation"] in (None, 4.0), r
+    if r["threads"] == 1:
+        assert r["efficiency"] == 1.0, r
+PY
+    ;;
+ibench_repeat)
+    # --repeat: every row run N times, the strategies of a row interleaved
+    # (one order, then the reverse), each figure the median, the rate with
+    # its runs and a 95% interval; a row whose timed part covered fewer
+    # than ten batches per thread is marked SHORT (ten batches of 1024 in
+    # 5 ms would take 2 million instantiations/s per thread), stock never.
+    "$ibench" --threads 1,2 --dirty-pages 4 --seconds 0.005 --repeat 3 --batch-size 1024 \
+        --strategy stock,pool-adaptive --json "$tmp/out.json" > "$tmp/out" ||
+        fail "instantiate-bench exited $?"
+    cat "$tmp/out"
+    [ "$(grep -c '^# round [123]/3: ' "$tmp/out")" = 12 ] || fail "not 12 runs (3 rounds of 4 rows)"
+    grep '^# round 1/3: ' "$tmp/out" | awk '{print $4}' | paste -sd, | grep -qx 'stock,pool-adaptive,stock,pool-adaptive' ||
+        fail "round 1 not in the given order"
+    grep '^# round 2/3: ' "$tmp/out" | awk '{print $4}' | paste -sd, | grep -qx 'pool-adaptive,stock,pool-adaptive,stock' ||
+        fail "round 2 not in the reverse order"
+    grep -Eq '^pool-adaptive .* SHORT: 3 of 3 runs under 10 batches per thread$' "$tmp/out" ||
+        fail "pool-adaptive's short runs not marked"
+    grep -q '^stock .*SHORT' "$tmp/out" && fail "stock marked short"
+    python3 - "$tmp/out.json" <<'PY' || fail "bad JSON"
+import json, statistics, sys
+recs = json.load(open(sys.argv[1]))
+assert len(recs) == 4, recs
+for r in recs:
+    runs = r["instantiations_per_s_runs"]
+    assert r["runs"] == 3 and len(runs) == 3, r
+    assert abs(r["instantiations_per_s"] - statistics.median(runs)) < 0.11, r
+    lo, hi = r["instantiations_per_s_ci95"]
+    assert min(runs) <= lo <= r["instantiations_per_s"] <= hi <= max(runs), r
+    # Warm-up: twice the pool's slots, threads x (batch + 8) + 8.
+    assert r["warmup_instantiations"] >= 2 * (r["threads"] * (1024 + 8) + 8), r
+    assert r["short_runs"] == (3 if r["strategy"] == "pool-adaptive" else 0), r
     if r["threads"] == 1:
         assert r["efficiency"] == 1.0, r
 PY

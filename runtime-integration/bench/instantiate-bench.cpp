@@ -22,6 +22,8 @@
 #include <latch>
 #include <map>
 #include <memory>
+#include <numeric>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -56,6 +58,7 @@ struct Options {
     std::vector<size_t> threads{1, 2};
     std::vector<size_t> dirty{4, 16, 256};
     double seconds = 1.0;
+    size_t repeat = 1; // runs of every row, interleaved
     size_t batch = 32;
     std::vector<std::string> strategies; // empty: all
     std::string json;
@@ -98,6 +101,18 @@ struct Result {
     // system), and where the pool spent its time (Stats::*_ns; -1: stock).
     double user_ns = -1, sys_ns = -1;
     double reset_ns = -1, scan_ns = -1, zero_ns = -1, decommit_ns = -1, flusher_ns = -1;
+    // Untimed instantiations before the clock started (twice the pool's
+    // slots: every slot used and freed), and whether the timed part
+    // covered fewer than ten batches per thread (a row that measures cold
+    // slots, not the steady state).
+    uint64_t warmup = 0;
+    bool short_run = false;
+    // Over --repeat runs: instantiations/s of each run, in the order run,
+    // a 95% bootstrap interval of their median, and the runs that were
+    // short.  The other figures are the medians over the runs.
+    std::vector<double> per_s_runs;
+    double ci_lo = 0, ci_hi = 0;
+    size_t short_runs = 0;
 };
 
 void usage(FILE *out) {
@@ -114,7 +129,13 @@ void usage(FILE *out) {
             "                          stack holding data at free, from an untimed pass\n"
             "  -d, --dirty-pages LIST  4 KiB pages echo's init() dirties (default 4,16,256; at\n"
             "                          most 272); a WASI program dirties what it dirties\n"
-            "  -s, --seconds S         per measurement (default 1)\n"
+            "  -s, --seconds S         per measurement (default 1), timed after a warm-up of\n"
+            "                          twice the pool's slots; a run under 10 batches per\n"
+            "                          thread is marked SHORT\n"
+            "  -R, --repeat N          runs of every row (default 1), the strategies of a row\n"
+            "                          set interleaved, in reverse order every other round;\n"
+            "                          each figure is the median over the runs, the rate with\n"
+            "                          a 95%% bootstrap interval\n"
             "  -b, --batch-size N      instances per decommit batch (default 32)\n"
             "  -S, --strategy LIST     strategies (default: all the kernel supports):\n"
             "                          stock, pool-madvise-each and pool-resident-scan (the\n"
@@ -130,8 +151,9 @@ void usage(FILE *out) {
             "                          emulation), pool-zero-emulated (the emulation forced),\n"
             "                          pool-zero-inline (one call per instance, by the thread\n"
             "                          that frees it),\n"
-            "                          unsafe-no-reset; a pool strategy's NAME/stacks or\n"
-            "                          NAME/no-stacks resets its fiber stacks, or does not\n"
+            "                          pool-adaptive/no-stacks (the default, fiber stacks not\n"
+            "                          reset), unsafe-no-reset; a pool strategy's NAME/stacks\n"
+            "                          or NAME/no-stacks resets its fiber stacks, or does not\n"
             "  -j, --json FILE         also write the records as JSON\n"
             "  -T, --trace TRACER      run TRACER (madvisev-trace, needs root) on this process\n"
             "                          per measurement and print its figures per instantiation\n"
@@ -174,7 +196,10 @@ std::vector<size_t> parse_list(const char *arg, const char *what, size_t max) {
 
 std::vector<Strategy> all_strategies(size_t batch, size_t budget) {
     std::vector<Strategy> s;
-    s.push_back({"stock", true, {}, false});
+    // stock has no pool; its warm-up is that of a pool with --batch-size.
+    wasmpool::Config none;
+    none.batch_size = batch;
+    s.push_back({"stock", true, none, false});
     // pool-madvise-each: the policy of Wasmtime's pooling allocator as
     // configured by default, on this pool (not Wasmtime): every memory
     // and table decommitted when freed, by the thread that frees it
@@ -242,6 +267,10 @@ std::vector<Strategy> all_strategies(size_t batch, size_t budget) {
     a.batch_size = batch;
     a.resident_budget_bytes = budget;
     s.push_back({"pool-adaptive", false, a, false});
+    // The default with its fiber stacks left as the last tenant left them,
+    // as Wasmtime's policies leave them: what resetting them costs.
+    a.reset_stacks = false;
+    s.push_back({"pool-adaptive/no-stacks", false, a, false});
     wasmpool::Config z;
     z.stack_bytes = kStackBytes;
     z.reset = wasmpool::Reset::zero_in_place;
@@ -269,9 +298,13 @@ long long rss_bytes() {
 
 struct ThreadOut {
     uint64_t count = 0, wrong = 0;
+    std::atomic<uint64_t> all{0}; // warm-up included, read by the main thread
     std::vector<uint32_t> lat_ns;
-    // One iteration, begun at @t0, is done.
-    void note(Clock::time_point t0) {
+    // One iteration, begun at @t0, is done; it counts once the clock runs.
+    void note(Clock::time_point t0, bool timed) {
+        all.fetch_add(1, std::memory_order_relaxed);
+        if (!timed)
+            return;
         auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0);
         if (lat_ns.size() < (size_t{4} << 20))
             lat_ns.push_back(static_cast<uint32_t>(std::min<int64_t>(ns.count(), UINT32_MAX)));
@@ -456,7 +489,10 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
         wasm_rt_pooled_set_pool(pool.get());
     }
     long long rss0 = rss_bytes();
-    std::atomic<bool> go{false}, stop{false};
+    // Every slot used and freed twice before the clock starts.
+    const size_t slots = threads * (st.cfg.batch_size + 8) + 8;
+    const uint64_t warmup = 2 * slots;
+    std::atomic<bool> go{false}, stop{false}, timing{false};
     std::atomic<size_t> ready{0};
     // The count ends when every worker has stopped, before any exits: a
     // thread's exit gives its stack back with MADV_DONTNEED, and an
@@ -490,9 +526,10 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
                 ;
             while (!stop.load(std::memory_order_relaxed)) {
                 auto t0 = Clock::now();
+                bool timed = timing.load(std::memory_order_relaxed);
                 if (wasi) {
                     o.wrong += !wasi_once();
-                    o.note(t0);
+                    o.note(t0, timed);
                     continue;
                 }
                 Z_echo_instance_t inst;
@@ -514,13 +551,25 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
                                            body);
                 o.wrong += r != 1;
                 Z_echo_free(&inst);
-                o.note(t0);
+                o.note(t0, timed);
             }
             finished.count_down();
             release.wait();
         });
     while (ready.load() < threads)
         std::this_thread::yield();
+    go = true;
+    // At most a minute: a row too slow to warm up is measured as it is,
+    // and its warm-up count says so.
+    uint64_t warmed = 0;
+    for (auto until = Clock::now() + std::chrono::seconds(60); Clock::now() < until;) {
+        warmed = 0;
+        for (auto &o : out)
+            warmed += o.all.load(std::memory_order_relaxed);
+        if (warmed >= warmup)
+            break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     madvisev_tools::TraceClient tracer;
     if (!tracer_path.empty() && !tracer.start(tracer_path)) {
         stop = go = true;
@@ -537,7 +586,7 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
     if (pool)
         pool0 = pool->stats();
     auto start = Clock::now();
-    go = true;
+    timing = true;
     std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
     stop = true;
     finished.wait();
@@ -578,6 +627,9 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
         exit(1);
     }
     r.per_s = static_cast<double>(r.instances) / elapsed;
+    r.warmup = warmed;
+    // Each thread's shard frees batch_size instances per batch.
+    r.short_run = !st.stock && r.instances < 10 * r.batch * threads;
     if (faults_known && r.instances) {
         auto ns = [](const timeval &a, const timeval &b) {
             return static_cast<double>(b.tv_sec - a.tv_sec) * 1e9 +
@@ -629,14 +681,77 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
         r.quarantined = s.quarantined;
         r.pool_resident = s.resident_bytes;
         r.budget = s.resident_budget;
-        r.decommits =
-            r.instances ? static_cast<double>(s.decommitted) / static_cast<double>(r.instances) : 0;
+        // Over every instantiation, warm-up included: the timed part's
+        // alone would race with the instances in flight when it began.
+        uint64_t all = 0;
+        for (auto &o : out)
+            all += o.all.load(std::memory_order_relaxed);
+        r.decommits = all ? static_cast<double>(s.decommitted) / static_cast<double>(all) : 0;
     }
     measure_dirtied(mod, dirty, pool.get(), r); // after the stats: not counted in them
     wasm_rt_pooled_use_stock();
     pool.reset();
     madvisev_zero_force_emulation(was_emulating);
     return r;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// A 95% percentile-bootstrap interval of the median of @v (fixed seed:
+// the same runs give the same interval).
+std::pair<double, double> median_ci95(const std::vector<double> &v) {
+    std::mt19937_64 rng(0x6d616476);
+    std::uniform_int_distribution<size_t> pick(0, v.size() - 1);
+    std::vector<double> meds, sample(v.size());
+    constexpr int kResamples = 2000;
+    meds.reserve(kResamples);
+    for (int b = 0; b < kResamples; b++) {
+        for (double &x : sample)
+            x = v[pick(rng)];
+        meds.push_back(median(sample));
+    }
+    std::sort(meds.begin(), meds.end());
+    return {meds[static_cast<size_t>(0.025 * (kResamples - 1))],
+            meds[static_cast<size_t>(0.975 * (kResamples - 1))]};
+}
+
+// One row from its runs: each figure the median over the runs, with the
+// instantiation rate's runs and interval kept.
+Result aggregate(const std::vector<Result> &runs) {
+    std::vector<double> rates;
+    for (const Result &r : runs)
+        rates.push_back(r.per_s);
+    // Fields that are not figures (names, the pool's counters) from the run
+    // whose rate is the median's, or the one just above it.
+    std::vector<size_t> idx(runs.size());
+    std::iota(idx.begin(), idx.end(), 0);
+    std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return rates[a] < rates[b]; });
+    Result a = runs[idx[runs.size() / 2]];
+    for (double Result::*f : {&Result::per_s,         &Result::shootdowns,
+                              &Result::efficiency,    &Result::p50,
+                              &Result::p99,           &Result::decommits,
+                              &Result::faults,        &Result::memory_dirtied,
+                              &Result::stack_dirtied, &Result::user_ns,
+                              &Result::sys_ns,        &Result::reset_ns,
+                              &Result::scan_ns,       &Result::zero_ns,
+                              &Result::decommit_ns,   &Result::flusher_ns,
+                              &Result::t_syscalls,    &Result::t_ipi,
+                              &Result::t_pages,       &Result::t_other_flushes}) {
+        std::vector<double> v;
+        for (const Result &r : runs)
+            v.push_back(r.*f);
+        a.*f = median(v);
+    }
+    a.per_s_runs = rates;
+    std::tie(a.ci_lo, a.ci_hi) = median_ci95(rates);
+    a.short_runs = static_cast<size_t>(
+        std::count_if(runs.begin(), runs.end(), [](const Result &r) { return r.short_run; }));
+    a.short_run = a.short_runs > 0;
+    return a;
 }
 
 } // namespace
@@ -647,6 +762,7 @@ int main(int argc, char **argv) {
                                   {"dirty-pages", required_argument, nullptr, 'd'},
                                   {"module", required_argument, nullptr, 'm'},
                                   {"seconds", required_argument, nullptr, 's'},
+                                  {"repeat", required_argument, nullptr, 'R'},
                                   {"batch-size", required_argument, nullptr, 'b'},
                                   {"strategy", required_argument, nullptr, 'S'},
                                   {"json", required_argument, nullptr, 'j'},
@@ -656,7 +772,7 @@ int main(int argc, char **argv) {
                                   {nullptr, 0, nullptr, 0}};
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":t:d:m:s:b:S:j:T:r:h", opts, nullptr)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:d:m:s:R:b:S:j:T:r:h", opts, nullptr)) != -1) {
         switch (c) {
         case 't':
             o.threads = parse_list(optarg, "--threads", 1024);
@@ -672,6 +788,13 @@ int main(int argc, char **argv) {
             o.seconds = strtod(optarg, &end);
             if (*end || !(o.seconds > 0) || o.seconds > 3600)
                 die(std::string("bad --seconds '") + optarg + "'");
+            break;
+        }
+        case 'R': {
+            auto v = parse_list(optarg, "--repeat", 100);
+            if (v.size() != 1)
+                die(std::string("bad --repeat '") + optarg + "'");
+            o.repeat = v[0];
             break;
         }
         case 'b':
@@ -783,9 +906,11 @@ int main(int argc, char **argv) {
     printf("# MADVISEV_ZERO (pool-zero-in-place): %s; faults/inst: page faults (minor + major) "
            "per instantiation, timed part\n",
            madvisev_zero_native() ? "the kernel's, in place" : "libmadvisev's emulation");
-    printf("%-26s %-8s %5s %3s %5s %12s %11s %6s %10s %13s %11s %9s %9s %9s%s\n", "strategy",
-           "module", "dirty", "thr", "batch", "inst/s", "per-thread", "eff", "tlb/inst",
-           "pages-dirtied", "faults/inst", "rss-MiB", "p50-us", "p99-us",
+    printf("# %zu run(s) per row%s\n", o.repeat,
+           o.repeat > 1 ? ": each figure the median, inst/s with a 95% bootstrap interval" : "");
+    printf("%-26s %-8s %5s %3s %5s %12s %17s %11s %6s %10s %13s %11s %9s %9s %9s%s\n", "strategy",
+           "module", "dirty", "thr", "batch", "inst/s", "95%-interval", "per-thread", "eff",
+           "tlb/inst", "pages-dirtied", "faults/inst", "rss-MiB", "p50-us", "p99-us",
            o.tracer.empty() ? ""
                             : "  traced per inst: syscalls ipi-rounds pages-zapped other-flushes");
     std::vector<Result> results;
@@ -794,29 +919,65 @@ int main(int argc, char **argv) {
     for (const Module &m : modules)
         for (size_t d : m.prog ? std::vector<size_t>{0} : o.dirty)
             cases.emplace_back(&m, d);
-    for (const auto &[modp, dirty] : cases)
-        for (const Strategy &st : chosen)
+    // Every row runs --repeat times.  Within a round, the strategies of one
+    // (module, dirty pages, threads) run one after the other, in reverse
+    // order every other round, so that drift in the machine falls on all
+    // of them alike; each run has a fresh pool.
+    std::map<std::tuple<size_t, size_t, size_t>, std::vector<Result>>
+        runs; // case, strategy, threads
+    for (size_t round = 0; round < o.repeat; round++)
+        for (size_t ci = 0; ci < cases.size(); ci++)
             for (size_t t : o.threads) {
-                const Module &mod = *modp;
-                // Without a reset a WASI program finds the last one's
-                // zero-initialised data (wasi-libc's malloc and stdio state)
-                // stale and misbehaves: there is no bound to measure.
-                if (mod.prog && st.insecure) {
-                    if (t == o.threads.front())
+                std::vector<size_t> order(chosen.size());
+                std::iota(order.begin(), order.end(), 0);
+                if (round % 2)
+                    std::reverse(order.begin(), order.end());
+                for (size_t si : order) {
+                    const Module &mod = *cases[ci].first;
+                    const Strategy &st = chosen[si];
+                    // Without a reset a WASI program finds the last one's
+                    // zero-initialised data (wasi-libc's malloc and stdio
+                    // state) stale and misbehaves: there is no bound to measure.
+                    if (mod.prog && st.insecure)
+                        continue;
+                    Result r = run(st, mod, t, cases[ci].second, o.seconds, o.tracer);
+                    if (r.quarantined)
+                        fprintf(stderr, "instantiate-bench: %s quarantined %llu slots\n",
+                                st.name.c_str(), static_cast<unsigned long long>(r.quarantined));
+                    if (o.repeat > 1) {
+                        printf("# round %zu/%zu: %s %s dirty %zu, %zu threads: %.0f/s%s\n",
+                               round + 1, o.repeat, st.name.c_str(), mod.name.c_str(), r.dirty, t,
+                               r.per_s, r.short_run ? " (short)" : "");
+                        fflush(stdout);
+                    }
+                    runs[{ci, si, t}].push_back(r);
+                }
+            }
+    // Efficiency within each round: the rate on N threads against N times
+    // the same strategy's rate on one thread in that round.
+    for (auto &[key, rs] : runs) {
+        auto base = runs.find({std::get<0>(key), std::get<1>(key), 1});
+        for (size_t k = 0; k < rs.size(); k++) {
+            Result &r = rs[k];
+            if (r.threads == 1)
+                r.efficiency = 1.0;
+            else if (base != runs.end() && k < base->second.size())
+                r.efficiency = r.per_s / (static_cast<double>(r.threads) * base->second[k].per_s);
+        }
+    }
+    for (size_t ci = 0; ci < cases.size(); ci++)
+        for (size_t si = 0; si < chosen.size(); si++)
+            for (size_t t : o.threads) {
+                const Strategy &st = chosen[si];
+                const Module &mod = *cases[ci].first;
+                auto found = runs.find({ci, si, t});
+                if (found == runs.end()) {
+                    if (mod.prog && st.insecure && t == o.threads.front())
                         printf("# %s, %s: skipped (no reset: the program misbehaves)\n",
                                st.name.c_str(), mod.name.c_str());
                     continue;
                 }
-                Result r = run(st, mod, t, dirty, o.seconds, o.tracer);
-                if (r.quarantined)
-                    fprintf(stderr, "instantiate-bench: %s quarantined %llu slots\n",
-                            st.name.c_str(), static_cast<unsigned long long>(r.quarantined));
-                for (const Result &base : results)
-                    if (base.strategy == r.strategy && base.module == r.module &&
-                        base.dirty == r.dirty && base.threads == 1)
-                        r.efficiency = r.per_s / (static_cast<double>(r.threads) * base.per_s);
-                if (r.threads == 1)
-                    r.efficiency = 1.0;
+                Result r = aggregate(found->second);
                 results.push_back(r);
                 char eff[16] = "-";
                 if (r.efficiency >= 0)
@@ -831,15 +992,22 @@ int main(int argc, char **argv) {
                 char faults[24] = "-";
                 if (r.faults >= 0)
                     snprintf(faults, sizeof(faults), "%.2f", r.faults);
-                printf("%-26s %-8s %5s %3zu %5zu %12.0f %11.0f %6s %10.3f %13s %11s %9.1f %9.1f "
-                       "%9.1f",
+                char interval[40];
+                snprintf(interval, sizeof(interval), "%.0f-%.0f", r.ci_lo, r.ci_hi);
+                printf("%-26s %-8s %5s %3zu %5zu %12.0f %17s %11.0f %6s %10.3f %13s %11s %9.1f "
+                       "%9.1f %9.1f",
                        r.strategy.c_str(), r.module.c_str(), dirty_s, r.threads, r.batch, r.per_s,
-                       r.per_s / static_cast<double>(r.threads), eff, r.shootdowns, dirtied, faults,
-                       static_cast<double>(r.resident) / (1 << 20), r.p50 / 1000, r.p99 / 1000);
+                       interval, r.per_s / static_cast<double>(r.threads), eff, r.shootdowns,
+                       dirtied, faults, static_cast<double>(r.resident) / (1 << 20), r.p50 / 1000,
+                       r.p99 / 1000);
                 if (r.traced)
                     printf("  %25.3f %10.3f %12.2f %13.3f", r.t_syscalls, r.t_ipi, r.t_pages,
                            r.t_other_flushes);
-                printf("%s\n", r.insecure ? "  INSECURE: no reset, upper bound only" : "");
+                printf("%s", r.insecure ? "  INSECURE: no reset, upper bound only" : "");
+                if (r.short_run)
+                    printf("  SHORT: %zu of %zu runs under 10 batches per thread", r.short_runs,
+                           r.per_s_runs.size());
+                printf("\n");
                 if (r.reset_ns >= 0)
                     printf("#   us per inst: cpu user %.2f sys %.2f; pool reset %.2f (scan %.2f, "
                            "zero %.2f), decommit %.2f, flusher cpu %.2f\n",
@@ -914,6 +1082,13 @@ int main(int argc, char **argv) {
                             : r.memory_dirtied + r.stack_dirtied)
                         .c_str());
             fprintf(f, ", \"page_faults_per_instantiation\": %s", num(r.faults).c_str());
+            fprintf(f, ", \"runs\": %zu, \"instantiations_per_s_runs\": [", r.per_s_runs.size());
+            for (size_t k = 0; k < r.per_s_runs.size(); k++)
+                fprintf(f, "%s%.1f", k ? ", " : "", r.per_s_runs[k]);
+            fprintf(f,
+                    "], \"instantiations_per_s_ci95\": [%.1f, %.1f], \"short_runs\": %zu, "
+                    "\"warmup_instantiations\": %llu",
+                    r.ci_lo, r.ci_hi, r.short_runs, static_cast<unsigned long long>(r.warmup));
             fprintf(f,
                     ", \"user_ns_per_instantiation\": %s, \"sys_ns_per_instantiation\": %s, "
                     "\"pool_reset_ns_per_instantiation\": %s, "
