@@ -217,7 +217,8 @@ echo
 python3 scripts/results.py "$RESULTS" "$RESULTS/results.md" "$RESULTS" || fail "step 'results.py' (the page)"
 echo
 echo "== this run against the figures of docs/results.md, and the noise it states"
-python3 scripts/results.py --compare docs/results/data "$RESULTS"
+python3 scripts/results.py --compare docs/results/data "$RESULTS" ||
+    fail "step 'compare' (this run's counts or ratios outside the record's noise; the lines above name them)"
 echo
 echo "Plots and pages from this run: $RESULTS/*.png, $RESULTS/results.md, $RESULTS/scaling.md"
 echo "(make results copies this run's JSON to docs/results/data and regenerates docs/results.md and docs/scaling.md)"
