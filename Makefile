@@ -435,6 +435,7 @@ results: deps
 	    find docs/results/data -maxdepth 1 -name '*.json' $(foreach f,$(KEPT_RESULTS),! -name $(f)) -delete && \
 	    cp $(RESULTS)/*.json docs/results/data/; fi
 	python3 scripts/results.py docs/results/data docs/results.md docs/results
+	python3 scripts/results.py --prose docs/results/data .
 
 install: build
 	cmake --install $(BUILD)

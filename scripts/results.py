@@ -24,6 +24,7 @@ import sys
 import tempfile
 
 import results_vcpus
+import results_prose
 import results_wasmtime
 
 MACHINES = [("host", "Development host"), ("vm", "Patched Linux 6.12 guest (QEMU TCG)")]
@@ -1240,19 +1241,30 @@ def compare(recorded_dir, fresh_dir):
     return 1 if failed else 0
 
 
-def main():
-    if len(sys.argv) == 4 and sys.argv[1] == "--compare":
-        sys.exit(compare(sys.argv[2], sys.argv[3]))
-    if len(sys.argv) != 4:
-        sys.exit("usage: results.py DATA_DIR OUT_MD PNG_DIR | --compare RECORDED_DIR FRESH_DIR")
-    data_dir, out_md, png_dir = sys.argv[1:]
+def load_all(data_dir):
+    """Every JSON file the pages read, by name (None where missing or bad)."""
     names = ["madvisev-bench.json", "instantiate-bench.json", "machine.json", "madvisev-trace.json",
              "instantiate-trace.json", "instantiate-wasi.json", "ipi-cost.json"]
     data = {f"{k}-{n}": load(data_dir, f"{k}-{n}") for k, _ in MACHINES for n in names}
+    if os.path.exists(os.path.join(data_dir, "host-instantiate-budget.json")):
+        data["host-instantiate-budget.json"] = load(data_dir, "host-instantiate-budget.json")
     for f in sorted(os.listdir(data_dir)):
         if (f.startswith(("vm-smp", "vm61-", "vmstock-")) and f.endswith(".json") or f in results_wasmtime.FILES
                 or f in results_vcpus.FILES):
             data[f] = load(data_dir, f)
+    return data
+
+
+def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--compare":
+        sys.exit(compare(sys.argv[2], sys.argv[3]))
+    if len(sys.argv) == 4 and sys.argv[1] in ("--prose", "--prose-check"):
+        sys.exit(results_prose.run(load_all(sys.argv[2]), sys.argv[3], sys.argv[1] == "--prose-check"))
+    if len(sys.argv) != 4:
+        sys.exit("usage: results.py DATA_DIR OUT_MD PNG_DIR | --compare RECORDED_DIR FRESH_DIR | "
+                 "--prose[-check] DATA_DIR TOP")
+    data_dir, out_md, png_dir = sys.argv[1:]
+    data = load_all(data_dir)
     if not any(data.values()):
         sys.exit(f"results.py: no benchmark JSON in {data_dir} (run make demo first)")
     report_missing(data_dir, data)

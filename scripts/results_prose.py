@@ -1,0 +1,241 @@
+"""The figures the READMEs quote, written from the same JSON as docs/results.md.
+
+A README marks a block as generated:
+
+    <!-- results.py: NAME -->
+    ...
+    <!-- results.py: end -->
+
+and `results.py --prose DATA_DIR TOP` rewrites every such block from the JSON
+(`make results` does), `results.py --prose-check DATA_DIR TOP` fails when one
+differs from what the JSON gives (`make test` does).  So no figure in those
+blocks can drift from the record.
+"""
+
+import os
+import re
+
+import results_wasmtime as rw
+
+FILES = ["README.md", "runtime-integration/README.md"]
+BLOCK = re.compile(r"(<!-- results\.py: ([\w-]+) -->\n)(.*?)(<!-- results\.py: end -->)", re.S)
+
+
+def _one(recs, **want):
+    for r in recs or []:
+        if all(r.get(k) == v for k, v in want.items()):
+            return r
+    return None
+
+
+def _fmt(x):
+    return f"{x:,.0f}"
+
+
+def _kernel(machine):
+    """'Linux 6.18' from a machine record's kernel string."""
+    m = re.match(r"Linux (\d+\.\d+)", (machine or {}).get("kernel", ""))
+    return f"Linux {m.group(1)}" if m else "its kernel"
+
+
+def what_it_measures(data):
+    hb, vb = data.get("host-madvisev-bench.json"), data.get("vm-madvisev-bench.json")
+    inst = data.get("host-instantiate-bench.json")
+    hm = data.get("host-machine.json") or {}
+    out = []
+    hp = _one(hb, backend="process_madvise", vlen=64, range_bytes=4096)
+    hs = _one(hb, backend="sequential", vlen=64, range_bytes=4096)
+    vp = _one(vb, backend="syscall", vlen=64, range_bytes=4096)
+    vs = _one(vb, backend="sequential", vlen=64, range_bytes=4096)
+    top = max(r["threads"] for r in inst)
+    ratios = []
+    for dirty in (4, 16):
+        a = _one(inst, strategy="pool-adaptive", dirty_pages=dirty, threads=top)
+        s = _one(inst, strategy="stock", dirty_pages=dirty, threads=top)
+        ratios.append(a["instantiations_per_s"] / s["instantiations_per_s"])
+    out.append(
+        "`docs/results.md` has the tables and plots of the last recorded `make demo`: on the "
+        f"{hm.get('cores', '?')}-vCPU development host ({_kernel(hm)}), 64 ranges of 4 KiB per call cost "
+        f"{hp['shootdowns_per_call']:.2f} TLB shootdown with `process_madvise` against "
+        f"{hs['shootdowns_per_call']:.2f} with one `madvise` per range; in the patched 6.12 guest, "
+        f"`madvisev(2)` takes {vp['shootdowns_per_call']:.2f} per call against {vs['shootdowns_per_call']:.2f} "
+        "for `sequential`; and instantiating the echo module through the pool with the adaptive reset (the "
+        f"default) runs {ratios[0]:.1f}x faster than the stock wasm2c runtime at 4 dirty pages and "
+        f"{ratios[1]:.1f}x at 16 ({top} threads).")
+
+    text = ""
+    per_kernel = []
+    version = None
+    for key, label in (("host", "host"), ("vm", "6.12"), ("vm61", "6.1")):
+        doc = data.get(f"{key}-real-wasmtime.json")
+        if not doc:
+            continue
+        t = max(r["threads"] for rep in doc["repetitions"] for r in rep["wasmtime"])
+        rs = rw._series(doc, "wasmtime", "wasmtime-batch32").get(("echo", t))
+        dflt = rw._series(doc, "wasmtime", "wasmtime-default").get(("echo", t))
+        version = version or rs[0].get("wasmtime_version")
+        calls, rounds = rw._sum(rs, "process_madvise_calls"), rw._sum(rs, "ipi_rounds_sent")
+        per_kernel.append((label, rounds / calls if calls else None, rw._per_inst(rs, "shootdowns_per_instantiation"),
+                           rw._per_inst(dflt, "shootdowns_per_instantiation"), t))
+    if per_kernel:
+        t = per_kernel[0][4]
+        text = (f"**Real Wasmtime** ({version} from crates.io, `peers/wasmtime-bench`), with "
+                f"`decommit_batch_size(32)`, echo, {t} threads: on the host ({_kernel(hm)}, which takes "
+                "`PIDFD_SELF`) and in the patched 6.12 and 6.1 guests (2 vCPUs) its `process_madvise` calls cost "
+                + ", ".join(f"{pc:.3f}" for _, pc, _, _, _ in per_kernel)
+                + " IPI rounds each and "
+                + ", ".join(f"{b:.3f}" for _, _, b, _, _ in per_kernel)
+                + " shootdowns per instantiation, against "
+                + ", ".join(f"{d:.3f} ({label})" for label, _, _, d, _ in per_kernel)
+                + " with its default configuration")
+    stock = data.get("vmstock-real-wasmtime.json")
+    if stock:
+        t = max(r["threads"] for rep in stock["repetitions"] for r in rep["wasmtime"])
+        rs = rw._series(stock, "wasmtime", "wasmtime-batch32").get(("echo", t))
+        calls, failed = rw._sum(rs, "process_madvise_calls"), rw._sum(rs, "process_madvise_failed")
+        rounds, errors = rw._sum(rs, "ipi_rounds_sent"), rw._sum(rs, "errors")
+        text += (f"; in the unpatched 6.12 guest {failed} of its {calls} calls failed with "
+                 f"`{rs[0]['process_madvise_pidfd_self']}`, it returned {errors} errors, paved each slot over "
+                 f"with `mmap` ({rw._per_inst(rs, 'mmap_calls'):.2f} per instantiation) and each batch cost "
+                 f"{rounds / calls:.3f} rounds, {rw._per_inst(rs, 'shootdowns_per_instantiation'):.3f} shootdowns "
+                 "per instantiation")
+    side = data.get("host-real-wasmtime.json")
+    if side:
+        ours = rw._series(side, "pool_adaptive", rw.OURS)
+        t = max(w[1] for w in ours)
+        cells = []
+        for w in sorted((w for w in ours if w[1] == t), key=lambda k: (k[0] != "echo", k)):
+            best = max(((c, rw._series(side, "wasmtime", c).get(w)) for c in rw.CONFIGS
+                        if rw._series(side, "wasmtime", c).get(w)), key=lambda x: rw._mean_rate(x[1]))
+            (mo, ho), (mw, hw) = (rw.interval([r["instantiations_per_s"] for r in ours[w]]),
+                                  rw.interval([r["instantiations_per_s"] for r in best[1]]))
+            apart = ho is not None and hw is not None and abs(mo - mw) > ho + hw
+            cells.append((w[0], mo, mw, best[0], apart))
+        reps = len(side["repetitions"])
+        e = cells[0]
+        text += (f". Beside it on the host, in the same run ({reps} alternated runs, {t} threads), the "
+                 f"project's default `pool-adaptive` ran {_fmt(e[1])} echo instantiations/s against {_fmt(e[2])} "
+                 f"for Wasmtime's fastest configuration there (`{e[3]}`), {e[1] / e[2]:.2f}x; "
+                 + ", ".join(f"{mo / mw:.2f}x on `{m}`" for m, mo, mw, _, _ in cells[1:])
+                 + ("; each outside the other's 95% interval" if all(c[4] for c in cells) else
+                    "; the 95% intervals overlap for "
+                    + ", ".join(f"`{c[0]}`" for c in cells if not c[4])))
+    rsc = [(d, _one(inst, strategy="pool-adaptive", dirty_pages=d, threads=top),
+            _one(inst, strategy="pool-resident-scan", dirty_pages=d, threads=top)) for d in (16, 4)]
+    if all(a and b for _, a, b in rsc):
+        text += (". The rows `pool-madvise-each` and `pool-resident-scan` are Wasmtime's policies reimplemented "
+                 "on the project's pool, not Wasmtime: against the second, `pool-adaptive` runs "
+                 + " and ".join(f"{a['instantiations_per_s'] / b['instantiations_per_s']:.2f}x at {d} pages"
+                                for d, a, b in rsc)
+                 + f" on the host ({top} threads); it resets the fiber stack that `pool-resident-scan` leaves "
+                 "as the last tenant left it (the `pool-adaptive/no-stacks` rows, where recorded, leave it too)")
+    sweep = sorted((int(re.match(r"vm-smp(\d+)-", f).group(1)), f) for f in data
+                   if re.match(r"vm-smp\d+-ipi-cost\.json$", f) and data[f])
+    if sweep:
+        exact = []
+        each = []
+        inplace = []
+        for n, f in sweep:
+            full = _one(data[f], receivers=n - 1)
+            exact.append((n - 1, full["shootdowns_per_call"] if full else None))
+            rows = data.get(f"vm-smp{n}-instantiate-sweep.json") or []
+            m = _one(rows, strategy="pool-madvise-each")
+            each.append(m["shootdowns_per_instantiation"] if m else None)
+            inplace += [r["shootdowns_per_instantiation"] for r in rows
+                        if r["strategy"] in ("pool-resident-scan", "pool-adaptive", "pool-zero-inline")]
+        text += (". In the guest with " + ", ".join(str(n) for n, _ in sweep) + " vCPUs a `madvise` "
+                 "interrupted " + ", ".join(f"{s:.2f}" for _, s in exact) + " CPUs per call with "
+                 + ", ".join(str(r) for r, _ in exact) + " others running the process, and "
+                 "`pool-madvise-each` sent " + ", ".join(f"{x:.3f}" for x in each if x is not None)
+                 + " shootdowns per instantiation"
+                 + (f" against {min(inplace):.3f} to {max(inplace):.3f} for the in-place resets" if inplace else ""))
+    out.append(text + ".")
+    return "\n\n".join(_wrap(p) for p in out)
+
+
+def _wrap(text, width=72):
+    words, lines, line = text.split(" "), [], ""
+    for w in words:
+        if line and len(line) + 1 + len(w) > width:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}" if line else w
+    return "\n".join(lines + [line])
+
+
+def budget_table(data):
+    recs = data.get("host-instantiate-budget.json")
+    if not recs:
+        return "(no budget run recorded)"
+    budget = max(r.get("resident_budget", 0) for r in recs if r["strategy"] == "pool-adaptive")
+    out = ["| dirty pages, threads | `pool-adaptive` | best fixed strategy within the budget | ratio | "
+           "adaptive's shootdowns per instantiation (1.5 / batch = 0.047) | adaptive's slots decommitted per "
+           "instantiation |", "|---|---|---|---|---|---|"]
+    for a in recs:
+        if a["strategy"] != "pool-adaptive":
+            continue
+        peers = [r for r in recs if r["dirty_pages"] == a["dirty_pages"] and r["threads"] == a["threads"]
+                 and r["strategy"] not in ("pool-adaptive", "stock") and not r["insecure"]
+                 and r["pool_resident_bytes"] <= budget]
+        if not peers:
+            continue
+        best = max(peers, key=lambda r: r["instantiations_per_s"])
+        out.append(f"| {a['dirty_pages']}, {a['threads']} | {_fmt(a['instantiations_per_s'])}/s | "
+                   f"`{best['strategy']}` {_fmt(best['instantiations_per_s'])}/s | "
+                   f"{a['instantiations_per_s'] / best['instantiations_per_s']:.2f}x | "
+                   f"{a['shootdowns_per_instantiation']:.3f} | {a['decommits_per_instantiation']:.2f} |")
+    return "\n".join(out)
+
+
+def budget_latency(data):
+    recs = data.get("host-instantiate-budget.json")
+    pair = {}
+    for d in (16, 256):
+        for t in (1, 2):
+            f = _one(recs, strategy="pool-sharded-process-madvise", dirty_pages=d, threads=t)
+            i = _one(recs, strategy="pool-sharded-inline", dirty_pages=d, threads=t)
+            if not (f and i):
+                return "(no latency figures recorded)"
+            pair[d, t] = (f["p99_ns"] / 1000, i["p99_ns"] / 1000)
+
+    def cmp(t):
+        return " and ".join(f"{_fmt(pair[d, t][0])} µs against {_fmt(pair[d, t][1])} µs at {d} pages"
+                            for d in (16, 256))
+    lower1 = all(pair[d, 1][0] < pair[d, 1][1] for d in (16, 256))
+    lower2 = all(pair[d, 2][0] < pair[d, 2][1] for d in (16, 256))
+    return _wrap(
+        "Latency p99 in the same run, flusher thread against flushing in `release()` "
+        "(`pool-sharded-process-madvise` against `pool-sharded-inline`): " + cmp(1) + " with one worker thread, "
+        "where a core is free for the flusher"
+        + ("" if lower1 else " (not lower with it at every size here)") + "; with two workers on the two "
+        "cores, " + cmp(2) + (": the flusher competes with them." if not lower2 else
+                                ": lower with it even so.")
+        + " On a machine with a core to spare the flusher takes the batch's system call off every request; "
+        "on one without, flushing inline can be the better choice (`background_flush = false`).")
+
+
+BLOCKS = {"what-it-measures": what_it_measures, "budget-table": budget_table, "budget-latency": budget_latency}
+
+
+def render(path, data):
+    """The file at @path with its generated blocks written from @data."""
+    text = open(path, encoding="utf-8").read()
+    return BLOCK.sub(lambda m: m.group(1) + BLOCKS[m.group(2)](data) + "\n" + m.group(4), text)
+
+
+def run(data, top, check):
+    stale = []
+    for f in FILES:
+        path = os.path.join(top, f)
+        new = render(path, data)
+        if new != open(path, encoding="utf-8").read():
+            if check:
+                stale.append(f)
+            else:
+                with open(path, "w", encoding="utf-8") as out:
+                    out.write(new)
+    for f in stale:
+        print(f"results.py: {f}: a generated block differs from what docs/results/data gives "
+              "(make results rewrites it)")
+    return 1 if stale else 0
