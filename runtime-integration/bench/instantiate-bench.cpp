@@ -111,6 +111,7 @@ struct Result {
     // a 95% bootstrap interval of their median, and the runs that were
     // short.  The other figures are the medians over the runs.
     std::vector<double> per_s_runs;
+    std::vector<uint64_t> instances_runs;
     double ci_lo = 0, ci_hi = 0;
     size_t short_runs = 0;
 };
@@ -483,7 +484,15 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
         size_t per_thread = c.batch_size + 8;
         c.memory_slots = c.table_slots = c.stack_slots = threads * per_thread + 8;
         c.shards = threads;
-        pool = std::make_unique<wasmpool::Pool>(c);
+        // A pool this machine cannot reserve (address space, RLIMIT_AS) is
+        // a refusal to report, not a crash.
+        try {
+            pool = std::make_unique<wasmpool::Pool>(c);
+        } catch (const std::exception &e) {
+            fprintf(stderr, "instantiate-bench: %s: %s (%zu slots of each kind)\n", st.name.c_str(),
+                    e.what(), c.memory_slots);
+            exit(1);
+        }
         if (st.insecure)
             wasmpool::testing::skip_resets_INSECURE(*pool);
         wasm_rt_pooled_set_pool(pool.get());
@@ -747,6 +756,8 @@ Result aggregate(const std::vector<Result> &runs) {
         a.*f = median(v);
     }
     a.per_s_runs = rates;
+    for (const Result &r : runs)
+        a.instances_runs.push_back(r.instances);
     std::tie(a.ci_lo, a.ci_hi) = median_ci95(rates);
     a.short_runs = static_cast<size_t>(
         std::count_if(runs.begin(), runs.end(), [](const Result &r) { return r.short_run; }));
@@ -1085,6 +1096,10 @@ int main(int argc, char **argv) {
             fprintf(f, ", \"runs\": %zu, \"instantiations_per_s_runs\": [", r.per_s_runs.size());
             for (size_t k = 0; k < r.per_s_runs.size(); k++)
                 fprintf(f, "%s%.1f", k ? ", " : "", r.per_s_runs[k]);
+            fprintf(f, "], \"instantiations_runs\": [");
+            for (size_t k = 0; k < r.instances_runs.size(); k++)
+                fprintf(f, "%s%llu", k ? ", " : "",
+                        static_cast<unsigned long long>(r.instances_runs[k]));
             fprintf(f,
                     "], \"instantiations_per_s_ci95\": [%.1f, %.1f], \"short_runs\": %zu, "
                     "\"warmup_instantiations\": %llu",
