@@ -20,6 +20,7 @@ import os
 import random
 import shutil
 import subprocess
+import statistics
 import sys
 import tempfile
 
@@ -425,6 +426,11 @@ def zero_table(inst, wasi):
     return "\n".join(head)
 
 
+def batched_dontneed(at):
+    """The row of the pool's batched MADV_DONTNEED reset among @at, madvisev() first; None if neither ran."""
+    return one(at, strategy="pool-sharded-syscall") or one(at, strategy="pool-sharded-process-madvise")
+
+
 def reading_zero(inst, wasi, native):
     """Is the zero-in-place reset the fastest safe reset, with no IPI?  Checked per workload.  Where the
     kernel has MADV_ZERO (the guests), their times are emulation's: counts only."""
@@ -444,13 +450,11 @@ def reading_zero(inst, wasi, native):
             if batched and batched is not z:
                 text += (f"; the batched `pool-zero-in-place` {batched['shootdowns_per_instantiation']:.3f} "
                          f"and {batched.get('page_faults_per_instantiation') or 0:.1f}")
-            for name in ("pool-sharded-syscall", "pool-sharded-process-madvise"):
-                o = one(at, strategy=name)
-                if o:
-                    of = o.get("page_faults_per_instantiation")
-                    text += (f"; batched `MADV_DONTNEED` (`{name}`) {o['shootdowns_per_instantiation']:.3f}"
-                             + (f" and {of:.1f}" if of is not None else ""))
-                    break
+            o = batched_dontneed(at)
+            if o:
+                of = o.get("page_faults_per_instantiation")
+                text += (f"; batched `MADV_DONTNEED` (`{o['strategy']}`) {o['shootdowns_per_instantiation']:.3f}"
+                         + (f" and {of:.1f}" if of is not None else ""))
             lines.append(text + " (counts: the guest's times are emulation's)."
                          + verdict(z["shootdowns_per_instantiation"] < 0.05))
             continue
@@ -474,14 +478,12 @@ def reading_zero(inst, wasi, native):
         if batched and batched is not z:
             text += (f"; the batched `pool-zero-in-place` {fmt(batched['instantiations_per_s'])}/s "
                      f"({batched.get('page_faults_per_instantiation') or 0:.1f} faults per instantiation)")
-        for name in ("pool-sharded-syscall", "pool-sharded-process-madvise"):
-            o = one(at, strategy=name)
-            if o:
-                of = o.get("page_faults_per_instantiation")
-                text += (f"; {z['instantiations_per_s'] / o['instantiations_per_s']:.2f}x batched "
-                         f"`MADV_DONTNEED` (`{name}`"
-                         + (f", {of:.1f} faults per instantiation" if of is not None else "") + ")")
-                break
+        o = batched_dontneed(at)
+        if o:
+            of = o.get("page_faults_per_instantiation")
+            text += (f"; {z['instantiations_per_s'] / o['instantiations_per_s']:.2f}x batched "
+                     f"`MADV_DONTNEED` (`{o['strategy']}`"
+                     + (f", {of:.1f} faults per instantiation" if of is not None else "") + ")")
         lines.append(text + ".")
     return lines
 
@@ -1095,16 +1097,10 @@ def run_ratios(recs, name):
     return out
 
 
-def median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
-
-
 def median_ci95(xs, resamples=2000):
     """A 95% percentile-bootstrap interval of the median of xs (fixed seed)."""
     rng = random.Random(0x6d616476)
-    meds = sorted(median([rng.choice(xs) for _ in xs]) for _ in range(resamples))
+    meds = sorted(statistics.median([rng.choice(xs) for _ in xs]) for _ in range(resamples))
     return meds[int(0.025 * (resamples - 1))], meds[int(0.975 * (resamples - 1))]
 
 

@@ -14,6 +14,7 @@ blocks can drift from the record.
 
 import os
 import re
+import textwrap
 
 import results_wasmtime as rw
 
@@ -26,10 +27,6 @@ def _one(recs, **want):
         if all(r.get(k) == v for k, v in want.items()):
             return r
     return None
-
-
-def _fmt(x):
-    return f"{x:,.0f}"
 
 
 def _kernel(machine):
@@ -114,7 +111,7 @@ def what_it_measures(data):
         reps = len(side["repetitions"])
         e = cells[0]
         text += (f". Beside it on the host, in the same run ({reps} alternated runs, {t} threads), the "
-                 f"project's default `pool-adaptive` ran {_fmt(e[1])} echo instantiations/s against {_fmt(e[2])} "
+                 f"project's default `pool-adaptive` ran {rw._fmt(e[1])} echo instantiations/s against {rw._fmt(e[2])} "
                  f"for Wasmtime's fastest configuration there (`{e[3]}`), {e[1] / e[2]:.2f}x; "
                  + ", ".join(f"{mo / mw:.2f}x on `{m}`" for m, mo, mw, _, _ in cells[1:])
                  + ("; each outside the other's 95% interval" if all(c[4] for c in cells) else
@@ -153,15 +150,8 @@ def what_it_measures(data):
     return "\n\n".join(_wrap(p) for p in out)
 
 
-def _wrap(text, width=72):
-    words, lines, line = text.split(" "), [], ""
-    for w in words:
-        if line and len(line) + 1 + len(w) > width:
-            lines.append(line)
-            line = w
-        else:
-            line = f"{line} {w}" if line else w
-    return "\n".join(lines + [line])
+def _wrap(text):
+    return textwrap.fill(text, 72, break_long_words=False, break_on_hyphens=False)
 
 
 def budget_table(data):
@@ -181,8 +171,8 @@ def budget_table(data):
         if not peers:
             continue
         best = max(peers, key=lambda r: r["instantiations_per_s"])
-        out.append(f"| {a['dirty_pages']}, {a['threads']} | {_fmt(a['instantiations_per_s'])}/s | "
-                   f"`{best['strategy']}` {_fmt(best['instantiations_per_s'])}/s | "
+        out.append(f"| {a['dirty_pages']}, {a['threads']} | {rw._fmt(a['instantiations_per_s'])}/s | "
+                   f"`{best['strategy']}` {rw._fmt(best['instantiations_per_s'])}/s | "
                    f"{a['instantiations_per_s'] / best['instantiations_per_s']:.2f}x | "
                    f"{a['shootdowns_per_instantiation']:.3f} | {a['decommits_per_instantiation']:.2f} |")
     return "\n".join(out)
@@ -200,7 +190,7 @@ def budget_latency(data):
             pair[d, t] = (f["p99_ns"] / 1000, i["p99_ns"] / 1000)
 
     def cmp(t):
-        return " and ".join(f"{_fmt(pair[d, t][0])} µs against {_fmt(pair[d, t][1])} µs at {d} pages"
+        return " and ".join(f"{rw._fmt(pair[d, t][0])} µs against {rw._fmt(pair[d, t][1])} µs at {d} pages"
                             for d in (16, 256))
     lower1 = all(pair[d, 1][0] < pair[d, 1][1] for d in (16, 256))
     lower2 = all(pair[d, 2][0] < pair[d, 2][1] for d in (16, 256))

@@ -72,19 +72,17 @@ if name.endswith(("instantiate-bench.json", "instantiate-wasi.json")):
     for r in recs:
         r["instantiations_per_s_runs"] = [x * rng.uniform(0.97, 1.03) for x in r["instantiations_per_s_runs"]]'
 expect 0 "five rounds, the same code again" "$t/same5" "95% intervals"
-plant "$t/slow5" '
+slower() { # slower DIR STRATEGY: every round of STRATEGY 30% slower
+    plant "$1" '
 if name.endswith(("instantiate-bench.json", "instantiate-wasi.json")):
     for r in recs:
-        if r["strategy"] == "pool-adaptive":
+        if r["strategy"] == "'"$2"'":
             r["instantiations_per_s_runs"] = [x * 0.7 for x in r["instantiations_per_s_runs"]]
             r["instantiations_per_s"] *= 0.7'
+}
+slower "$t/slow5" pool-adaptive
 expect 1 "five rounds, the default 30% slower" "$t/slow5" "95% intervals apart"
-plant "$t/other5" '
-if name.endswith(("instantiate-bench.json", "instantiate-wasi.json")):
-    for r in recs:
-        if r["strategy"] == "pool-keep-resident":
-            r["instantiations_per_s_runs"] = [x * 0.7 for x in r["instantiations_per_s_runs"]]
-            r["instantiations_per_s"] *= 0.7'
+slower "$t/other5" pool-keep-resident
 expect 0 "five rounds, one other strategy 30% slower" "$t/other5" "95% intervals apart"
 
 [ $fail = 0 ] && echo "PASS: --compare passes the same figures and fails the planted regressions"

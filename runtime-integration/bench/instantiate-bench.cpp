@@ -197,7 +197,7 @@ std::vector<size_t> parse_list(const char *arg, const char *what, size_t max) {
 
 std::vector<Strategy> all_strategies(size_t batch, size_t budget) {
     std::vector<Strategy> s;
-    // stock has no pool; its warm-up is that of a pool with --batch-size.
+    // stock has no pool; it warms up as a pool with --batch-size would.
     wasmpool::Config none;
     none.batch_size = batch;
     s.push_back({"stock", true, none, false});
@@ -475,14 +475,16 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
     std::unique_ptr<wasmpool::Pool> pool;
     // Before the pool exists, until after its last reset (the untimed pass).
     int was_emulating = madvisev_zero_force_emulation(st.emulate_zero ? 1 : 0);
+    // Each thread's batch and a few in flight, of each kind; stock, which
+    // has no pool, warms up as long as a pool of this size would.
+    const size_t slots = threads * (st.cfg.batch_size + 8) + 8;
     if (st.stock) {
         wasm_rt_pooled_use_stock();
     } else {
         wasmpool::Config c = st.cfg;
         if (c.reset == wasmpool::Reset::keep_resident)
             c.keep_resident_bytes = mod.memory_bytes; // all of it: memset only
-        size_t per_thread = c.batch_size + 8;
-        c.memory_slots = c.table_slots = c.stack_slots = threads * per_thread + 8;
+        c.memory_slots = c.table_slots = c.stack_slots = slots;
         c.shards = threads;
         // A pool this machine cannot reserve (address space, RLIMIT_AS) is
         // a refusal to report, not a crash.
@@ -499,7 +501,6 @@ Result run(const Strategy &st, const Module &mod, size_t threads, size_t dirty, 
     }
     long long rss0 = rss_bytes();
     // Every slot used and freed twice before the clock starts.
-    const size_t slots = threads * (st.cfg.batch_size + 8) + 8;
     const uint64_t warmup = 2 * slots;
     std::atomic<bool> go{false}, stop{false}, timing{false};
     std::atomic<size_t> ready{0};
