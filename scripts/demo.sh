@@ -179,7 +179,7 @@ guest_steps() {
     guest bench-patched bench "$KERNEL_PATCHED" "$INITRAMFS" "$VM_SMP" 1800 \
         "hugepages=16 madvisev.bench=$VM_BENCH madvisev.ibench=$VM_IBENCH madvisev.iwasi=$VM_IWASI" '^kernel:' \
         madvisev-bench=vm-madvisev-bench.json instantiate-bench=vm-instantiate-bench.json \
-        instantiate-wasi=vm-instantiate-wasi.json
+        instantiate-wasi=vm-instantiate-wasi.json lock-latency=vm-lock-latency.json
     machine_json bench-patched "madvisev series" "$RESULTS/vm-machine.json"
     echo
     echo "== patched Linux 6.1 guest, $VM_SMP vCPUs under QEMU TCG: madvisev-bench"

@@ -8,9 +8,11 @@
  * of RANGE_KIB KiB and discards them with one MADV_DONTNEED madvisev()
  * call, again and again; the main thread times mmap()+munmap() of one
  * page meanwhile.  Prints the call times, and the latencies of the
- * mmap()+munmap() pairs that overlapped a madvisev() call.
+ * mmap()+munmap() pairs that overlapped a madvisev() call; with --json,
+ * also appends them to FILE as one JSON object per line.
  *
  * Usage: madvisev-lock-latency [--ranges N] [--range-kib K] [--seconds S]
+ *                              [--json FILE]
  * Exit 0 measured, 1 failed, 2 bad usage, 77 no madvisev(2).
  */
 #define _GNU_SOURCE
@@ -32,6 +34,7 @@
 
 static size_t nranges = 1024, range_kib = 64;
 static double seconds = 3;
+static const char *json_path;
 static atomic_int stop;
 static atomic_int advisor_ready;
 static atomic_uint calls_started, calls_done;
@@ -127,6 +130,7 @@ int main(int argc, char **argv)
 		{ "ranges", required_argument, NULL, 'r' },
 		{ "range-kib", required_argument, NULL, 'k' },
 		{ "seconds", required_argument, NULL, 's' },
+		{ "json", required_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct samples maps = { 0 };
@@ -147,6 +151,9 @@ int main(int argc, char **argv)
 		case 's':
 			seconds = strtod(optarg, &e);
 			break;
+		case 'j':
+			json_path = optarg;
+			continue;
 		default:
 			return 2;
 		}
@@ -202,5 +209,19 @@ int main(int argc, char **argv)
 	       nranges, range_kib, calls.n, pct(&calls, 0.5), calls.v[calls.n - 1]);
 	printf("lock-latency: mmap+munmap during the calls: %zu samples, p50 %.0f us, p99 %.0f us, max %.0f us\n",
 	       maps.n, pct(&maps, 0.5), pct(&maps, 0.99), maps.v[maps.n - 1]);
+	if (json_path) {
+		FILE *f = fopen(json_path, "a");
+
+		if (!f || fprintf(f, "{\"ranges\": %zu, \"range_kib\": %zu, \"seconds\": %g, "
+				  "\"calls\": %zu, \"call_p50_us\": %.0f, \"call_max_us\": %.0f, "
+				  "\"samples\": %zu, \"wait_p50_us\": %.0f, \"wait_p99_us\": %.0f, "
+				  "\"wait_max_us\": %.0f}\n",
+				  nranges, range_kib, seconds, calls.n, pct(&calls, 0.5),
+				  calls.v[calls.n - 1], maps.n, pct(&maps, 0.5), pct(&maps, 0.99),
+				  maps.v[maps.n - 1]) < 0 || fclose(f)) {
+			perror("madvisev-lock-latency: writing the JSON");
+			return 1;
+		}
+	}
 	return 0;
 }

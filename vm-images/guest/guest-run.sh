@@ -288,7 +288,13 @@ bench)
     echo
     # How long mmap()+munmap() waits beside 1024-range calls: the kernel
     # gives up mmap_lock between ranges once 16 MiB were advised.
-    madvisev-lock-latency --ranges 1024 --range-kib 256 --seconds 10 || fail=1
+    rm -f /tmp/lock-latency.jsonl
+    for kib in 64 256; do
+        madvisev-lock-latency --ranges 1024 --range-kib $kib --seconds 10 \
+            --json /tmp/lock-latency.jsonl || fail=1
+    done
+    { echo '['; sed '$!s/$/,/' /tmp/lock-latency.jsonl; echo ']'; } > /tmp/lock-latency.json
+    emit lock-latency /tmp/lock-latency.json
     ;;
 sweep)
     # One point of make demo's vCPU sweep: what a TLB-shootdown round
