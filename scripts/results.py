@@ -1276,7 +1276,7 @@ def load_all(data_dir):
         data["host-instantiate-budget.json"] = load(data_dir, "host-instantiate-budget.json")
     for f in sorted(os.listdir(data_dir)):
         if (f.startswith(("vm-smp", "vm61-", "vmstock-")) and f.endswith(".json") or f in results_wasmtime.FILES
-                or f in results_vcpus.FILES):
+                or f in results_vcpus.FILES or f in results_prose.DATA_FILES):
             data[f] = load(data_dir, f)
     return data
 

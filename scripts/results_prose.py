@@ -18,7 +18,9 @@ import textwrap
 
 import results_wasmtime as rw
 
-FILES = ["README.md", "runtime-integration/README.md", "peers/wasmtime-bench/README.md"]
+FILES = ["README.md", "runtime-integration/README.md", "peers/wasmtime-bench/README.md", "kernel-patch/README.md"]
+# Records only the READMEs read (the pages load the rest).
+DATA_FILES = ("vm-kselftest-flush.json", "vm-lock-latency.json", "vm-fault-latency.json")
 BLOCK = re.compile(r"(<!-- results\.py: ([\w-]+) -->\n)(.*?)(<!-- results\.py: end -->)", re.S)
 
 
@@ -232,8 +234,169 @@ def wasmtime_request(data):
         f"to {h['kept']:.3f} and {v['kept']:.3f}. Where they come from has not been traced further.")
 
 
+def _rate(r):
+    """A rate as the page shows it: median/s (95% interval) where it ran more than once."""
+    text = f"{rw._fmt(r['instantiations_per_s'])}/s"
+    ci = r.get("instantiations_per_s_ci95")
+    if r.get("runs", 1) > 1 and ci:
+        text += f" ({rw._fmt(ci[0])}–{rw._fmt(ci[1])})"
+    if r.get("short_runs"):
+        text += " short"
+    return text
+
+
+WASI_STRATEGIES = ("stock", "pool-immediate", "pool-sharded-process-madvise", "pool-keep-resident", "pool-adaptive")
+
+
+def wasi_table(data):
+    """The WASI programs on one host thread: the table and what it shows."""
+    recs = data.get("host-instantiate-wasi.json")
+    hm = data.get("host-machine.json") or {}
+    rows = {(r["module"], r["strategy"]): r for r in recs or [] if r["threads"] == 1}
+    mods = [m for m in ("request", "compress", "grow") if (m, "pool-adaptive") in rows and (m, "stock") in rows]
+    if not mods:
+        return "(no WASI run recorded)"
+    runs = rows[mods[0], "pool-adaptive"].get("runs", 1)
+    out = [_wrap(f"The WASI programs on the {hm.get('cores', '?')}-vCPU development host ({_kernel(hm)}), "
+                 f"one thread, {runs} interleaved runs a row (`make demo`'s `instantiate-wasi` step; "
+                 "`host-instantiate-wasi.json`): instantiations/s, median (95% interval), and TLB shootdowns "
+                 "per instantiation; \"short\" marks a row whose runs made fewer than 10 batches per thread:"),
+           "", "| program | " + " | ".join(f"`{s}`" for s in WASI_STRATEGIES) + " |",
+           "|---" * (len(WASI_STRATEGIES) + 1) + "|"]
+    for m in mods:
+        out.append(f"| `{m}` | " + " | ".join(
+            f"{_rate(rows[m, s])}, {rows[m, s]['shootdowns_per_instantiation']:.3f}" if (m, s) in rows else "-"
+            for s in WASI_STRATEGIES) + " |")
+
+    def gain(m):
+        return rows[m, "pool-adaptive"]["instantiations_per_s"] / rows[m, "stock"]["instantiations_per_s"]
+    grow = rows.get(("grow", "pool-adaptive"))
+    text = ("`pool-adaptive` runs " + ", ".join(f"{gain(m):.1f}x `stock` on `{m}`" for m in mods) + ". ")
+    if grow:
+        text += (f"`grow` dirties {grow['memory_pages_dirtied_per_instantiation']:.0f} pages per instantiation, "
+                 "so every decommitting strategy pays their faults again, which the in-place resets avoid; ")
+    text += ("`compress` is dominated by its own work. With one worker thread the process seldom runs on both "
+             "CPUs when it unmaps or zaps, so the shootdown counts are small and vary between runs. "
+             "`docs/results.md` has the two-thread rows.")
+    out += ["", _wrap(text)]
+    return "\n".join(out)
+
+
+def _ms_or_us(us):
+    return f"{us / 1000:.1f} ms" if us >= 1000 else f"{us:.0f} us"
+
+
+def fault_latency(data):
+    """The page-fault latency beside MADV_ZERO, before and after clearing outside the lock."""
+    doc = data.get("vm-fault-latency.json")
+    if not doc:
+        return "(no fault-latency run recorded)"
+    rows = {}
+    for r in doc["rows"]:
+        rows.setdefault((r["host_load"], r["vcpus"], r["kernel"]), []).append(r["result"])
+    out = ["| host | vCPUs | kernel | faults beside the zeroing, per "
+           f"{doc['rows'][0]['result']['seconds']:.0f} s | p99 (us) | p99.9 (us) | MADV_ZERO call, mean (us) |",
+           "|---|---|---|---|---|---|---|"]
+    for (load, vcpus, kernel), rs in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] != "before")):
+        cols = [" / ".join(f"{f(r):,.0f}" for r in rs) for f in (
+            lambda r: r["beside_zero"]["faults"], lambda r: r["beside_zero"]["p99_us"],
+            lambda r: r["beside_zero"]["p999_us"], lambda r: r["zero_call_mean_us"])]
+        out.append(f"| {'loaded' if load else 'idle'} | {vcpus} | {kernel} | " + " | ".join(cols) + " |")
+
+    def pick(load, kernel):
+        return [r for (ld, _, k), rs in rows.items() if ld == load and k == kernel for r in rs]
+    idle_before, idle_after = pick(False, "before"), pick(False, "after")
+    loaded_before = pick(True, "before")
+    after = pick(False, "after") + pick(True, "after")
+    slow = [r for r in loaded_before if r["beside_zero"]["p99_us"] > 100]
+    gains = [a["beside_zero"]["faults"] / b["beside_zero"]["faults"] for a, b in zip(idle_after, idle_before)]
+    p99s = [r["beside_zero"]["p99_us"] for r in after]
+    text = (f"Before, on idle host cores, p99.9 of the faults beside the zeroing was "
+            f"{_ms_or_us(min(r['beside_zero']['p999_us'] for r in idle_before))} to "
+            f"{_ms_or_us(max(r['beside_zero']['p999_us'] for r in idle_before))}, about a whole call "
+            f"({_ms_or_us(min(r['zero_call_mean_us'] for r in idle_before))} to "
+            f"{_ms_or_us(max(r['zero_call_mean_us'] for r in idle_before))} on average); under host load "
+            f"{len(slow)} runs of {len(loaded_before)} had a p99 above 100 us, up to "
+            f"{_ms_or_us(max(r['beside_zero']['p99_us'] for r in loaded_before))}. After, p99 is "
+            f"{min(p99s):.0f} to {max(p99s):.0f} us in every run, and {min(gains):.1f} to {max(gains):.1f} "
+            "times as many faults complete beside the zeroing on idle host cores (run by run).")
+    return "\n".join(out) + "\n\n" + _wrap(text)
+
+
+def lock_latency(data):
+    """mmap()+munmap() beside long madvisev() calls, from make demo's patched guest."""
+    recs = data.get("vm-lock-latency.json")
+    if not recs:
+        return "(no lock-latency run recorded)"
+    out = [f"| {recs[0]['ranges']} ranges of | calls | call time p50 / max | mmap+munmap pairs overlapping "
+           "a call | their wait p50 / p99 / max |", "|---|---|---|---|---|"]
+    for r in recs:
+        out.append(f"| {r['range_kib']} KiB ({r['ranges'] * r['range_kib'] // 1024} MiB) | {r['calls']} | "
+                   f"{_ms_or_us(r['call_p50_us'])} / {_ms_or_us(r['call_max_us'])} | {r['samples']} | "
+                   f"{_ms_or_us(r['wait_p50_us'])} / {_ms_or_us(r['wait_p99_us'])} / "
+                   f"{_ms_or_us(r['wait_max_us'])} |")
+    return "\n".join(out)
+
+
+# The kselftest's counted cases as kernel-patch/README.md shows them:
+# (what the case advises, its key in vm-kselftest-flush.json, why).
+DISCARD_ROWS = [
+    ("anonymous 4 KiB pages, `MADV_DONTNEED`", "anon-4k-dontneed", "one gather"),
+    ("anonymous 4 KiB pages, `MADV_FREE`", "anon-4k-free", "one gather"),
+    ("anonymous, `process_madvise()` on self, `MADV_DONTNEED`", "process_madvise-self-dontneed",
+     "same loop (0005)"),
+    ("the same ranges, one `madvise()` each", "madvise-loop", "one gather per call"),
+    ("each range part of a PMD-mapped THP, `MADV_DONTNEED`", "thp-partial-dontneed",
+     "each PMD split flushes at once, then the gather"),
+    ("whole PMD-mapped THPs, `MADV_DONTNEED`", "thp-whole-dontneed", "`zap_huge_pmd()` gathers"),
+    ("whole PMD-mapped THPs, `MADV_FREE`", "thp-whole-free",
+     "`madvise_free_huge_pmd()`'s `pmdp_invalidate()` flushes each at once"),
+    ("dirty `MAP_SHARED` shmem (memfd)", "shmem-dirty",
+     "dirty shared pages' rmap removal waits for a flush, forced before each page table's lock is dropped"),
+    ("clean `MAP_SHARED` shmem", "shmem-readonly", ""),
+    ("userfaultfd-registered VMA, no `UFFD_EVENT_REMOVE`", "uffd-no-remove-event", "the lock is kept"),
+    ("8 ranges, 4 registered with `UFFD_EVENT_REMOVE`", "uffd-remove-event",
+     "the gather is finished before each drop of the lock, then once more"),
+    ("anonymous, hugetlb, anonymous", "hugetlb", "a hugetlb range keeps its own gather"),
+]
+ZERO_ROWS = [
+    ("anonymous 4 KiB, `madvisev()`", "anon-4k-zero"),
+    ("anonymous 4 KiB, `process_madvise()` on self", "process_madvise-self-zero"),
+    ("the same, one `madvise()` each", "madvise-loop-zero"),
+    ("a whole PMD-mapped THP and part of another (`AnonHugePages` unchanged)", "thp-zero"),
+    ("swapped-out pages", "swapped-zero"),
+    ("16 exclusive, 16 pinned (io_uring fixed buffers), 16 swapped, 8 zero-page, 8 empty", "mixed-zero"),
+    ("two threads, one per CPU, each zeroing 16 pages of its own", "two threads zeroing at once"),
+]
+
+
+def _flush_table(data, rows, why):
+    doc = data.get("vm-kselftest-flush.json")
+    if not doc:
+        return "(no kselftest counts recorded)"
+    cases = doc["programs"]["madvisev-kselftest"]["cases"]
+    out = ["| memory, call | ranges | calls | IPI rounds in all |" + (" why |" if why else ""),
+           "|---|---|---|---|" + ("---|" if why else "")]
+    for row in rows:
+        c = cases[row[1]]
+        out.append(f"| {row[0]} | {c['ranges'] if c['ranges'] is not None else '-'} | {c['calls']:,} | "
+                   f"{c['rounds']:,} |" + (f" {row[2] or '-'} |" if why else ""))
+    return "\n".join(out)
+
+
+def discard_rounds(data):
+    """The discarding advice's IPI rounds, counted by the kselftest in the 6.12 guest."""
+    return _flush_table(data, DISCARD_ROWS, True)
+
+
+def zero_rounds(data):
+    """MADV_ZERO's IPI rounds, counted by the kselftest in the 6.12 guest."""
+    return _flush_table(data, ZERO_ROWS, False)
+
+
 BLOCKS = {"what-it-measures": what_it_measures, "budget-table": budget_table, "budget-latency": budget_latency,
-          "wasmtime-request": wasmtime_request}
+          "wasmtime-request": wasmtime_request, "wasi-table": wasi_table, "fault-latency": fault_latency,
+          "lock-latency": lock_latency, "discard-rounds": discard_rounds, "zero-rounds": zero_rounds}
 
 
 def render(path, data):
