@@ -52,6 +52,9 @@ packages=(
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-arm
     # rustup's download, for peers/wasmtime-bench's toolchain
     curl ca-certificates
+    # the Debian packages of libmadvisev (scripts/build-debs.sh; no fakeroot:
+    # debian/control says Rules-Requires-Root: no) and scripts/test-debs.sh's man -w
+    debhelper dpkg-dev lintian man-db
 )
 
 if [ "$(id -u)" -ne 0 ]; then
