@@ -23,10 +23,19 @@ if [ $# -ne 1 ]; then
     echo "usage: $0 OUTDIR" >&2
     exit 2
 fi
-mkdir -p "$1"
-out=$(cd "$1" && pwd)
+out=$(realpath -m -- "$1")
 src=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 start=$(date +%s)
+# OUTDIR in the tree must be one git ignores (build/debs, say): else the
+# next build would copy this one's results into its source package.
+case $out/ in
+"$src"/*)
+    if [ "$out" = "$src" ] || ! git -C "$src" check-ignore -q "${out#"$src"/}"; then
+        echo "build-debs: $out is in the source tree and not ignored by git (try build/debs)" >&2
+        exit 2
+    fi ;;
+esac
+mkdir -p "$out"
 
 for tool in dpkg-buildpackage dh lintian; do
     command -v "$tool" > /dev/null ||
@@ -74,13 +83,15 @@ mv "${results[@]}" "$out/"
 changes=$out/madvisev_${version}_$(dpkg-architecture -qDEB_HOST_ARCH).changes
 [ -f "$changes" ] || { echo "build-debs: no $changes" >&2; exit 1; }
 
-# --fail-on error: exit status 1 for an error, and 2 if lintian itself
-# failed; warnings, info and pedantic tags are listed but do not fail.
+# --fail-on error: exit status 2 for an error, 1 if lintian itself failed;
+# warnings, info and pedantic tags are listed but do not fail, and so are
+# the overridden ones (O:, with the override's comment).
 # The tags (standard output) go to lintian.txt; lintian's own messages
 # (standard error, such as its notice when run as root) to the terminal.
 echo "build-debs: lintian (output: $out/lintian.txt)"
 lintian_rc=0
-lintian --fail-on error --display-info --pedantic --tag-display-limit 0 --color never \
+lintian --fail-on error --display-info --pedantic --show-overrides --tag-display-limit 0 \
+    --color never \
     "$changes" > "$out/lintian.txt" || lintian_rc=$?
 cat "$out/lintian.txt"
 
@@ -91,6 +102,10 @@ fi
 (cd "$out" && ls -1 -- *"_${version}"*)
 echo "build-debs: done in $(( $(date +%s) - start )) s"
 if [ "$lintian_rc" -ne 0 ] || grep -q '^E: ' "$out/lintian.txt"; then
-    echo "build-debs: lintian reported errors (or failed, status $lintian_rc)" >&2
+    if [ "$lintian_rc" -eq 1 ]; then
+        echo "build-debs: lintian failed to run" >&2
+    else
+        echo "build-debs: lintian reported errors (E:)" >&2
+    fi
     exit 1
 fi
