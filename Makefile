@@ -98,7 +98,8 @@ PHASE = @scripts/phase-times.sh mark
 .PHONY: all deps build build-asan build-static build-tsan wasmtime-bench rust-check demo test test-unit test-asan \
         test-tsan test-libfuzzer patch-check \
         vm-kernels vm-images vm-test vm-test-channel vm-trace vm-fuzz fuzz results install clean FORCE \
-        vm-kernel-arm64 vm-images-arm64 vm-test-arm64 vm-kernel-6.1 vm-images-6.1 vm-test-6.1
+        vm-kernel-arm64 vm-images-arm64 vm-test-arm64 vm-kernel-6.1 vm-images-6.1 vm-test-6.1 \
+        debs image test-image test-debs
 
 all: build
 
@@ -153,14 +154,14 @@ build-static: deps $(BUILD_ST)/build.ninja
 # the page is rendered from what they wrote.
 DEMO_VARS := BUILD VM RESULTS VM_SMP VM_BENCH VM_IBENCH VM_IWASI IBENCH VM_SMP_SWEEP VM_IPICOST \
 	VM_SWEEP IBENCH_BUDGET_STRATEGIES IBENCH_WASI IBENCH_WASI_MODULES KERNEL_PATCHED INITRAMFS \
-	KERNEL_61 INITRAMFS_61 KERNEL_UNPATCHED WASMTIME_BENCH VM_WASMTIME DEMO_ONLY
+	KERNEL_61 INITRAMFS_61 KERNEL_UNPATCHED WASMTIME_BENCH VM_WASMTIME DEMO_ONLY IMAGE_DIR IMAGE
 # DEMO_ONLY=host or DEMO_ONLY=guests: one side only.
 DEMO_ONLY ?= all
 demo: build wasmtime-bench vm-images vm-images-6.1
 	@$(foreach v,$(DEMO_VARS),$(v)='$($(v))') scripts/demo.sh
 
-test: test-unit test-asan test-tsan test-libfuzzer patch-check rust-check vm-test vm-test-channel vm-test-6.1 vm-test-arm64 \
-      vm-trace vm-fuzz
+test: test-unit test-asan test-tsan test-libfuzzer patch-check rust-check test-debs vm-test vm-test-channel vm-test-6.1 \
+      vm-test-arm64 vm-trace vm-fuzz
 	@echo; echo "make test: every phase passed; wall time per phase (the time since the one before):"
 	@scripts/phase-times.sh report
 
@@ -366,6 +367,61 @@ vm-test-6.1: vm-images-6.1
 	    exit $$rc
 	$(PHASE) vm-test-6.1
 
+# Debian packages: the patched 6.12 and 6.1 kernels (linux-image-*,
+# linux-headers-*, linux-libc-dev; make bindeb-pkg from Debian's own
+# cloud-amd64 config for each version, vm-images/build-kernel.sh deb and
+# deb-6.1) and the library (libmadvisev0, libmadvisev-dev, madvisev-tools:
+# dpkg-buildpackage from debian/, then lintian; scripts/build-debs.sh), all
+# in $(DEBS).
+DEBS      := $(VM)/debs
+IMAGE_DIR := $(VM)/debian
+IMAGE     := $(IMAGE_DIR)/debian12.img
+debs: deps
+	vm-images/build-kernel.sh deb $(VM)
+	vm-images/build-kernel.sh deb-6.1 $(VM)
+	scripts/build-debs.sh $(DEBS)
+
+# make test's part of the above: the library's packages built, held to
+# lintian, installed on this machine, used as a program's author uses
+# them (pkg-config, find_package, the man pages) and purged again
+# (scripts/test-debs.sh).  The kernel packages and the image are not: see
+# make test-image.
+test-debs: deps
+	scripts/build-debs.sh $(DEBS)
+	scripts/test-debs.sh $(DEBS)
+	$(PHASE) test-debs
+
+# A Debian 12 system on a disk image (vm-images/debian/build-image.sh):
+# debootstrap from Debian's archive, Debian's own kernel from there, the
+# packages above installed with dpkg -i, systemd as init, and the test
+# guests' /tests, run by a service when the kernel command line names a
+# job.  Not in make test (its kernels alone take longer to build than the
+# CI budget allows, vm-images/README.md); make test-image boots it.
+image: debs vm-images vm-images-6.1
+	vm-images/debian/build-image.sh $(IMAGE_DIR) $(DEBS) $(INITRAMFS) $(INITRAMFS_61)
+
+# The image booted as an operator boots it: the madvisev 6.12 kernel with
+# the patched guests' checks (test-patched: madvisev-info picks the
+# syscall backend, the kselftest 64- and 32-bit, the gtests, real Wasmtime
+# at about one IPI round per batch), the madvisev 6.1 kernel the same
+# with the 6.1 series' kselftest, and Debian's own kernel with the
+# unpatched guest's (test-unpatched: sequential, Wasmtime's batches
+# refused and paved over).
+IMAGE_KERNEL = $(firstword $(wildcard $(IMAGE_DIR)/boot/vmlinuz-$(1)))
+IMAGE_INITRD = $(firstword $(wildcard $(IMAGE_DIR)/boot/initrd.img-$(1)))
+define image_run
+	vm-images/run-vm.sh -q -k $(call IMAGE_KERNEL,$(1)) -i $(call IMAGE_INITRD,$(1)) -d $(IMAGE) -j $(2) -s 2 \
+	    -t 1800 -l $(IMAGE_DIR)/$(3).log -a "$(WASMTIME_CHECK_ARG)"; rc=$$?; tr -d '\r' < $(IMAGE_DIR)/$(3).log | \
+	    grep -E '^\[guest\]|^# |^(not )?ok |FAILED|PASSED' ; \
+	    $(CHECK_SKIPS) --env $(4) --guest-log $(IMAGE_DIR)/$(3).log --reports $(GUEST_GTESTS) || rc=1; \
+	    $(WASMTIME_CHECK) --kernel $(5) $(IMAGE_DIR)/$(3).results || rc=1; exit $$rc
+endef
+test-image:
+	@[ -f $(IMAGE) ] || { echo "test-image: no $(IMAGE) (make image)"; exit 1; }
+	$(call image_run,6.12.*-madvisev,test-patched,test-madvisev,guest-patched,series)
+	$(call image_run,6.1.*-madvisev,test-patched,test-madvisev-6.1,guest-patched-6.1,series)
+	$(call image_run,*-amd64,test-unpatched,test-debian,guest-unpatched,stock)
+
 # madvisev-trace in the debug kernel (it has BTF): exact counts on
 # trace-child, with madvisev calls that succeed there, and both benches'
 # --trace figures; the host holds them to trace/test/check_counts.py.
@@ -426,9 +482,11 @@ test-libfuzzer: $(BUILD)/madvisev-args-fuzz
 # to docs/results/data) or, without one, from the JSON already there.  The
 # figures make demo does not make (scripts/vcpu-sweep.py's runs, the fault
 # latency beside MADV_ZERO: scripts/results_vcpus.py FILES; the kselftest's
-# IPI-round counts the cover letters quote: scripts/flush_table.py) stay.
+# IPI-round counts the cover letters quote: scripts/flush_table.py; the
+# Debian image's real-Wasmtime runs, made only where the image is built) stay.
 KEPT_RESULTS := vm-lock-stat.json vm-vcpu-sweep.json vm-fault-latency.json \
-    vm-kselftest-flush.json vm61-kselftest-flush.json
+    vm-kselftest-flush.json vm61-kselftest-flush.json \
+    debian-real-wasmtime.json debianstock-real-wasmtime.json debian-machine.json debianstock-machine.json
 results: deps
 	@if ls $(RESULTS)/*-bench.json > /dev/null 2>&1; then \
 	    mkdir -p docs/results/data && \

@@ -4,7 +4,9 @@
 # patched 6.12 guest, in the patched 6.1 guest (shootdowns per call) and in
 # the 6.12 guest booted with each of VM_SMP_SWEEP's vCPU counts; real
 # Wasmtime beside the project's default strategy here and in the 6.12
-# guests without and with the series and the patched 6.1 guest; then the
+# guests without and with the series and the patched 6.1 guest, and, where
+# make image built it, in the Debian 12 image under Debian's own kernel and
+# the madvisev 6.12 kernel package; then the
 # results page from whatever JSON the runs wrote.
 #
 # Every run is a named step with a log of its own.  A step that fails is
@@ -18,6 +20,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 : "${BUILD:?}" "${VM:?}" "${RESULTS:?}" "${VM_SMP:?}" "${KERNEL_PATCHED:?}" "${INITRAMFS:?}"
 : "${KERNEL_61:?}" "${INITRAMFS_61:?}" "${KERNEL_UNPATCHED:?}" "${WASMTIME_BENCH:?}" "${VM_WASMTIME:?}"
+: "${IMAGE_DIR:?}" "${IMAGE:?}"
 logs=$RESULTS/logs
 mkdir -p "$logs"
 failed=()
@@ -41,7 +44,8 @@ host() {
 }
 
 # guest NAME JOB KERNEL INITRAMFS SMP LIMIT ARGS SHOW BLOCK=FILE...: boot a
-# guest for JOB; show its console from the line matching SHOW on; take
+# guest for JOB (with guest_disk=IMAGE set, the Debian image: INITRAMFS is
+# its initrd); show its console from the line matching SHOW on; take
 # each BLOCK it sent on the results channel into RESULTS/FILE, verified.
 # A block is taken even when the job failed: the runs before the failure
 # sent theirs intact.
@@ -52,8 +56,8 @@ guest() {
     local b
     for b in "$@"; do rm -f "$RESULTS/${b#*=}"; done
     guest_ok=1
-    if ! vm-images/run-vm.sh -q -k "$kernel" -i "$initrd" -j "$job" -s "$smp" -t "$limit" \
-        -l "$log" -r "$results" -a "$args"; then
+    if ! vm-images/run-vm.sh -q -k "$kernel" -i "$initrd" ${guest_disk:+-d "$guest_disk"} -j "$job" -s "$smp" \
+        -t "$limit" -l "$log" -r "$results" -a "$args"; then
         fail "guest step '$name' (job '$job', $smp vCPUs); see $log"
         guest_ok=0
     fi
@@ -113,6 +117,28 @@ guest_wasmtime() {
             --ours "$RESULTS/parts/$key-ours-echo.json" "$RESULTS/parts/$key-ours-request.json" \
             -o "$RESULTS/$key-real-wasmtime.json" || fail "guest step '$name': merging its blocks"
     fi
+}
+
+# The Debian 12 image (make image): real Wasmtime beside pool-adaptive as
+# in the guests above, booted with Debian's own kernel and with the
+# madvisev 6.12 kernel package (their kernels and initrds in IMAGE_DIR/boot).
+image_steps() {
+    local key pattern label k i
+    while IFS='|' read -r key pattern label; do
+        echo
+        echo "== Debian 12 image, $label, $VM_SMP vCPUs under QEMU TCG"
+        k=$(ls "$IMAGE_DIR/boot"/vmlinuz-$pattern 2> /dev/null | head -n 1)
+        i=$(ls "$IMAGE_DIR/boot"/initrd.img-$pattern 2> /dev/null | head -n 1)
+        if [ -z "$k" ] || [ -z "$i" ]; then
+            fail "image step '$key': no kernel and initrd matching $pattern in $IMAGE_DIR/boot"
+            continue
+        fi
+        guest_disk=$IMAGE guest_wasmtime "image-$key" "$k" "$i" "$key" "Debian 12 image, $label"
+        machine_json "image-$key" "Debian 12 image, $label" "$RESULTS/$key-machine.json"
+    done <<'EOF'
+debianstock|*-amd64|Debian's own kernel (linux-image-amd64)
+debian|6.12.*-madvisev|the madvisev 6.12 kernel package
+EOF
 }
 
 host_steps() {
@@ -194,6 +220,12 @@ guest_steps() {
     machine_json wasmtime-stock "no series" "$RESULTS/vmstock-machine.json"
     guest_wasmtime wasmtime-patched "$KERNEL_PATCHED" "$INITRAMFS" vm "patched Linux 6.12 guest"
     guest_wasmtime wasmtime-6.1 "$KERNEL_61" "$INITRAMFS_61" vm61 "patched Linux 6.1 guest"
+    if [ -f "$IMAGE" ]; then
+        image_steps
+    else
+        echo
+        echo "== (no Debian 12 image at $IMAGE: make image builds one; its rows stay as recorded)"
+    fi
     for n in $VM_SMP_SWEEP; do
         echo
         echo "== patched Linux 6.12 guest, $n vCPUs under QEMU TCG: madvisev-ipi-cost, instantiate-bench on $n threads"

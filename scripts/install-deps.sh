@@ -55,6 +55,10 @@ packages=(
     # the Debian packages of libmadvisev (scripts/build-debs.sh; no fakeroot:
     # debian/control says Rules-Requires-Root: no) and scripts/test-debs.sh's man -w
     debhelper dpkg-dev lintian man-db
+    # make debs' kernel packages start from Debian's own config of each
+    # version (make bindeb-pkg needs kmod and rsync); make image bootstraps
+    # a Debian 12 system from the archive
+    linux-config-6.12 linux-config-6.1 kmod rsync debootstrap e2fsprogs
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -33,7 +33,7 @@ MACHINES = [("host", "Development host"), ("vm", "Patched Linux 6.12 guest (QEMU
 # the sweep's files are named by its vCPU counts).
 EXPECTED = [f"{k}-{n}.json" for k, _ in MACHINES
             for n in ("madvisev-bench", "instantiate-bench", "machine", "instantiate-wasi")] + [
-    "host-ipi-cost.json", "vm61-madvisev-bench.json", "vm61-machine.json", "vmstock-machine.json"] + results_wasmtime.FILES
+    "host-ipi-cost.json", "vm61-madvisev-bench.json", "vm61-machine.json", "vmstock-machine.json"] + results_wasmtime.DEMO_FILES
 # Wasmtime's policies reimplemented on this pool: baselines, not the
 # project's strategies, and not Wasmtime (that is results_wasmtime).
 WASMTIME = ("pool-madvise-each", "pool-resident-scan")
@@ -1275,7 +1275,7 @@ def load_all(data_dir):
     if os.path.exists(os.path.join(data_dir, "host-instantiate-budget.json")):
         data["host-instantiate-budget.json"] = load(data_dir, "host-instantiate-budget.json")
     for f in sorted(os.listdir(data_dir)):
-        if (f.startswith(("vm-smp", "vm61-", "vmstock-")) and f.endswith(".json") or f in results_wasmtime.FILES
+        if (f.startswith(("vm-smp", "vm61-", "vmstock-", "debian")) and f.endswith(".json") or f in results_wasmtime.FILES
                 or f in results_vcpus.FILES or f in results_prose.DATA_FILES):
             data[f] = load(data_dir, f)
     return data

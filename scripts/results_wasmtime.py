@@ -1,6 +1,7 @@
 """The results page's "Real Wasmtime" section (scripts/results.py).
 
-Its data: {host,vmstock,vm,vm61}-real-wasmtime.json, written by
+Its data: {host,vmstock,vm,vm61}-real-wasmtime.json and, where make demo
+had the Debian image, {debianstock,debian}-real-wasmtime.json, written by
 peers/wasmtime-bench/side-by-side.py: per repetition, wasmtime-bench's rows
 (Wasmtime from crates.io in each configuration) and instantiate-bench's
 pool-adaptive rows on the same modules, threads and time.
@@ -12,8 +13,13 @@ import statistics
 RUNS = [("host", "Development host", "the host's kernel"),
         ("vmstock", "Linux 6.12 guest without the series", "stock 6.12"),
         ("vm", "Linux 6.12 guest with the series", "6.12 + series"),
-        ("vm61", "Linux 6.1 guest with the series", "6.1 + series")]
+        ("vm61", "Linux 6.1 guest with the series", "6.1 + series"),
+        ("debianstock", "Debian 12 image, Debian's own kernel (linux-image-amd64)", "Debian 12's own"),
+        ("debian", "Debian 12 image, the madvisev 6.12 kernel package", "Debian 12, madvisev 6.12 package")]
+# The Debian image's runs are made where the image is built (make image).
+IMAGE_RUNS = ("debianstock", "debian")
 FILES = [f"{k}-real-wasmtime.json" for k, _, _ in RUNS]
+DEMO_FILES = [f"{k}-real-wasmtime.json" for k, _, _ in RUNS if k not in IMAGE_RUNS]
 CONFIGS = ["wasmtime-default", "wasmtime-batch32", "wasmtime-batch32-keep-resident", "wasmtime-batch32-pagemap"]
 OURS = "pool-adaptive"
 # Student's t, two-sided 95%, by degrees of freedom.

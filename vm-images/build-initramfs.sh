@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # build-initramfs.sh [-d FILE]... OUT.cpio.gz BIN...
-#   Pack busybox-static, the guest init, guest-run.sh, emit.sh and the given
+#   Pack busybox-static, the guest init, run-job.sh, guest-run.sh, emit.sh and the given
 #   statically linked test binaries (into /tests) as a gzipped newc cpio;
 #   each -d FILE, data a binary reads (the .wasm modules), into /tests/data.
 set -euo pipefail
@@ -29,6 +29,7 @@ cp "$busybox" "$root/bin/busybox"
 install -m 755 "$here/guest/init" "$root/init"
 install -m 755 "$here/guest/guest-run.sh" "$root/tests/guest-run.sh"
 install -m 644 "$here/guest/emit.sh" "$root/tests/emit.sh"
+install -m 644 "$here/guest/run-job.sh" "$root/tests/run-job.sh"
 for bin in "$@"; do
     if ! file -L "$bin" | grep -Eq 'statically linked|static-pie linked'; then
         echo "[vm-images] FAILED: $bin is not statically linked" >&2

@@ -16,9 +16,14 @@
 #   tree, so that it never disturbs the x86 kernels' trees.  Result:
 #   OUT/obj-VARIANT/arch/x86/boot/bzImage (arch/arm64/boot/Image for
 #   patched-arm64), and OUT/obj-VARIANT/usr/include with the uapi headers.
+#   deb and deb-6.1 are the patched 6.12 and 6.1 sources built as Debian
+#   packages (make bindeb-pkg): from Debian's own cloud-amd64 config for
+#   that version (package linux-config-VERSION), with config/deb.config on
+#   top and the modules trimmed to those config/deb-modules.lsmod names
+#   (make localmodconfig); the packages land in OUT/debs.
 #   KERNEL_JOBS: make's -j (default: nproc).
 set -euo pipefail
-usage="usage: build-kernel.sh patched|unpatched|debug|patched-arm64|patched-6.1 OUT"
+usage="usage: build-kernel.sh patched|unpatched|debug|patched-arm64|patched-6.1|deb|deb-6.1 OUT"
 variant=${1:?$usage}
 out=${2:?$usage}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,10 +37,10 @@ top=$(dirname "$here")
 # picks the tarball, the series and a config fragment.
 version=6.12
 case $variant in
-patched|debug) source_variant=patched tree_objs="obj-patched obj-debug" arch=x86_64 ;;
+patched|debug|deb) source_variant=patched tree_objs="obj-patched obj-debug obj-deb" arch=x86_64 ;;
 unpatched) source_variant=unpatched tree_objs='' arch=x86_64 ;;
 patched-arm64) source_variant=patched-arm64 tree_objs=obj-patched-arm64 arch=arm64 ;;
-patched-6.1) source_variant=patched-6.1 tree_objs=obj-patched-6.1 arch=x86_64 version=6.1 ;;
+patched-6.1|deb-6.1) source_variant=patched-6.1 tree_objs="obj-patched-6.1 obj-deb-6.1" arch=x86_64 version=6.1 ;;
 *) echo "build-kernel.sh: unknown variant '$variant'" >&2; exit 2 ;;
 esac
 patched=1
@@ -110,6 +115,45 @@ if [ "$patched" = 1 ] && [ "$(cat "$src/.madvisev-id" 2>/dev/null)" != "$id" ]; 
     for o in $tree_objs; do rm -rf "${out:?}/$o"; done # new sources: no stale objects
     step_done
 fi
+
+case $variant in deb*)
+    # A Debian package of the patched kernel, configured as Debian
+    # configures its cloud kernel for this version.
+    debian_config=/usr/src/linux-config-$version/config.amd64_none_cloud-amd64.xz
+    [ -r "$debian_config" ] ||
+        { echo "build-kernel.sh: $debian_config missing (package linux-config-$version)" >&2; exit 1; }
+    step "configure $variant kernel (Debian's cloud-amd64 config + deb.config, localmodconfig)"
+    mkdir -p "$obj"
+    kmake() { make -C "$src" O="$obj" ARCH="$arch" "$@"; }
+    if [ ! -f "$obj/.config" ] || [ "$here/config/deb.config" -nt "$obj/.config" ] ||
+        [ "$here/config/deb-modules.lsmod" -nt "$obj/.config" ] || [ "$debian_config" -nt "$obj/.config" ]; then
+        xz -dc "$debian_config" > "$obj/.config"
+        run_logged "$log" "$src/scripts/kconfig/merge_config.sh" -m -O "$obj" "$obj/.config" "$here/config/deb.config"
+        run_logged "$log" kmake olddefconfig
+        run_logged "$log" kmake LSMOD="$here/config/deb-modules.lsmod" localmodconfig < /dev/null
+    fi
+    missing=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$here/config/deb.config" | while read -r opt; do
+        grep -qx "$opt" "$obj/.config" || echo "$opt"
+    done)
+    if [ -n "$missing" ]; then
+        echo "[vm-images] FAILED: configure: options not set in $obj/.config:" $missing >&2
+        exit 1
+    fi
+    step_done
+    release=$(kmake -s kernelrelease)
+    step "build $variant kernel packages ($release, make -j$jobs bindeb-pkg, ccache)"
+    export CCACHE_BASEDIR=$out CCACHE_NOHASHDIR=1
+    export DEBFULLNAME="madvisev developers" DEBEMAIL=madvisev@example.org
+    rm -f "$out"/linux-*"$release"*.deb "$out"/linux-libc-dev_*"$release"*.deb
+    run_logged "$log" kmake -j"$jobs" CC="ccache gcc" KDEB_PKGVERSION="$release-1" bindeb-pkg
+    mkdir -p "$out/debs"
+    mv "$out"/linux-*_"$release-1"_*.deb "$out"/linux-*_"$release-1"_*.changes "$out"/linux-*_"$release-1"_*.buildinfo \
+        "$out/debs/" 2>/dev/null || true
+    step_done
+    ls "$out/debs/"*"$release"* | sed 's/^/[vm-images] /'
+    exit 0
+    ;;
+esac
 
 step "configure $variant kernel (tinyconfig + ${fragments[*]##*/})"
 mkdir -p "$obj"

@@ -17,6 +17,9 @@
 #             .results).  x86_64 only: the arm64 guest has no such port
 #             and its jobs send no blocks.
 #   -a ARGS   extra kernel command-line arguments
+#   -d DISK   boot the root filesystem on DISK, a raw disk image (the
+#             Debian image: INITRAMFS is then its initrd), as /dev/vda;
+#             its writes go to a temporary snapshot, not to DISK
 #   --arch A  x86_64 (default: qemu-system-x86_64, console ttyS0) or arm64
 #             (qemu-system-aarch64 -M virt, console ttyAMA0); the kernel
 #             must be that architecture's (bzImage, Image)
@@ -24,11 +27,11 @@
 #             these development machines fails with emulation errors)
 #   -q        do not echo the console while it runs
 set -euo pipefail
-kernel= initrd= job= smp=2 mem=2G limit=600 log= results= extra= accel=tcg quiet=0 arch=x86_64
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+kernel= initrd= job= smp=2 mem=2G limit=600 log= results= extra= accel=tcg quiet=0 arch=x86_64 disk=
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case $1 in
-    -k|-i|-j|-s|-m|-t|-l|-r|-a|--arch)
+    -k|-i|-j|-s|-m|-t|-l|-r|-a|-d|--arch)
         if [ $# -lt 2 ]; then
             echo "run-vm.sh: option '$1' needs a value (try --help)" >&2
             exit 2
@@ -44,6 +47,7 @@ while [ $# -gt 0 ]; do
     -l) log=$2; shift 2 ;;
     -r) results=$2; shift 2 ;;
     -a) extra=$2; shift 2 ;;
+    -d) disk=$2; shift 2 ;;
     --arch) arch=$2; shift 2 ;;
     --kvm) accel=kvm; shift ;;
     -q) quiet=1; shift ;;
@@ -52,7 +56,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$kernel" ] && [ -n "$initrd" ] && [ -n "$job" ] || { echo "run-vm.sh: -k, -i and -j are required (try --help)" >&2; exit 2; }
-for f in "$kernel" "$initrd"; do
+for f in "$kernel" "$initrd" ${disk:+"$disk"}; do
     [ -r "$f" ] || { echo "run-vm.sh: $f: not found" >&2; exit 2; }
 done
 case $smp in ''|*[!0-9]*) echo "run-vm.sh: bad -s '$smp'" >&2; exit 2 ;; esac
@@ -79,8 +83,13 @@ if [ "$arch" = x86_64 ]; then
     channel=(-serial "file:$results")
     extra="madvisev.results=ttyS1 $extra"
 fi
+drive=()
+if [ -n "$disk" ]; then
+    drive=(-drive "file=$disk,if=virtio,format=raw,snapshot=on")
+    extra="root=/dev/vda rw $extra"
+fi
 qemu+=("${accel_args[@]}" -smp "$smp" -m "$mem"
-    -nographic -no-reboot -nodefaults -serial stdio "${channel[@]}" -kernel "$kernel" -initrd "$initrd"
+    -nographic -no-reboot -nodefaults -serial stdio "${channel[@]}" "${drive[@]}" -kernel "$kernel" -initrd "$initrd"
     -append "console=$console loglevel=5 panic=-1 oops=panic madvisev.job=$job $extra")
 if [ "$arch" = x86_64 ]; then
     echo "[vm] boot $(basename "$kernel"), $smp vCPUs, $accel, job '$job' (log: $log, results: $results)"
