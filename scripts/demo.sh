@@ -200,19 +200,9 @@ host_steps() {
     fi
 }
 
-guest_steps() {
-    echo "== patched Linux 6.12 guest, $VM_SMP vCPUs under QEMU TCG: madvisev-bench, instantiate-bench"
-    guest bench-patched bench "$KERNEL_PATCHED" "$INITRAMFS" "$VM_SMP" 1800 \
-        "hugepages=16 madvisev.bench=$VM_BENCH madvisev.ibench=$VM_IBENCH madvisev.iwasi=$VM_IWASI" '^kernel:' \
-        madvisev-bench=vm-madvisev-bench.json instantiate-bench=vm-instantiate-bench.json \
-        instantiate-wasi=vm-instantiate-wasi.json lock-latency=vm-lock-latency.json
-    machine_json bench-patched "madvisev series" "$RESULTS/vm-machine.json"
-    echo
-    echo "== patched Linux 6.1 guest, $VM_SMP vCPUs under QEMU TCG: madvisev-bench"
-    guest bench-6.1 shootdowns "$KERNEL_61" "$INITRAMFS_61" "$VM_SMP" 1800 \
-        "hugepages=16 madvisev.bench=$VM_BENCH" '^kernel:' madvisev-bench=vm61-madvisev-bench.json
-    machine_json bench-6.1 "madvisev series for 6.1" "$RESULTS/vm61-machine.json"
-    echo
+# Real Wasmtime beside pool-adaptive in the guests, and in the Debian image
+# where there is one.
+wasmtime_steps() {
     echo "== real Wasmtime beside pool-adaptive, in the guests under QEMU TCG ($VM_SMP vCPUs):"
     echo "   Linux 6.12 without the series, with it, and Linux 6.1 with it"
     mkdir -p "$RESULTS/parts"
@@ -226,6 +216,22 @@ guest_steps() {
         echo
         echo "== (no Debian 12 image at $IMAGE: make image builds one; its rows stay as recorded)"
     fi
+}
+
+guest_steps() {
+    echo "== patched Linux 6.12 guest, $VM_SMP vCPUs under QEMU TCG: madvisev-bench, instantiate-bench"
+    guest bench-patched bench "$KERNEL_PATCHED" "$INITRAMFS" "$VM_SMP" 1800 \
+        "hugepages=16 madvisev.bench=$VM_BENCH madvisev.ibench=$VM_IBENCH madvisev.iwasi=$VM_IWASI" '^kernel:' \
+        madvisev-bench=vm-madvisev-bench.json instantiate-bench=vm-instantiate-bench.json \
+        instantiate-wasi=vm-instantiate-wasi.json lock-latency=vm-lock-latency.json
+    machine_json bench-patched "madvisev series" "$RESULTS/vm-machine.json"
+    echo
+    echo "== patched Linux 6.1 guest, $VM_SMP vCPUs under QEMU TCG: madvisev-bench"
+    guest bench-6.1 shootdowns "$KERNEL_61" "$INITRAMFS_61" "$VM_SMP" 1800 \
+        "hugepages=16 madvisev.bench=$VM_BENCH" '^kernel:' madvisev-bench=vm61-madvisev-bench.json
+    machine_json bench-6.1 "madvisev series for 6.1" "$RESULTS/vm61-machine.json"
+    echo
+    wasmtime_steps
     for n in $VM_SMP_SWEEP; do
         echo
         echo "== patched Linux 6.12 guest, $n vCPUs under QEMU TCG: madvisev-ipi-cost, instantiate-bench on $n threads"
@@ -237,12 +243,14 @@ guest_steps() {
 }
 
 # DEMO_ONLY=host or DEMO_ONLY=guests runs one side (the other's JSON is left
-# as it is); the page is rendered either way.
+# as it is), DEMO_ONLY=wasmtime the real-Wasmtime guests alone; the page is
+# rendered either way.
 case ${DEMO_ONLY:-all} in
 all) host_steps; echo; guest_steps ;;
 host) host_steps ;;
 guests) guest_steps ;;
-*) echo "demo.sh: DEMO_ONLY must be host or guests, not '$DEMO_ONLY'" >&2; exit 2 ;;
+wasmtime) wasmtime_steps ;;
+*) echo "demo.sh: DEMO_ONLY must be host, guests or wasmtime, not '$DEMO_ONLY'" >&2; exit 2 ;;
 esac
 
 echo
