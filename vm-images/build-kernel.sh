@@ -116,7 +116,7 @@ if [ "$patched" = 1 ] && [ "$(cat "$src/.madvisev-id" 2>/dev/null)" != "$id" ]; 
     step_done
 fi
 
-case $variant in deb*)
+case $variant in deb|deb-6.1)
     # A Debian package of the patched kernel, configured as Debian
     # configures its cloud kernel for this version.
     debian_config=/usr/src/linux-config-$version/config.amd64_none_cloud-amd64.xz
