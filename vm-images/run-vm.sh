@@ -86,7 +86,9 @@ fi
 drive=()
 if [ -n "$disk" ]; then
     drive=(-drive "file=$disk,if=virtio,format=raw,snapshot=on")
-    extra="root=/dev/vda rw $extra"
+    # The job owns the serial console: no login prompt there (a getty
+    # hangs up the tty the job writes to).
+    extra="root=/dev/vda rw systemd.getty_auto=0 $extra"
 fi
 qemu+=("${accel_args[@]}" -smp "$smp" -m "$mem"
     -nographic -no-reboot -nodefaults -serial stdio "${channel[@]}" "${drive[@]}" -kernel "$kernel" -initrd "$initrd"

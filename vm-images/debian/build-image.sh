@@ -24,6 +24,7 @@ include=systemd,systemd-sysv,udev,kmod,initramfs-tools,zstd,procps,e2fsprogs,uti
 [ "$(id -u)" = 0 ] || { echo "build-image.sh: needs root (debootstrap, chroot)" >&2; exit 1; }
 command -v debootstrap > /dev/null || { echo "build-image.sh: debootstrap missing (make deps)" >&2; exit 1; }
 for f in "$initramfs" "$initramfs61"; do [ -r "$f" ] || { echo "build-image.sh: $f: not found" >&2; exit 1; }; done
+initramfs=$(realpath "$initramfs") initramfs61=$(realpath "$initramfs61")
 # The binary packages an operator installs: not the debug symbols, and
 # not linux-libc-dev (the C library's kernel headers stay Debian's; the
 # series' uapi is in each linux-headers package).
@@ -98,8 +99,9 @@ install -m 644 "$here/madvisev-job.service" "$root/etc/systemd/system/"
 ln -sf /etc/systemd/system/madvisev-job.service "$root/etc/systemd/system/multi-user.target.wants/"
 echo debian12-madvisev > "$root/etc/hostname"
 echo '/dev/vda / ext4 defaults 0 1' > "$root/etc/fstab"
-# zram for the tests' swap (a module in Debian's kernels).
-echo zram > "$root/etc/modules-load.d/zram.conf"
+# The tests' modules: zram for swap, and a RAM disk under device-mapper
+# (dm-delay is loaded on demand) for the O_DIRECT-in-flight case.
+printf "%s\n" zram brd dm_mod > "$root/etc/modules-load.d/madvisev-tests.conf"
 # Nothing in the image needs the network.
 rm -f "$root/etc/resolv.conf"
 step_done

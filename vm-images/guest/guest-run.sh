@@ -70,6 +70,7 @@ emit_machine() {
 }
 
 expect_backend() {
+    echo "[guest] madvisev-info: $(command -v madvisev-info)"
     madvisev-info > /tmp/info.txt 2>&1
     cat /tmp/info.txt
     if ! grep -q "^selected: $1\$" /tmp/info.txt; then
