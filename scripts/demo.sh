@@ -20,7 +20,6 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 : "${BUILD:?}" "${VM:?}" "${RESULTS:?}" "${VM_SMP:?}" "${KERNEL_PATCHED:?}" "${INITRAMFS:?}"
 : "${KERNEL_61:?}" "${INITRAMFS_61:?}" "${KERNEL_UNPATCHED:?}" "${WASMTIME_BENCH:?}" "${VM_WASMTIME:?}"
-: "${IMAGE_DIR:?}" "${IMAGE:?}"
 logs=$RESULTS/logs
 mkdir -p "$logs"
 failed=()
@@ -210,11 +209,11 @@ wasmtime_steps() {
     machine_json wasmtime-stock "no series" "$RESULTS/vmstock-machine.json"
     guest_wasmtime wasmtime-patched "$KERNEL_PATCHED" "$INITRAMFS" vm "patched Linux 6.12 guest"
     guest_wasmtime wasmtime-6.1 "$KERNEL_61" "$INITRAMFS_61" vm61 "patched Linux 6.1 guest"
-    if [ -f "$IMAGE" ]; then
+    if [ -n "${IMAGE:-}" ] && [ -f "$IMAGE" ]; then
         image_steps
     else
         echo
-        echo "== (no Debian 12 image at $IMAGE: make image builds one; its rows stay as recorded)"
+        echo "== (no Debian 12 image at ${IMAGE:-?}: make image builds one; its rows stay as recorded)"
     fi
 }
 
