@@ -156,7 +156,7 @@ DEMO_VARS := BUILD VM RESULTS VM_SMP VM_BENCH VM_IBENCH VM_IWASI IBENCH VM_SMP_S
 	VM_SWEEP IBENCH_BUDGET_STRATEGIES IBENCH_WASI IBENCH_WASI_MODULES KERNEL_PATCHED INITRAMFS \
 	KERNEL_61 INITRAMFS_61 KERNEL_UNPATCHED WASMTIME_BENCH VM_WASMTIME DEMO_ONLY IMAGE_DIR IMAGE
 # DEMO_ONLY=host or DEMO_ONLY=guests: one side only; DEMO_ONLY=wasmtime: the
-# real-Wasmtime guests alone.
+# real-Wasmtime guests alone; DEMO_ONLY=image: the Debian image's runs alone.
 DEMO_ONLY ?= all
 demo: build wasmtime-bench vm-images vm-images-6.1
 	@$(foreach v,$(DEMO_VARS),$(v)='$($(v))') scripts/demo.sh

@@ -123,6 +123,11 @@ guest_wasmtime() {
 # madvisev 6.12 kernel package (their kernels and initrds in IMAGE_DIR/boot).
 image_steps() {
     local key pattern label k i
+    if [ -z "${IMAGE:-}" ] || [ ! -f "$IMAGE" ]; then
+        fail "image steps: no Debian 12 image at ${IMAGE:-?} (make image)"
+        return
+    fi
+    mkdir -p "$RESULTS/parts"
     while IFS='|' read -r key pattern label; do
         echo
         echo "== Debian 12 image, $label, $VM_SMP vCPUs under QEMU TCG"
@@ -242,14 +247,15 @@ guest_steps() {
 }
 
 # DEMO_ONLY=host or DEMO_ONLY=guests runs one side (the other's JSON is left
-# as it is), DEMO_ONLY=wasmtime the real-Wasmtime guests alone; the page is
-# rendered either way.
+# as it is), DEMO_ONLY=wasmtime the real-Wasmtime guests alone,
+# DEMO_ONLY=image the Debian image's alone; the page is rendered either way.
 case ${DEMO_ONLY:-all} in
 all) host_steps; echo; guest_steps ;;
 host) host_steps ;;
 guests) guest_steps ;;
 wasmtime) wasmtime_steps ;;
-*) echo "demo.sh: DEMO_ONLY must be host, guests or wasmtime, not '$DEMO_ONLY'" >&2; exit 2 ;;
+image) image_steps ;;
+*) echo "demo.sh: DEMO_ONLY must be host, guests, wasmtime or image, not '$DEMO_ONLY'" >&2; exit 2 ;;
 esac
 
 echo

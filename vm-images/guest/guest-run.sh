@@ -228,7 +228,7 @@ test-patched)
     mount_tracefs
     for ksft in madvisev-kselftest madvisev-kselftest-32; do
         echo "[guest] kselftest mm/madvisev ($ksft)"
-        ./$ksft > /tmp/ksft.txt 2>&1
+        "${KSFT_DIR:-.}/$ksft" > /tmp/ksft.txt 2>&1
         rc=$?
         cat /tmp/ksft.txt
         if [ $rc -ne 0 ] || grep -q '^not ok' /tmp/ksft.txt || grep -q '# SKIP' /tmp/ksft.txt; then

@@ -17,11 +17,13 @@ if [ -n "$results" ]; then
     fi
 fi
 export MADVISEV_RESULTS
-# The tests' own directory for this kernel: a kselftest is built against
-# one kernel's uapi (the Debian image carries the 6.1 series' in 6.1/).
-dir=/tests
-case $(uname -r) in 6.1.*) [ -d /tests/6.1 ] && dir=/tests/6.1 ;; esac
-cd "$dir"
+# A kselftest is built against one kernel's uapi: the Debian image
+# carries the 6.1 series' in /tests/6.1 (the job runs in /tests, where
+# gtest's death tests find their binary again).
+KSFT_DIR=.
+case $(uname -r) in 6.1.*) [ -d /tests/6.1 ] && KSFT_DIR=/tests/6.1 ;; esac
+export KSFT_DIR
+cd /tests
 sh /tests/guest-run.sh "$job"
 rc=$?
 if [ -n "$MADVISEV_RESULTS" ]; then
