@@ -116,6 +116,21 @@ if [ "$patched" = 1 ] && [ "$(cat "$src/.madvisev-id" 2>/dev/null)" != "$id" ]; 
     step_done
 fi
 
+# Every option that $1 (a regex over "CONFIG_X=value" lines) picks from
+# the fragments after it must be set so in the built .config: a fragment's
+# wish that Kconfig quietly dropped fails the build here.
+require_options() {
+    local pattern=$1 missing
+    shift
+    missing=$(cat "$@" | grep -E "$pattern" | while read -r opt; do
+        grep -qx "$opt" "$obj/.config" || echo "$opt"
+    done)
+    if [ -n "$missing" ]; then
+        echo "[vm-images] FAILED: configure: options not set in $obj/.config:" $missing >&2
+        exit 1
+    fi
+}
+
 case $variant in deb|deb-6.1)
     # A Debian package of the patched kernel, configured as Debian
     # configures its cloud kernel for this version.
@@ -132,13 +147,7 @@ case $variant in deb|deb-6.1)
         run_logged "$log" kmake olddefconfig
         run_logged "$log" kmake LSMOD="$here/config/deb-modules.lsmod" localmodconfig < /dev/null
     fi
-    missing=$(grep -E '^CONFIG_[A-Z0-9_]+=' "$here/config/deb.config" | while read -r opt; do
-        grep -qx "$opt" "$obj/.config" || echo "$opt"
-    done)
-    if [ -n "$missing" ]; then
-        echo "[vm-images] FAILED: configure: options not set in $obj/.config:" $missing >&2
-        exit 1
-    fi
+    require_options '^CONFIG_[A-Z0-9_]+=' "$here/config/deb.config"
     step_done
     release=$(kmake -s kernelrelease)
     step "build $variant kernel packages ($release, make -j$jobs bindeb-pkg, ccache)"
@@ -169,13 +178,7 @@ if [ $stale = 1 ]; then
     run_logged "$log" kmake olddefconfig
 fi
 # Every option the fragments ask for must have survived olddefconfig.
-missing=$(cat "${fragments[@]}" | grep -E '^CONFIG_[A-Z0-9_]+=y' | while read -r opt; do
-    grep -qx "$opt" "$obj/.config" || echo "$opt"
-done)
-if [ -n "$missing" ]; then
-    echo "[vm-images] FAILED: configure: options not set in $obj/.config:" $missing >&2
-    exit 1
-fi
+require_options '^CONFIG_[A-Z0-9_]+=y' "${fragments[@]}"
 step_done
 
 step "build $variant kernel (make -j$jobs $(basename "$image"), ccache)"
