@@ -224,6 +224,14 @@ test-patched)
     export MADVISEV_EXPECT_BACKEND=syscall
     setup_swap
     expect_backend syscall
+    # The series' sysfs files: what the library reads to find the kernel's
+    # interface version (MADV_ZERO from 2 on).
+    if v=$(cat /sys/kernel/mm/madvisev/version 2> /dev/null); then
+        echo "[guest] /sys/kernel/mm/madvisev/version: $v"
+    else
+        echo "[guest] FAIL: no /sys/kernel/mm/madvisev/version"
+        fail=1
+    fi
     # The kselftest counts shootdown rounds at the sender (tlb:tlb_flush).
     mount_tracefs
     for ksft in madvisev-kselftest madvisev-kselftest-32; do
