@@ -137,13 +137,8 @@ def dirtied(r):
 def rate_cell(r):
     """Instantiations/s: the median over the row's runs with its 95% interval
     where it ran more than once, and a mark where runs were short."""
-    text = fmt(r["instantiations_per_s"])
-    if r.get("runs", 1) > 1:
-        lo, hi = r["instantiations_per_s_ci95"]
-        text += f" ({fmt(lo)}–{fmt(hi)})"
-    if r.get("short_runs"):
-        text += f" **short: {r['short_runs']} of {r['runs']} runs under 10 batches per thread**"
-    return text
+    return results_wasmtime.rate_text(
+        r, short=" **short: {short_runs} of {runs} runs under 10 batches per thread**")
 
 
 def flusher_cell(r):

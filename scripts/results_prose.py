@@ -234,17 +234,6 @@ def wasmtime_request(data):
         f"to {h['kept']:.3f} and {v['kept']:.3f}. Where they come from has not been traced further.")
 
 
-def _rate(r):
-    """A rate as the page shows it: median/s (95% interval) where it ran more than once."""
-    text = f"{rw._fmt(r['instantiations_per_s'])}/s"
-    ci = r.get("instantiations_per_s_ci95")
-    if r.get("runs", 1) > 1 and ci:
-        text += f" ({rw._fmt(ci[0])}–{rw._fmt(ci[1])})"
-    if r.get("short_runs"):
-        text += " short"
-    return text
-
-
 WASI_STRATEGIES = ("stock", "pool-immediate", "pool-sharded-process-madvise", "pool-keep-resident", "pool-adaptive")
 
 
@@ -265,7 +254,7 @@ def wasi_table(data):
            "|---" * (len(WASI_STRATEGIES) + 1) + "|"]
     for m in mods:
         out.append(f"| `{m}` | " + " | ".join(
-            f"{_rate(rows[m, s])}, {rows[m, s]['shootdowns_per_instantiation']:.3f}" if (m, s) in rows else "-"
+            f"{rw.rate_text(rows[m, s], unit='/s')}, {rows[m, s]['shootdowns_per_instantiation']:.3f}" if (m, s) in rows else "-"
             for s in WASI_STRATEGIES) + " |")
 
     def gain(m):

@@ -30,6 +30,19 @@ def _fmt(x):
     return f"{x:,.0f}"
 
 
+def rate_text(r, unit="", short=" short"):
+    """Instantiations/s as the pages show it: the median over the row's runs
+    (followed by @unit), its 95% interval where it ran more than once, and
+    @short, formatted with the row, where its runs were short."""
+    text = f"{_fmt(r['instantiations_per_s'])}{unit}"
+    ci = r.get("instantiations_per_s_ci95")
+    if r.get("runs", 1) > 1 and ci:
+        text += f" ({_fmt(ci[0])}–{_fmt(ci[1])})"
+    if r.get("short_runs"):
+        text += short.format(**r)
+    return text
+
+
 def interval(values):
     """(mean, half-width of the 95% interval) over repetitions; half None for one."""
     m = statistics.mean(values)
