@@ -105,9 +105,9 @@ int push_out(const std::vector<std::byte *> &pages) {
 
 // The slot in 4 KiB pages: the tests that count what the reset found
 // would otherwise see each written page fault in a 2 MiB one under THP
-// "always" (Debian's kernels).  HugePagesSwappedOutReadZeroAfterReuse
-// asks for huge pages instead.
-// EINVAL where the kernel has no THP, and then no huge page to keep out.
+// "always" (Debian's kernels); HugePagesSwappedOutReadZeroAfterReuse asks
+// for huge pages instead.  EINVAL means the kernel has no THP, and so no
+// huge page to keep out.
 void small_pages(std::byte *base) {
     if (madvise(base, kSlotBytes, MADV_NOHUGEPAGE) != 0) {
         ASSERT_EQ(errno, EINVAL) << strerror(errno);
