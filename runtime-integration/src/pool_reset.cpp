@@ -138,6 +138,7 @@ bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
     Area &area = area_of(kind);
     Slot &slot = area.slots[index];
     std::byte *base = area.base(index);
+    Shard &shard = my_shard(); // the releasing thread's: its counters, its zeroing
     size_t extent = slot.extent;
     // Once free, the slot is clean over all it can reach.
     auto now_free = [&] {
@@ -169,7 +170,7 @@ bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
     // ENOSYS (the system cannot say) or a failed call: decommit it all.
     int scanned;
     {
-        TimeInto timed(my_shard().counters.scan_ns);
+        TimeInto timed(shard.counters.scan_ns);
         scanned = madv::scan_data(base, len, runs);
     }
     if (scanned != 0)
@@ -191,14 +192,14 @@ bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
     size_t want = (dense ? extent : present_in) + present_out;
     if (!reserve_resident(slot, want))
         return false;
-    Counters &counters = my_shard().counters;
+    Counters &counters = shard.counters;
     if (dense && zero_native) {
         // The kernel clears what is present and drops what is swapped, in
         // one call and with no IPI: done now, by the thread that freed the
         // slot, while its pages are still in this CPU's cache.  A failed
         // call leaves data behind: decommit the whole slot instead.
         iovec whole{base, extent};
-        if (zero(my_shard(), &whole, 1) != static_cast<ssize_t>(extent))
+        if (zero(shard, &whole, 1) != static_cast<ssize_t>(extent))
             return false;
         slot.skip_looks = 15;
         return now_free();
@@ -223,7 +224,7 @@ bool Pool::Impl::reset_adaptive(Kind kind, uint32_t index) {
             }
         }
         if (!swapped.empty() &&
-            zero(my_shard(), swapped.data(), swapped.size()) != static_cast<ssize_t>(want_bytes))
+            zero(shard, swapped.data(), swapped.size()) != static_cast<ssize_t>(want_bytes))
             return false;
         if (any_swapped)
             bump(counters.swapped_resets);
