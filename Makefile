@@ -95,7 +95,7 @@ export MADVISEV_MAKE_START
 export PHASE_LOG ?= $(BUILD)/phase-times.log
 PHASE = @scripts/phase-times.sh mark
 
-.PHONY: all deps build build-asan build-static build-tsan wasmtime-bench rust-check demo test test-unit test-asan \
+.PHONY: all deps build build-asan build-static build-tsan wasmtime-bench rust-check format-check demo test test-unit test-asan \
         test-tsan test-libfuzzer patch-check \
         vm-kernels vm-images vm-test vm-test-channel vm-trace vm-fuzz fuzz results install clean FORCE \
         vm-kernel-arm64 vm-images-arm64 vm-test-arm64 vm-kernel-6.1 vm-images-6.1 vm-test-6.1 \
@@ -131,6 +131,13 @@ wasmtime-bench: deps
 	cp $(WASMTIME_TARGET)/x86_64-unknown-linux-gnu/release/wasmtime-bench $(WASMTIME_BENCH)
 	$(PHASE) wasmtime-bench
 
+# The C and C++ sources held to clang-format (.clang-format; the C programs
+# in the kernel's style to .clang-format-c).  scripts/check-format.sh --fix
+# lays them out.
+format-check: deps
+	scripts/check-format.sh
+	$(PHASE) format-check
+
 # The benchmark's Rust held to cargo fmt and clippy (warnings are errors).
 rust-check: wasmtime-bench
 	cd peers/wasmtime-bench && $(CARGO) fmt --check && \
@@ -161,7 +168,7 @@ DEMO_ONLY ?= all
 demo: build wasmtime-bench vm-images vm-images-6.1
 	@$(foreach v,$(DEMO_VARS),$(v)='$($(v))') scripts/demo.sh
 
-test: test-unit test-asan test-tsan test-libfuzzer patch-check rust-check test-debs vm-test vm-test-channel vm-test-6.1 \
+test: format-check test-unit test-asan test-tsan test-libfuzzer patch-check rust-check test-debs vm-test vm-test-channel vm-test-6.1 \
       vm-test-arm64 vm-trace vm-fuzz
 	@echo; echo "make test: every phase passed; wall time per phase (the time since the one before):"
 	@scripts/phase-times.sh report

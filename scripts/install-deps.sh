@@ -29,6 +29,8 @@ packages=(
     libgtest-dev googletest libbenchmark-dev
     # libFuzzer, and the BPF tracer
     clang libclang-rt-14-dev bpftool libbpf-dev
+    # the C and C++ sources' layout (scripts/check-format.sh)
+    clang-format
     # plots
     gnuplot-nox
     liburing-dev

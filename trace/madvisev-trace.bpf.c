@@ -245,7 +245,8 @@ int on_uring_complete(struct trace_event_raw_io_uring_complete *ctx)
 		__u32 zero = 0;
 		struct trace_totals *t = bpf_map_lookup_elem(&totals, &zero);
 		if (l && t) {
-			__sync_fetch_and_add(&t->flushes_outside_calls, l->local_flushes + l->ipi_rounds);
+			__sync_fetch_and_add(&t->flushes_outside_calls,
+					     l->local_flushes + l->ipi_rounds);
 			bpf_map_delete_elem(&loose, &tid);
 		}
 		return 0;

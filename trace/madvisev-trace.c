@@ -91,7 +91,7 @@ static void report(struct madvisev_trace_bpf *skel, bool json)
 	__u32 tid, *prev = NULL;
 	while (bpf_map__get_next_key(skel->maps.loose, prev, &tid, sizeof(tid)) == 0) {
 		struct trace_loose l;
-		if (bpf_map__lookup_elem(skel->maps.loose, &tid, sizeof(tid), &l, sizeof(l), 0) == 0)
+		if (!bpf_map__lookup_elem(skel->maps.loose, &tid, sizeof(tid), &l, sizeof(l), 0))
 			t.flushes_outside_calls += l.local_flushes + l.ipi_rounds;
 		prev = &tid;
 	}
@@ -105,8 +105,8 @@ static void report(struct madvisev_trace_bpf *skel, bool json)
 			printf("%s\n  {\"syscall\": \"%s\", \"calls\": %llu, \"errors\": %llu, \"ranges\": %llu, "
 			       "\"pages_zapped\": %llu, \"local_flushes\": %llu, \"ipi_rounds\": %llu, "
 			       "\"avg_ns\": %llu, \"hist_log2_ns\": [",
-			       first ? "" : ",", kind_names[k], s[k].calls, s[k].errors, s[k].ranges,
-			       s[k].pages_zapped, s[k].local_flushes, s[k].ipi_rounds,
+			       first ? "" : ",", kind_names[k], s[k].calls, s[k].errors,
+			       s[k].ranges, s[k].pages_zapped, s[k].local_flushes, s[k].ipi_rounds,
 			       s[k].total_ns / s[k].calls);
 			for (int i = 0; i < HIST_SLOTS; i++)
 				printf("%s%llu", i ? ", " : "", s[k].hist[i]);
@@ -124,8 +124,7 @@ static void report(struct madvisev_trace_bpf *skel, bool json)
 			continue;
 		printf("%-16s %9llu %7llu %9llu %11llu %11llu %10llu %9.1f %9.1f\n", kind_names[k],
 		       s[k].calls, s[k].errors, s[k].ranges, s[k].pages_zapped, s[k].local_flushes,
-		       s[k].ipi_rounds,
-		       (double)s[k].total_ns / (double)s[k].calls / 1000.0,
+		       s[k].ipi_rounds, (double)s[k].total_ns / (double)s[k].calls / 1000.0,
 		       (double)(percentile(&s[k], 0.99) * 2) / 1000.0);
 	}
 	/* Latency histograms: a row of bars per kind, slot i counting calls
@@ -174,7 +173,8 @@ int main(int argc, char **argv)
 			errno = 0;
 			pid = (pid_t)strtol(optarg, &end, 10);
 			if (*end || errno || pid <= 0) {
-				fprintf(stderr, "madvisev-trace: bad pid '%s' (try --help)\n", optarg);
+				fprintf(stderr, "madvisev-trace: bad pid '%s' (try --help)\n",
+					optarg);
 				return 2;
 			}
 			break;
@@ -185,7 +185,8 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
-			fprintf(stderr, "madvisev-trace: unknown option '%s' (try --help)\n", argv[optind - 1]);
+			fprintf(stderr, "madvisev-trace: unknown option '%s' (try --help)\n",
+				argv[optind - 1]);
 			return 2;
 		}
 	}
@@ -230,7 +231,8 @@ int main(int argc, char **argv)
 	ensure_tracefs();
 	struct madvisev_trace_bpf *skel = madvisev_trace_bpf__open();
 	if (!skel) {
-		fprintf(stderr, "madvisev-trace: cannot open the BPF program: %s\n", strerror(errno));
+		fprintf(stderr, "madvisev-trace: cannot open the BPF program: %s\n",
+			strerror(errno));
 		goto fail_child;
 	}
 	skel->rodata->target_tgid = pid;
@@ -238,7 +240,8 @@ int main(int argc, char **argv)
 	if (!err)
 		err = madvisev_trace_bpf__attach(skel);
 	if (err) {
-		fprintf(stderr, "madvisev-trace: cannot load or attach (root and kernel BTF needed): %s\n",
+		fprintf(stderr,
+			"madvisev-trace: cannot load or attach (root and kernel BTF needed): %s\n",
 			strerror(-err));
 		madvisev_trace_bpf__destroy(skel);
 		goto fail_child;

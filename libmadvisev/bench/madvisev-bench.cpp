@@ -825,7 +825,8 @@ bool measure_kind(KindMemory &m, int advice, int backend, KindRecord *rec, std::
     return true;
 }
 
-template <typename T> std::unique_ptr<KindMemory> set_up(std::unique_ptr<T> m, std::string *why) {
+template <typename T>
+std::unique_ptr<KindMemory> set_up(std::unique_ptr<T> m, std::string *why) {
     *why = m->init();
     if (!why->empty())
         return nullptr;

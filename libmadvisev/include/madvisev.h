@@ -62,10 +62,10 @@ extern "C" {
  * number the kernel has not said is madvisev(2).
  */
 #ifndef MADVISEV_QUERY
-#define MADVISEV_QUERY		0x80000000U
+#define MADVISEV_QUERY 0x80000000U
 #endif
 #ifndef MADVISEV_QUERY_MAGIC
-#define MADVISEV_QUERY_MAGIC	0x4d414456	/* "MADV" */
+#define MADVISEV_QUERY_MAGIC 0x4d414456 /* "MADV" */
 #endif
 
 /*
@@ -163,8 +163,8 @@ MADVISEV_API int madvisev_backend(void);
 
 /* Like madvisev(), through one given backend (MADVISEV_BACKEND_AUTO is the
  * same as madvisev()).  ENOSYS if the kernel lacks it; no fallback. */
-MADVISEV_API ssize_t madvisev_via(int backend, const struct iovec *iov, size_t iovcnt,
-                                  int advice, unsigned int flags);
+MADVISEV_API ssize_t madvisev_via(int backend, const struct iovec *iov, size_t iovcnt, int advice,
+                                  unsigned int flags);
 
 /*
  * Probe one backend.  Returns 1 if available, 0 if not, -1 with errno

@@ -117,8 +117,8 @@ class batch {
         }
         if (len == 0)
             return r;
-        if (len > static_cast<std::size_t>(SSIZE_MAX) ||
-            len > UINTPTR_MAX - start || ((start + len + ps - 1) & ~(ps - 1)) == 0) {
+        if (len > static_cast<std::size_t>(SSIZE_MAX) || len > UINTPTR_MAX - start ||
+            ((start + len + ps - 1) & ~(ps - 1)) == 0) {
             r.error = EINVAL;
             return r;
         }

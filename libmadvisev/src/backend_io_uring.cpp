@@ -55,7 +55,7 @@ struct UringApi {
 UringApi g_api{};
 std::atomic<bool> g_api_ok{false};
 bool g_api_failed = false; // definitely: not there, or not usable
-int g_api_errno = EMFILE;   // why not yet, while not failed
+int g_api_errno = EMFILE;  // why not yet, while not failed
 const char *g_api_why = "liburing not loaded";
 std::mutex g_api_lock;
 

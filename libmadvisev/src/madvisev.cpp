@@ -62,8 +62,8 @@ constexpr int kAutoOrder[] = {MADVISEV_BACKEND_SYSCALL, MADVISEV_BACKEND_PROCESS
 // Atomics, not a lock: a lock is what a child must not inherit held (and a
 // write-locked rwlock cannot be released in the child, whose thread id the
 // lock does not know).
-std::atomic<int> g_gate_inside{0};  // threads inside a gate
-std::atomic<int> g_gate_forking{0}; // fork()s between prepare and parent
+std::atomic<int> g_gate_inside{0};      // threads inside a gate
+std::atomic<int> g_gate_forking{0};     // fork()s between prepare and parent
 thread_local unsigned t_gate_depth = 0; // trivially destructible
 
 void gate_prepare() {
@@ -461,7 +461,7 @@ constexpr int kDontneedLocked = 24; // MADV_DONTNEED_LOCKED (Linux 5.18)
 // Published without a lock (see the fork gate), the opener's pid and the
 // number in one word; a thread that loses the race keeps its own for the
 // call.
-std::atomic<uint64_t> g_maps{0}; // pid << 32 | fd; 0: none
+std::atomic<uint64_t> g_maps{0};      // pid << 32 | fd; 0: none
 std::atomic<bool> g_maps_text{false}; // maps_force_text()
 
 // The mappings under a MADVISEV_ZERO vector, read from /proc/self/maps

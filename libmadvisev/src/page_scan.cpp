@@ -223,7 +223,8 @@ struct EntryReader {
     bool full = false; // @runs had no room: @stop says where
 
     // Pages [first, last) of the range, counted from its start.
-    template <class Runs> ScanStatus read(size_t first, size_t last, Runs &runs) {
+    template <class Runs>
+    ScanStatus read(size_t first, size_t last, Runs &runs) {
         uint64_t entries[kEntriesPerRead];
         for (size_t done = first; done < last;) {
             const size_t want = std::min(last - done, kEntriesPerRead);

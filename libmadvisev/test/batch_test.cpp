@@ -29,7 +29,7 @@ TEST(Batch, FlushAdvisesEverythingInOneGo) {
     madv::batch b;
     EXPECT_TRUE(b.add(m.page(0), ps));
     EXPECT_TRUE(b.add(std::span<std::byte>(reinterpret_cast<std::byte *>(m.page(3)), 2 * ps)));
-    EXPECT_TRUE(b.add(m.page(7), 0)); // empty: not queued
+    EXPECT_TRUE(b.add(m.page(7), 0));                 // empty: not queued
     EXPECT_EQ(b.add(m.page(7) + 1, 0).error, EINVAL); // empty but unaligned
     EXPECT_EQ(b.size(), 2u);
     madv::flush_result r = b.flush();

@@ -58,8 +58,8 @@ TEST_P(FirstUse, InAFreshProcess) {
 
 INSTANTIATE_TEST_SUITE_P(Scenarios, FirstUse,
                          ::testing::Values("as-limit", "fd-full", "pidfd-emfile", "threads",
-                                           "seccomp-late", "seccomp-kill-unknown",
-                                           "errno-kept", "fork-first-use"),
+                                           "seccomp-late", "seccomp-kill-unknown", "errno-kept",
+                                           "fork-first-use"),
                          [](const ::testing::TestParamInfo<const char *> &i) {
                              std::string n = i.param;
                              for (char &c : n)

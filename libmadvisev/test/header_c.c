@@ -8,8 +8,7 @@
 
 int header_c_use(void);
 
-int header_c_use(void)
-{
+int header_c_use(void) {
     struct iovec v;
     struct madvisev_page_run run;
     size_t next;

@@ -61,8 +61,8 @@ void warm_up_scan() {
 int child_zero_own_pages() {
     const size_t ps = page_size();
     constexpr size_t kPages = 8;
-    void *p = mmap(nullptr, kPages * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+    void *p =
+        mmap(nullptr, kPages * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return 10;
     fill(p, kPages * ps, 0xa5);
@@ -259,7 +259,7 @@ TEST(ScanFd, LargeRangeOnBothPathsGivesTheSameRuns) {
     base[ps] = 1;
     ASSERT_EQ(rw(len / 4), 0);
     base[len / 4] = 1;
-    ASSERT_EQ(mprotect(base + len / 4, ps, PROT_NONE), 0); // data behind PROT_NONE
+    ASSERT_EQ(mprotect(base + len / 4, ps, PROT_NONE), 0);  // data behind PROT_NONE
     ASSERT_EQ(munmap(base + len / 2, size_t{16} << 20), 0); // a hole
     ASSERT_EQ(mprotect(base + len / 2 + (size_t{32} << 20), ps, PROT_READ), 0);
     volatile const char *zero_page = base + len / 2 + (size_t{32} << 20);

@@ -97,9 +97,9 @@ TEST_P(ScanData, FindsWrittenPagesOnlyAndMergesNeighbours) {
     Mapping m(kPages * ps);
     ASSERT_NE(m.get(), nullptr);
     ASSERT_EQ(madvise(m.get(), kPages * ps, MADV_NOHUGEPAGE), 0); // one entry a page
-    fill(m.page(0), 3 * ps, 0x5a); // pages 0-2: one run
+    fill(m.page(0), 3 * ps, 0x5a);                                // pages 0-2: one run
     volatile const char *read_only = m.page(4);
-    (void)*read_only;    // page 4: the zero page
+    (void)*read_only;       // page 4: the zero page
     fill(m.page(7), ps, 1); // page 7 alone; 5, 6 and 8 untouched
     fill(m.page(9), ps, 1);
     ASSERT_EQ(madvise(m.page(9), ps, MADV_DONTNEED), 0); // page 9: gone again
@@ -309,8 +309,8 @@ TEST_P(ScanData, EmulatedZeroClearsAPartialLastPage) {
     EXPECT_TRUE(all_equal(m.page(2), ps, 0x3c)) << "the page after the range";
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, ScanData,
-                         ::testing::Values(Path::pagemap_scan, Path::pagemap_read), path_name);
+INSTANTIATE_TEST_SUITE_P(Paths, ScanData, ::testing::Values(Path::pagemap_scan, Path::pagemap_read),
+                         path_name);
 
 // Bad arguments are EINVAL before anything is read or written.
 TEST(ScanDataArgs, BadArgumentsAreEinval) {

@@ -616,8 +616,7 @@ TEST_P(ZeroRefused, FailsWithEinvalAndKeepsEveryByte) {
         EXPECT_EQ(changed(anon.get(), kPages * ps, 0), 0u)
             << "the anonymous range was counted but holds data";
     } else {
-        EXPECT_EQ(r, -1) << "returned " << r << ", errno " << err << " (" << strerror(err)
-                         << ")";
+        EXPECT_EQ(r, -1) << "returned " << r << ", errno " << err << " (" << strerror(err) << ")";
         EXPECT_EQ(err, EINVAL) << strerror(err);
         EXPECT_EQ(changed(anon.get(), kPages * ps, kAnon), 0u)
             << "bytes of the anonymous range changed";
@@ -633,15 +632,13 @@ std::string refused_param_name(const ::testing::TestParamInfo<RefusedParam> &inf
            (after_anonymous ? "_after_anonymous" : "_alone");
 }
 
-INSTANTIATE_TEST_SUITE_P(Mappings, ZeroRefused,
-                         ::testing::Combine(::testing::Values(Path::emulated,
-                                                              Path::emulated_maps_text,
-                                                              Path::native),
-                                            ::testing::Values(Refused::memfd_shared,
-                                                              Refused::shared_anonymous,
-                                                              Refused::private_file),
-                                            ::testing::Bool()),
-                         refused_param_name);
+INSTANTIATE_TEST_SUITE_P(
+    Mappings, ZeroRefused,
+    ::testing::Combine(::testing::Values(Path::emulated, Path::emulated_maps_text, Path::native),
+                       ::testing::Values(Refused::memfd_shared, Refused::shared_anonymous,
+                                         Refused::private_file),
+                       ::testing::Bool()),
+    refused_param_name);
 
 // The emulation through every backend: present pages are zeroed with no
 // system call at all; swapped ones would take one MADV_DONTNEED call.
@@ -895,8 +892,7 @@ TEST(ZeroEmulated, OutOfMemoryIsEnomemNotAnAbort) {
             return b.flush().error == ENOMEM ? 0 : 5;
         }
         // Some allocation happened to fit: then the call must have worked.
-        return r == static_cast<ssize_t>(kPages * ps) && all_equal(m.get(), kPages * ps, 0) ? 3
-                                                                                          : 4;
+        return r == static_cast<ssize_t>(kPages * ps) && all_equal(m.get(), kPages * ps, 0) ? 3 : 4;
     });
     ASSERT_TRUE(WIFEXITED(status)) << "the child was " << describe(status);
     EXPECT_NE(WEXITSTATUS(status), 2) << "could not set RLIMIT_AS";

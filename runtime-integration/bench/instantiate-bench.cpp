@@ -315,7 +315,8 @@ struct ThreadOut {
 
 // A Boost.Context stack allocator that notes where the stack it hands out
 // lies, for the page scan.
-template <class Alloc> struct NotedStack {
+template <class Alloc>
+struct NotedStack {
     Alloc inner;
     boost::context::stack_context *noted;
     boost::context::stack_context allocate() { return *noted = inner.allocate(); }

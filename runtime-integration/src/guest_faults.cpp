@@ -37,7 +37,6 @@ thread_local wasm_rt_trap_t t_trap_code = WASM_RT_TRAP_NONE;
 // not known).
 thread_local uintptr_t t_thread_stack_lo = 0, t_thread_stack_hi = 0;
 
-
 // Per thread: the alternate stack the handler runs on (a stack overflow
 // leaves no room on the faulting stack).  Trivially constructed, so the
 // handler may read it; the cleanup object below frees it at thread exit.
@@ -127,8 +126,7 @@ wasm_rt_trap_t classify(const siginfo_t *si, const void *uc) {
         return WASM_RT_TRAP_EXHAUSTION;
     // A memory the stock runtime serves (stock mode or the fallback): its
     // reservation is PROT_NONE past the accessible size.
-    if (in_stock_memory(addr) ||
-        (stock_memories_overflowed() && si->si_code == SEGV_ACCERR))
+    if (in_stock_memory(addr) || (stock_memories_overflowed() && si->si_code == SEGV_ACCERR))
         return WASM_RT_TRAP_OOB;
     return WASM_RT_TRAP_NONE;
 }

@@ -73,7 +73,6 @@ void stock_memory_freed(const void *base) {
     }
 }
 
-
 bool in_stock_memory(const void *addr) {
     auto a = reinterpret_cast<uintptr_t>(addr);
     for (const auto &slot : g_stock_bases) {

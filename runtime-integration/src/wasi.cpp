@@ -200,36 +200,33 @@ const char *wasmpool_wasi_output(const wasmpool_wasi_t *w, uint32_t fd, size_t *
     return w->out[fd - 1].data();
 }
 
-[[gnu::noinline]]
-static uint32_t wasi_args_sizes_get(W *w, uint32_t argc_out, uint32_t size_out) {
+[[gnu::noinline]] static uint32_t wasi_args_sizes_get(W *w, uint32_t argc_out, uint32_t size_out) {
     if (!w)
         return WASMPOOL_WASI_EFAULT;
     return copy_sizes(w, w->arg_at.size(), w->args.size(), argc_out, size_out);
 }
 
-[[gnu::noinline]]
-static uint32_t wasi_args_get(W *w, uint32_t argv, uint32_t argv_buf) {
+[[gnu::noinline]] static uint32_t wasi_args_get(W *w, uint32_t argv, uint32_t argv_buf) {
     if (!w)
         return WASMPOOL_WASI_EFAULT;
     return copy_strings(w, w->args, w->arg_at, argv, argv_buf);
 }
 
-[[gnu::noinline]]
-static uint32_t wasi_environ_sizes_get(W *w, uint32_t count_out, uint32_t size_out) {
+[[gnu::noinline]] static uint32_t wasi_environ_sizes_get(W *w, uint32_t count_out,
+                                                         uint32_t size_out) {
     if (!w)
         return WASMPOOL_WASI_EFAULT;
     return copy_sizes(w, w->env_at.size(), w->env.size(), count_out, size_out);
 }
 
-[[gnu::noinline]]
-static uint32_t wasi_environ_get(W *w, uint32_t environ, uint32_t environ_buf) {
+[[gnu::noinline]] static uint32_t wasi_environ_get(W *w, uint32_t environ, uint32_t environ_buf) {
     if (!w)
         return WASMPOOL_WASI_EFAULT;
     return copy_strings(w, w->env, w->env_at, environ, environ_buf);
 }
 
-[[gnu::noinline]]
-static uint32_t wasi_clock_time_get(W *w, uint32_t clock_id, uint64_t, uint32_t time_out) {
+[[gnu::noinline]] static uint32_t wasi_clock_time_get(W *w, uint32_t clock_id, uint64_t,
+                                                      uint32_t time_out) {
     clockid_t id;
     switch (clock_id) {
     case kClockRealtime:
@@ -257,8 +254,7 @@ static uint32_t wasi_clock_time_get(W *w, uint32_t clock_id, uint64_t, uint32_t 
     return WASMPOOL_WASI_SUCCESS;
 }
 
-[[gnu::noinline]]
-static uint32_t wasi_random_get(W *w, uint32_t buf, uint32_t len) {
+[[gnu::noinline]] static uint32_t wasi_random_get(W *w, uint32_t buf, uint32_t len) {
     uint8_t *p = guest_range(w, buf, len);
     if (!p)
         return WASMPOOL_WASI_EFAULT;
@@ -272,9 +268,8 @@ static uint32_t wasi_random_get(W *w, uint32_t buf, uint32_t len) {
     return WASMPOOL_WASI_SUCCESS;
 }
 
-[[gnu::noinline]]
-static uint32_t wasi_fd_write(W *w, uint32_t fd, uint32_t iovs, uint32_t iovs_len,
-                              uint32_t nwritten_out) {
+[[gnu::noinline]] static uint32_t wasi_fd_write(W *w, uint32_t fd, uint32_t iovs, uint32_t iovs_len,
+                                                uint32_t nwritten_out) {
     std::string *s = stream(w, fd);
     if (!s)
         return WASMPOOL_WASI_EBADF;
@@ -311,22 +306,19 @@ static uint32_t wasi_fd_write(W *w, uint32_t fd, uint32_t iovs, uint32_t iovs_le
     return WASMPOOL_WASI_SUCCESS;
 }
 
-[[gnu::noinline]]
-static uint32_t wasi_fd_close(W *w, uint32_t fd) {
+[[gnu::noinline]] static uint32_t wasi_fd_close(W *w, uint32_t fd) {
     if (!stream(w, fd))
         return WASMPOOL_WASI_EBADF;
     w->open[fd - 1] = false;
     return WASMPOOL_WASI_SUCCESS;
 }
 
-[[gnu::noinline]]
-static uint32_t wasi_fd_seek(W *w, uint32_t fd, uint64_t, uint32_t, uint32_t) {
+[[gnu::noinline]] static uint32_t wasi_fd_seek(W *w, uint32_t fd, uint64_t, uint32_t, uint32_t) {
     // The captured streams are pipe-like: no offsets.
     return stream(w, fd) ? WASMPOOL_WASI_ESPIPE : WASMPOOL_WASI_EBADF;
 }
 
-[[gnu::noinline]]
-static uint32_t wasi_fd_fdstat_get(W *w, uint32_t fd, uint32_t fdstat_out) {
+[[gnu::noinline]] static uint32_t wasi_fd_fdstat_get(W *w, uint32_t fd, uint32_t fdstat_out) {
     if (!stream(w, fd))
         return WASMPOOL_WASI_EBADF;
     uint8_t *p = guest_range(w, fdstat_out, kFdstatBytes);
@@ -340,8 +332,7 @@ static uint32_t wasi_fd_fdstat_get(W *w, uint32_t fd, uint32_t fdstat_out) {
     return WASMPOOL_WASI_SUCCESS;
 }
 
-[[gnu::noinline]]
-static void wasi_proc_exit(W *w, uint32_t code) {
+[[gnu::noinline]] static void wasi_proc_exit(W *w, uint32_t code) {
     if (!w || !w->exit_target) {
         fprintf(stderr, "wasmpool wasi: proc_exit(%u) outside wasmpool_wasi_run()\n", code);
         abort();

@@ -32,7 +32,6 @@ using wasm_rt_pooled_internal::stock_memory_freed;
 using wasm_rt_pooled_internal::stock_memory_served;
 using wasm_rt_pooled_internal::stock_table_grow;
 
-
 namespace {
 
 // What a wasm_rt_pool_t names.  The handle a caller holds is not a pointer
@@ -40,7 +39,7 @@ namespace {
 // destroyed one must be told, not served from freed memory or from a later
 // pool made in the same place.
 struct PoolHandle {
-    std::atomic<uint64_t> serial{0}; // the handle's; 0: unused (or the default)
+    std::atomic<uint64_t> serial{0};       // the handle's; 0: unused (or the default)
     std::unique_ptr<wasmpool::Pool> owned; // null for the process default
     std::atomic<wasmpool::Pool *> pool{nullptr};
     wasm_rt_pool_on_exhausted_t on_exhausted = WASM_RT_POOL_ON_EXHAUSTED_FAIL;
@@ -223,7 +222,8 @@ bool pooled_table_alloc(Table *t, uint32_t elements, uint32_t max_elements) {
     return true;
 }
 
-template <class Table, class Elem> bool pooled_table_free(Table *t) {
+template <class Table, class Elem>
+bool pooled_table_free(Table *t) {
     if (!t->data)
         freed_twice("table");
     wasmpool::Pool *p = wasmpool::Pool::owner_of(wasmpool::Kind::table, t->data);
@@ -248,9 +248,8 @@ __attribute__((noinline)) int64_t pooled_table_grow(Table *t, uint32_t delta, El
     uint64_t want = uint64_t{old} + delta;
     if (want == 0)
         return 0;
-    if (want > t->max_size ||
-        !p->grow_base(wasmpool::Kind::table, t->data, want * sizeof(Elem),
-                      reinterpret_cast<uintptr_t>(t)))
+    if (want > t->max_size || !p->grow_base(wasmpool::Kind::table, t->data, want * sizeof(Elem),
+                                            reinterpret_cast<uintptr_t>(t)))
         return -1;
     for (uint64_t i = old; i < want; i++)
         t->data[i] = init;
@@ -521,8 +520,7 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, u
     stock_memory_served(memory->data);
 }
 
-[[gnu::noinline]]
-static uint32_t grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
+[[gnu::noinline]] static uint32_t grow_memory(wasm_rt_memory_t *memory, uint32_t delta) {
     wasmpool::Pool *p = wasmpool::Pool::owner_of(wasmpool::Kind::memory, memory->data);
     if (!p)
         return wasm_rt_stock_grow_memory(memory, delta);
@@ -567,8 +565,7 @@ void wasm_rt_free_memory(wasm_rt_memory_t *memory) {
     void wasm_rt_allocate_##type##_table(wasm_rt_##type##_table_t *t, uint32_t elements,           \
                                          uint32_t max_elements) {                                  \
         if (!pooled_table_alloc<wasm_rt_##type##_table_t, wasm_rt_##type##_t>(t, elements,         \
-                                                                              max_elements))       \
-        {                                                                                          \
+                                                                              max_elements)) {     \
             wasm_rt_stock_allocate_##type##_table(t, elements, max_elements);                      \
             stock_held(t->data);                                                                   \
         }                                                                                          \

@@ -27,7 +27,7 @@
 namespace {
 
 pthread_mutex_t g_host_lock = PTHREAD_MUTEX_INITIALIZER;
-uint64_t g_host_entries = 0;     // locked_work's bodies that ran
+uint64_t g_host_entries = 0;    // locked_work's bodies that ran
 uintptr_t g_recorded_frame = 0; // where the last one ran
 
 [[gnu::noinline]] uint32_t use_stack(uint32_t x) {
@@ -156,10 +156,9 @@ std::string sweep(uint32_t what) {
                 }
                 returned++;
             } else if (r.trap != WASM_RT_TRAP_EXHAUSTION || ran) {
-                snprintf(line, sizeof(line),
-                         "depth %u, offset %zu: trap %d%s", depth, offset, r.trap,
-                         ran ? " after host code had run: a fault in host code became a trap"
-                             : "");
+                snprintf(line, sizeof(line), "depth %u, offset %zu: trap %d%s", depth, offset,
+                         r.trap,
+                         ran ? " after host code had run: a fault in host code became a trap" : "");
                 return line;
             } else {
                 trapped++;
@@ -226,14 +225,16 @@ bool died_of_the_fault(int status) {
 }
 #define EXPECT_DIES_OF_THE_FAULT(stmt, msg) EXPECT_EXIT(stmt, died_of_the_fault, msg)
 #else
-#define EXPECT_DIES_OF_THE_FAULT(stmt, msg) EXPECT_EXIT(stmt, ::testing::KilledBySignal(SIGSEGV), msg)
+#define EXPECT_DIES_OF_THE_FAULT(stmt, msg)                                                        \
+    EXPECT_EXIT(stmt, ::testing::KilledBySignal(SIGSEGV), msg)
 #endif
 
 // In the death test's child: an instance of traps, after a guarded call on
 // it returned; then @after, which must fault and must not be trapped back
 // into that call's dead frame.  Exits 3 if it was (the call "returned"
 // again), 2 if the fault was not taken at all.
-template <class Fn> [[noreturn]] void fault_after_a_guarded_call(Fn &&after) {
+template <class Fn>
+[[noreturn]] void fault_after_a_guarded_call(Fn &&after) {
     alarm(30);
     wasmpool::Pool pool(host_stack_config());
     wasm_rt_pooled_set_pool(&pool);

@@ -48,7 +48,8 @@ Config small() {
 
 // The message the pool refused @c with, if it threw @Error; a failure if
 // it accepted it or threw anything else.
-template <class Error> std::string refusal(const Config &c) {
+template <class Error>
+std::string refusal(const Config &c) {
     try {
         Pool pool(c);
     } catch (const Error &e) {

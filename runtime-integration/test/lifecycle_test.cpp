@@ -76,7 +76,8 @@ std::vector<Pool::Lease> lease_dirty(Pool &pool, int n, size_t bytes) {
     return held;
 }
 
-template <class Pred> bool wait_for(Pred pred, int ms = 5000) {
+template <class Pred>
+bool wait_for(Pred pred, int ms = 5000) {
     for (int i = 0; i < ms; i++) {
         if (pred())
             return true;

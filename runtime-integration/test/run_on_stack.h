@@ -25,7 +25,8 @@ inline constexpr size_t kTestStackBytes = size_t{128} << 10;
 
 // A Boost.Context fiber on [base, base + size), as the runtime does; under
 // ThreadSanitizer a thread created on that stack.
-template <class Fn> void run_on_stack(std::byte *base, size_t size, Fn &&fn) {
+template <class Fn>
+void run_on_stack(std::byte *base, size_t size, Fn &&fn) {
 #if defined(__SANITIZE_THREAD__)
     pthread_attr_t attr;
     pthread_attr_init(&attr);

@@ -18,7 +18,6 @@
 #include <thread>
 #include <vector>
 
-
 #include "echo.h"
 #include "wasm-rt-impl.h"
 #include "wasmpool/pool.h"
@@ -81,7 +80,7 @@ TEST(TenancyDeath, FreeThroughACopyOfAnInstanceIsRefused) {
             instantiate(&a);
             Z_echo_instance_t copy = a;
             Z_echo_free(&a);
-            instantiate(&b); // the one slot again
+            instantiate(&b);    // the one slot again
             Z_echo_free(&copy); // the stale free
             instantiate(&c_inst);
             write_secret(&b); // B still uses what it holds
@@ -305,8 +304,8 @@ TEST(Tenancy, AcquireWaitsForASlotBeingReset) {
 // at least 3 slots are always free, queued or being reset: acquire() must
 // never fail.  Five runs of each reset policy.
 TEST(Tenancy, NoExhaustionWhileSlotsAreOnTheirWayBack) {
-    for (auto reset : {wasmpool::Reset::adaptive, wasmpool::Reset::decommit,
-                       wasmpool::Reset::zero_in_place}) {
+    for (auto reset :
+         {wasmpool::Reset::adaptive, wasmpool::Reset::decommit, wasmpool::Reset::zero_in_place}) {
         for (int run = 0; run < 5; run++) {
             wasmpool::Config c;
             c.memory_slots = c.table_slots = c.stack_slots = 6;
@@ -333,8 +332,8 @@ TEST(Tenancy, NoExhaustionWhileSlotsAreOnTheirWayBack) {
             for (auto &th : threads)
                 th.join();
             EXPECT_EQ(failed.load(), 0u)
-                << wasmpool::reset_name(reset) << " run " << run << ": " << failed.load()
-                << " of " << failed.load() + done.load() << " acquires reported exhaustion";
+                << wasmpool::reset_name(reset) << " run " << run << ": " << failed.load() << " of "
+                << failed.load() + done.load() << " acquires reported exhaustion";
         }
     }
 }

@@ -159,8 +159,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: madvisev-fault-latency [--seconds S]\n");
 		return 2;
 	}
-	raw = mmap(NULL, 2 * AREA, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	raw = mmap(NULL, 2 * AREA, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (raw == MAP_FAILED) {
 		perror("madvisev-fault-latency: mmap");
 		return 1;
@@ -184,13 +183,12 @@ int main(int argc, char **argv)
 	atomic_store(&stop, 1);
 	pthread_join(t, NULL);
 
-	printf("{\"zero_pages\": %zu, \"fault_pages\": %d, \"seconds\": %.2f, ",
-	       z.len / ps, FAULT_PAGES, seconds);
+	printf("{\"zero_pages\": %zu, \"fault_pages\": %d, \"seconds\": %.2f, ", z.len / ps,
+	       FAULT_PAGES, seconds);
 	print_faults("alone", &alone);
 	printf(", ");
 	print_faults("beside_zero", &beside);
-	printf(", \"zero_calls\": %lu, \"zero_call_mean_us\": %.1f}\n",
-	       atomic_load(&zero_calls),
+	printf(", \"zero_calls\": %lu, \"zero_call_mean_us\": %.1f}\n", atomic_load(&zero_calls),
 	       atomic_load(&zero_calls) ? zero_ns_total / atomic_load(&zero_calls) / 1e3 : 0);
 	return 0;
 }

@@ -90,8 +90,8 @@ static void *advisor(void *arg)
 	char *base;
 
 	(void)arg;
-	base = mmap(NULL, nranges * stride, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	base = mmap(NULL, nranges * stride, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		    0);
 	if (!iov || base == MAP_FAILED) {
 		advisor_error = "mmap";
 		atomic_store(&advisor_ready, 1);
@@ -107,8 +107,7 @@ static void *advisor(void *arg)
 				base[i * stride + off] = 1;
 		atomic_fetch_add(&calls_started, 1);
 		double t0 = now_us();
-		long r = syscall(__NR_madvisev, iov, nranges,
-				 MADV_DONTNEED, 0);
+		long r = syscall(__NR_madvisev, iov, nranges, MADV_DONTNEED, 0);
 		double t1 = now_us();
 
 		atomic_fetch_add(&calls_done, 1);
@@ -159,8 +158,10 @@ int main(int argc, char **argv)
 		}
 		if (!e || *e || (c == 'r' && (nranges < 1 || nranges > 1024)) ||
 		    (c == 'k' && range_kib < 4) || (c == 's' && seconds <= 0)) {
-			fprintf(stderr, "madvisev-lock-latency: bad value '%s' for --%s\n",
-				optarg, c == 'r' ? "ranges" : c == 'k' ? "range-kib" : "seconds");
+			fprintf(stderr, "madvisev-lock-latency: bad value '%s' for --%s\n", optarg,
+				c == 'r'   ? "ranges"
+				: c == 'k' ? "range-kib"
+					   : "seconds");
 			return 2;
 		}
 	}
@@ -179,8 +180,8 @@ int main(int argc, char **argv)
 		unsigned int started = atomic_load(&calls_started);
 		unsigned int done = atomic_load(&calls_done);
 		double t0 = now_us();
-		void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+			       0);
 
 		if (p == MAP_FAILED || munmap(p, 4096)) {
 			perror("madvisev-lock-latency: mmap/munmap");
@@ -212,13 +213,16 @@ int main(int argc, char **argv)
 	if (json_path) {
 		FILE *f = fopen(json_path, "a");
 
-		if (!f || fprintf(f, "{\"ranges\": %zu, \"range_kib\": %zu, \"seconds\": %g, "
-				  "\"calls\": %zu, \"call_p50_us\": %.0f, \"call_max_us\": %.0f, "
-				  "\"samples\": %zu, \"wait_p50_us\": %.0f, \"wait_p99_us\": %.0f, "
-				  "\"wait_max_us\": %.0f}\n",
-				  nranges, range_kib, seconds, calls.n, pct(&calls, 0.5),
-				  calls.v[calls.n - 1], maps.n, pct(&maps, 0.5), pct(&maps, 0.99),
-				  maps.v[maps.n - 1]) < 0 || fclose(f)) {
+		if (!f ||
+		    fprintf(f,
+			    "{\"ranges\": %zu, \"range_kib\": %zu, \"seconds\": %g, "
+			    "\"calls\": %zu, \"call_p50_us\": %.0f, \"call_max_us\": %.0f, "
+			    "\"samples\": %zu, \"wait_p50_us\": %.0f, \"wait_p99_us\": %.0f, "
+			    "\"wait_max_us\": %.0f}\n",
+			    nranges, range_kib, seconds, calls.n, pct(&calls, 0.5),
+			    calls.v[calls.n - 1], maps.n, pct(&maps, 0.5), pct(&maps, 0.99),
+			    maps.v[maps.n - 1]) < 0 ||
+		    fclose(f)) {
 			perror("madvisev-lock-latency: writing the JSON");
 			return 1;
 		}

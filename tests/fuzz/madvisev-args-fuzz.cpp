@@ -425,7 +425,8 @@ void run_call(const Call &c) {
 struct Reader {
     const uint8_t *p;
     size_t n;
-    template <class T> T take() {
+    template <class T>
+    T take() {
         T v{};
         size_t k = n < sizeof(T) ? n : sizeof(T);
         memcpy(&v, p, k);

@@ -32,20 +32,28 @@
 
 #include "madvisev.h" /* the system call's number and MADVISEV_QUERY */
 
-#define SLOT (2UL << 20)       /* segments are 2 MiB slots: THP/hugetlb aligned */
+#define SLOT (2UL << 20) /* segments are 2 MiB slots: THP/hugetlb aligned */
 #define NSLOTS 16
 #define ARENA (NSLOTS * SLOT)
 #define MAX_IOV 1024
 
 enum seg_type {
-	SEG_HOLE, SEG_PRIVATE, SEG_PRIVATE_THP, SEG_SHARED, SEG_FILE_PRIVATE,
-	SEG_FILE_SHARED, SEG_READONLY, SEG_NONE, SEG_LOCKED, SEG_HUGETLB,
-	SEG_HALF, SEG_TYPES
+	SEG_HOLE,
+	SEG_PRIVATE,
+	SEG_PRIVATE_THP,
+	SEG_SHARED,
+	SEG_FILE_PRIVATE,
+	SEG_FILE_SHARED,
+	SEG_READONLY,
+	SEG_NONE,
+	SEG_LOCKED,
+	SEG_HUGETLB,
+	SEG_HALF,
+	SEG_TYPES
 };
-static const char *seg_names[] = {
-	"hole", "private", "private-thp", "shared", "file-private", "file-shared",
-	"read-only", "prot-none", "locked", "hugetlb", "half",
-};
+static const char *seg_names[] = { "hole",	   "private",	  "private-thp", "shared",
+				   "file-private", "file-shared", "read-only",	 "prot-none",
+				   "locked",	   "hugetlb",	  "half" };
 
 static uint64_t rng_state;
 static uint64_t rnd(void) /* splitmix64: small, seedable, reproducible */
@@ -56,7 +64,10 @@ static uint64_t rnd(void) /* splitmix64: small, seedable, reproducible */
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 	return z ^ (z >> 31);
 }
-static uint64_t below(uint64_t n) { return n ? rnd() % n : 0; }
+static uint64_t below(uint64_t n)
+{
+	return n ? rnd() % n : 0;
+}
 
 static char *arena_a, *arena_b;
 static size_t page;
@@ -120,8 +131,14 @@ static void map_segment(char *at, enum seg_type t)
 	}
 }
 
-static size_t seg_len(enum seg_type t) { return t == SEG_HOLE ? 0 : t == SEG_HALF ? SLOT / 2 : SLOT; }
-static bool seg_writable(enum seg_type t) { return t != SEG_HOLE && t != SEG_READONLY && t != SEG_NONE; }
+static size_t seg_len(enum seg_type t)
+{
+	return t == SEG_HOLE ? 0 : t == SEG_HALF ? SLOT / 2 : SLOT;
+}
+static bool seg_writable(enum seg_type t)
+{
+	return t != SEG_HOLE && t != SEG_READONLY && t != SEG_NONE;
+}
 
 /* Give slot @i a new random type, and the same random data, in both arenas. */
 static void reshape(int i)
@@ -155,12 +172,29 @@ static void reshape(int i)
 }
 
 static const int good_advice[] = {
-	MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED,
-	MADV_FREE, MADV_REMOVE, MADV_DONTFORK, MADV_DOFORK, MADV_MERGEABLE,
-	MADV_UNMERGEABLE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_DONTDUMP,
-	MADV_DODUMP, MADV_WIPEONFORK, MADV_KEEPONFORK, MADV_COLD, MADV_PAGEOUT,
-	MADV_POPULATE_READ, MADV_POPULATE_WRITE, 24 /* DONTNEED_LOCKED */,
-	1000 /* ZERO */,
+	MADV_NORMAL,
+	MADV_RANDOM,
+	MADV_SEQUENTIAL,
+	MADV_WILLNEED,
+	MADV_DONTNEED,
+	MADV_FREE,
+	MADV_REMOVE,
+	MADV_DONTFORK,
+	MADV_DOFORK,
+	MADV_MERGEABLE,
+	MADV_UNMERGEABLE,
+	MADV_HUGEPAGE,
+	MADV_NOHUGEPAGE,
+	MADV_DONTDUMP,
+	MADV_DODUMP,
+	MADV_WIPEONFORK,
+	MADV_KEEPONFORK,
+	MADV_COLD,
+	MADV_PAGEOUT,
+	MADV_POPULATE_READ,
+	MADV_POPULATE_WRITE,
+	24 /* DONTNEED_LOCKED */,
+	1000 /* ZERO */
 };
 /* Never: HWPOISON and SOFT_OFFLINE damage real pages; COLLAPSE can fail
  * for want of memory in one twin and not the other. */
@@ -193,7 +227,7 @@ static struct iovec pick_range(void)
 		break;
 	case 2: /* wraps the address space */
 		base = (uintptr_t)arena_a + below(NSLOTS) * SLOT;
-		len = (size_t)-(intptr_t)(below(4) * page) - base + below(8) * page;
+		len = (size_t)(-(intptr_t)(below(4) * page)) - base + below(8) * page;
 		if (!len)
 			len = SIZE_MAX;
 		break;
@@ -281,7 +315,9 @@ static long model_loop(const struct iovec *iov, size_t n, int advice)
 static void dump(const char *why, uint64_t seed, unsigned long iter, const struct iovec *iov,
 		 size_t n, int advice, unsigned int flags, long want, long got)
 {
-	fprintf(stderr, "madvisev-fuzz: MISMATCH (%s) seed %" PRIu64 " iteration %lu: advice %d flags %#x vlen %zu: want %ld, got %ld\n",
+	fprintf(stderr,
+		"madvisev-fuzz: MISMATCH (%s) seed %" PRIu64
+		" iteration %lu: advice %d flags %#x vlen %zu: want %ld, got %ld\n",
 		why, seed, iter, advice, flags, n, want, got);
 	for (size_t i = 0; i < n && i < 32; i++)
 		fprintf(stderr, "  iov[%zu] = { %p (arena+%#lx), %#zx }\n", i, iov[i].iov_base,
@@ -332,10 +368,9 @@ static bool twins_equal(int advice, const bool touched[NSLOTS], int *bad_slot)
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"Usage: madvisev-fuzz [--seed N] [--seconds S] [--iterations N]\n"
-		"Differential fuzzing of madvisev(2) against a loop of madvise(2) on a\n"
-		"twin address space.  Prints the seed; the same seed replays the run.\n");
+	fprintf(out, "Usage: madvisev-fuzz [--seed N] [--seconds S] [--iterations N]\n"
+		     "Differential fuzzing of madvisev(2) against a loop of madvise(2) on a\n"
+		     "twin address space.  Prints the seed; the same seed replays the run.\n");
 }
 
 int main(int argc, char **argv)
@@ -391,7 +426,8 @@ int main(int argc, char **argv)
 	}
 	/* Twins with an arena-sized unmapped gap around each, so ranges that
 	 * run past an arena's end see the same nothing in both. */
-	char *region = mmap(NULL, 5 * ARENA + SLOT, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *region = mmap(NULL, 5 * ARENA + SLOT, PROT_NONE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (region == MAP_FAILED) {
 		perror("madvisev-fuzz: mmap");
 		return 2;
@@ -406,7 +442,8 @@ int main(int argc, char **argv)
 			fprintf(f, "%d\n", 4 * NSLOTS);
 			fclose(f);
 		}
-		void *h = mmap(NULL, SLOT, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+		void *h = mmap(NULL, SLOT, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
 		have_hugetlb = h != MAP_FAILED;
 		if (have_hugetlb)
 			munmap(h, SLOT);
@@ -430,10 +467,18 @@ int main(int argc, char **argv)
 			reshape(below(NSLOTS));
 		size_t n;
 		switch (below(10)) {
-		case 0: n = 0; break;
-		case 1: n = MAX_IOV + below(3); break;
-		case 2: n = 1 + below(MAX_IOV); break;
-		default: n = 1 + below(16); break;
+		case 0:
+			n = 0;
+			break;
+		case 1:
+			n = MAX_IOV + below(3);
+			break;
+		case 2:
+			n = 1 + below(MAX_IOV);
+			break;
+		default:
+			n = 1 + below(16);
+			break;
 		}
 		for (size_t i = 0; i < n && i < MAX_IOV + 8; i++)
 			iov[i] = pick_range();
@@ -478,8 +523,8 @@ int main(int argc, char **argv)
 			memset(arena_b + s * SLOT + off, v, page);
 		}
 	}
-	printf("madvisev-fuzz: seed %" PRIu64 ": %lu iterations, %lu calls, %lu mismatches\n",
-	       seed, iter, calls, mismatches);
+	printf("madvisev-fuzz: seed %" PRIu64 ": %lu iterations, %lu calls, %lu mismatches\n", seed,
+	       iter, calls, mismatches);
 	return mismatches ? 1 : 0;
 bad:
 	fprintf(stderr, "madvisev-fuzz: bad arguments (try --help)\n");

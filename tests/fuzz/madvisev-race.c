@@ -42,7 +42,7 @@
 #define ADVISORS 2
 
 static size_t page;
-static char *shared_region;      /* NCHUNKS chunks the racers change */
+static char *shared_region; /* NCHUNKS chunks the racers change */
 static atomic_bool stop;
 static atomic_ulong calls, failures, ops[8];
 static unsigned seed;
@@ -58,7 +58,10 @@ static unsigned rnd(unsigned *s)
 	return *s >> 8;
 }
 
-static char *chunk(unsigned i) { return shared_region + (i % NCHUNKS) * CHUNK; }
+static char *chunk(unsigned i)
+{
+	return shared_region + (i % NCHUNKS) * CHUNK;
+}
 
 /* A random page of a random chunk, among the first @pages of it. */
 static char *some_page(unsigned *s, size_t pages)
@@ -102,8 +105,10 @@ static void *advisor(void *arg)
 		atomic_fetch_add(&calls, 1);
 		if (r < (long)own_bytes) {
 			char msg[128];
-			snprintf(msg, sizeof(msg), "madvisev returned %ld (%s), below the %zu bytes of its own ranges",
-				 r, r < 0 ? strerror(errno) : "short", own_bytes);
+			snprintf(
+				msg, sizeof(msg),
+				"madvisev returned %ld (%s), below the %zu bytes of its own ranges",
+				r, r < 0 ? strerror(errno) : "short", own_bytes);
 			fail(msg);
 			break;
 		}
@@ -111,8 +116,9 @@ static void *advisor(void *arg)
 			for (int i = 0; i < OWN_RANGES; i++)
 				for (size_t b = 0; b < page; b++)
 					if (own[2 * i * page + b]) {
-						fail(advice == 1000 ? "an own range did not read zero after MADV_ZERO"
-								    : "an own range did not read zero after MADV_DONTNEED");
+						fail(advice == 1000
+							     ? "an own range did not read zero after MADV_ZERO"
+							     : "an own range did not read zero after MADV_DONTNEED");
 						return NULL;
 					}
 	}
@@ -256,7 +262,8 @@ static void *uffd_racer(void *arg)
 static void on_alarm(int sig)
 {
 	(void)sig;
-	static const char msg[] = "madvisev-race: FAIL: still running past the time limit (hang?)\n";
+	static const char msg[] =
+		"madvisev-race: FAIL: still running past the time limit (hang?)\n";
 	ssize_t w = write(2, msg, sizeof(msg) - 1);
 	(void)w;
 	_exit(1);
@@ -308,7 +315,8 @@ int main(int argc, char **argv)
 		perror("madvisev-race: setup");
 		return 2;
 	}
-	printf("madvisev-race: seed %u, %.0f s, %d advisors against 6 racers\n", seed, seconds, ADVISORS);
+	printf("madvisev-race: seed %u, %.0f s, %d advisors against 6 racers\n", seed, seconds,
+	       ADVISORS);
 	fflush(stdout);
 	signal(SIGALRM, on_alarm);
 	alarm((unsigned)seconds + 120);
@@ -335,8 +343,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < n; i++)
 		pthread_join(t[i], NULL);
 	printf("madvisev-race: %lu madvisev calls; %lu remaps, %lu mprotects, %lu mremaps, %lu faults, %lu forks, %lu uffd registrations; %lu failures\n",
-	       atomic_load(&calls), atomic_load(&ops[0]), atomic_load(&ops[1]), atomic_load(&ops[2]),
-	       atomic_load(&ops[3]), atomic_load(&ops[4]), atomic_load(&ops[5]), atomic_load(&failures));
+	       atomic_load(&calls), atomic_load(&ops[0]), atomic_load(&ops[1]),
+	       atomic_load(&ops[2]), atomic_load(&ops[3]), atomic_load(&ops[4]),
+	       atomic_load(&ops[5]), atomic_load(&failures));
 	return atomic_load(&failures) ? 1 : 0;
 bad:
 	fprintf(stderr, "madvisev-race: bad arguments (try --help)\n");

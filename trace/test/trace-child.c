@@ -97,7 +97,7 @@ static int uring_madvise(const struct iovec *iov, int n, int *failed)
 		return -1;
 	struct io_uring_cqe *cqe;
 	unsigned head, seen = 0;
-	io_uring_for_each_cqe(&ring, head, cqe) {
+	io_uring_for_each_cqe (&ring, head, cqe) {
 		*failed += cqe->res < 0;
 		seen++;
 	}
@@ -112,7 +112,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: trace-child MADVISE PM MADVISEV URING VLEN [sibling]\n");
 		return 2;
 	}
-	int nm = count(argv[1], 1 << 20), np = count(argv[2], 1 << 20), nv = count(argv[3], 1 << 20);
+	int nm = count(argv[1], 1 << 20), np = count(argv[2], 1 << 20),
+	    nv = count(argv[3], 1 << 20);
 	int nu = count(argv[4], MADVISEV_IOV_MAX), vlen = count(argv[5], MADVISEV_IOV_MAX);
 	if (nm < 0 || np < 0 || nv < 0 || nu < 0 || vlen < 1) {
 		fprintf(stderr, "trace-child: bad counts (try without arguments)\n");
@@ -126,7 +127,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int slots = vlen > nu ? vlen : nu;
-	arena = mmap(NULL, 2 * slots * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	arena = mmap(NULL, 2 * slots * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		     -1, 0);
 	struct iovec *iov = calloc(slots, sizeof(*iov));
 	if (arena == MAP_FAILED || !iov) {
 		perror("trace-child");
@@ -149,7 +151,8 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < np; i++) {
 		dirty(iov, vlen);
-		pm_failed += syscall(SYS_process_madvise, PIDFD_SELF, iov, vlen, MADV_DONTNEED, 0) < 0;
+		pm_failed +=
+			syscall(SYS_process_madvise, PIDFD_SELF, iov, vlen, MADV_DONTNEED, 0) < 0;
 	}
 	for (int i = 0; i < nv; i++) {
 		dirty(iov, vlen);

@@ -86,8 +86,8 @@ static int failed;
 static void check(const char *what, long got, long want)
 {
 	if (got != want) {
-		fprintf(stderr, "madvisev-flushcount: %s returned %ld (%s), want %ld\n",
-			what, got, got < 0 ? strerror(errno) : "short", want);
+		fprintf(stderr, "madvisev-flushcount: %s returned %ld (%s), want %ld\n", what, got,
+			got < 0 ? strerror(errno) : "short", want);
 		failed = 1;
 	}
 }
@@ -97,8 +97,8 @@ static void check(const char *what, long got, long want)
  * BASE, each page written first, then advised by one madvisev() or (CALLS)
  * one madvise() per range.  Prints each probe's hits per round.
  */
-static void run_case(const char *name, char *base, int nr, size_t len, size_t stride,
-		     int calls, int rounds)
+static void run_case(const char *name, char *base, int nr, size_t len, size_t stride, int calls,
+		     int rounds)
 {
 	struct iovec *iov = calloc(nr, sizeof(*iov));
 	struct counts before, after;
@@ -140,8 +140,12 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "n:r:")) != -1) {
 		switch (opt) {
-		case 'n': vlen = atoi(optarg); break;
-		case 'r': rounds = atoi(optarg); break;
+		case 'n':
+			vlen = atoi(optarg);
+			break;
+		case 'r':
+			rounds = atoi(optarg);
+			break;
 		default:
 			fprintf(stderr, "usage: madvisev-flushcount [-n VLEN] [-r ROUNDS]\n");
 			return 2;
@@ -162,8 +166,8 @@ int main(int argc, char **argv)
 		perror("mmap");
 		return 1;
 	}
-	printf("# per call, mean of %d; %d ranges of one page (%ld bytes), a page apart\n",
-	       rounds, vlen, page);
+	printf("# per call, mean of %d; %d ranges of one page (%ld bytes), a page apart\n", rounds,
+	       vlen, page);
 	run_case("madvisev", base, vlen, page, 2 * page, 0, rounds);
 	run_case("madvise", base, vlen, page, 2 * page, 1, rounds);
 	run_case("madvisev-contiguous", base, 1, vlen * page, 0, 0, rounds);

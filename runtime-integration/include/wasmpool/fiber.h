@@ -56,7 +56,8 @@ class PooledStack {
 // so a finished fiber's stack keeps the poison of its last frames, and
 // whoever gets that memory next (the pool, or a later mmap at the same
 // address) would trip over it.  Clear it as the stack is given back.
-template <class StackAlloc> class UnpoisonOnFree {
+template <class StackAlloc>
+class UnpoisonOnFree {
   public:
     explicit UnpoisonOnFree(StackAlloc inner) : inner_(std::move(inner)) {}
     boost::context::stack_context allocate() { return inner_.allocate(); }
@@ -72,7 +73,8 @@ template <class StackAlloc> class UnpoisonOnFree {
 };
 
 // Run @fn to completion on a fiber allocated by @salloc.
-template <class StackAlloc, class Fn> void run_on_fiber(StackAlloc &&salloc, Fn &&fn) {
+template <class StackAlloc, class Fn>
+void run_on_fiber(StackAlloc &&salloc, Fn &&fn) {
 #if defined(__SANITIZE_THREAD__)
     // ThreadSanitizer cannot follow Boost.Context's stack switches (this
     // Boost announces none), and hangs or misreports across them: under
