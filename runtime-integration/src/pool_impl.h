@@ -34,6 +34,10 @@ inline size_t page_up(size_t bytes) {
 // What one page-table page maps (2 MiB with 4 KiB pages): the span of one
 // page-table lock.  Every slot lies in page-table pages of its own, so no
 // reset or fault in one slot waits for a lock that another slot's holds.
+// A page-table entry is 8 bytes on every 64-bit architecture Linux runs
+// on; where one were smaller, a table page would map more than this and
+// two slots could share a lock (slower, never less isolated: the slots'
+// pages stay apart).
 inline const size_t kTableSpan = kPage * (kPage / sizeof(uint64_t));
 
 inline int64_t now_ns() {
