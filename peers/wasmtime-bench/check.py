@@ -59,13 +59,14 @@ def main():
     calls, failed = r.get("process_madvise_calls"), r.get("process_madvise_failed")
     rounds = r.get("ipi_rounds_sent")
     per_call = r.get("ipi_rounds_per_process_madvise")
+    received = r.get("shootdowns_per_instantiation")  # null: no TLB row in /proc/interrupts
     print(f"wasmtime-check ({a.kernel}): Wasmtime {r['wasmtime_version']} {r['config']}, {r['module']}, "
           f"{r['threads']} threads: {n} instantiations, {r['errors']} errors; "
           f"process_madvise(PIDFD_SELF) -> {r['process_madvise_pidfd_self']}; "
           f"{calls} process_madvise calls ({failed} failed), {r.get('madvise_calls')} madvise, "
           f"{r.get('mmap_calls')} mmap; {rounds} IPI rounds sent "
           f"({'-' if per_call is None else f'{per_call:.3f}'} per process_madvise call); "
-          f"{r['shootdowns_per_instantiation']} shootdowns received per instantiation")
+          f"{'-' if received is None else f'{received:.3f}'} shootdowns received per instantiation")
 
     problems = []
 
